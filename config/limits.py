@@ -1,0 +1,52 @@
+"""Named limits. Every batch, page, upload and loop in ecoledger is bounded by one of these.
+
+Units are in the names. They protect memory and the database from hostile or broken input;
+raising one is a deliberate decision, so each says why it has its value.
+"""
+
+# Entries validated and written per database round (one executemany per table). Large enough
+# to amortise the per-statement cost, small enough that a batch's rows stay a few MB in memory.
+BATCH_ENTRIES_MAX = 5_000
+
+# One JSON line of the interchange format. A 4-posting entry is ~600 bytes; 1 MiB leaves room
+# for entries with many postings while a 10 GB line without a newline cannot exhaust memory.
+LINE_BYTES_MAX = 1_048_576
+
+# Postings in one entry. A month-end aggregate entry may carry many lines; beyond this it
+# should be split into several entries.
+POSTINGS_PER_ENTRY_MAX = 1_000
+
+# Caller-supplied external entry ids (the idempotency key).
+ENTRY_ID_CHARS_MAX = 200
+
+# Free text on an entry. Descriptions are labels, not documents.
+DESCRIPTION_CHARS_MAX = 1_000
+
+# Source reference (type, id) of an entry.
+SOURCE_TYPE_CHARS_MAX = 64
+SOURCE_ID_CHARS_MAX = 200
+
+# Dimensions on a posting and metadata keys on an entry.
+DIMENSIONS_PER_POSTING_MAX = 32
+METADATA_KEYS_MAX = 32
+DIMENSION_KEY_CHARS_MAX = 63
+DIMENSION_VALUE_CHARS_MAX = 200
+METADATA_VALUE_CHARS_MAX = 1_000
+
+# Rejections kept in a posting report; the counts stay exact beyond this.
+REJECTIONS_REPORTED_MAX = 1_000
+
+# Bound parameters in one IN (...) list; SQLite's default limit is 32,766.
+SQL_IN_PARAMS_MAX = 1_000
+
+# Accounts in one chart-of-accounts template, companies listed per page.
+CHART_ACCOUNTS_MAX = 500
+
+# Violations that `ecoledger verify` lists per check; the count stays exact beyond this.
+VIOLATIONS_REPORTED_MAX = 200
+
+# Rows fetched per round trip when streaming the journal (verify, export, statements).
+STREAM_ROWS_PER_FETCH = 10_000
+
+# SQLite: how long a writer waits for another writer's lock before giving up.
+SQLITE_BUSY_TIMEOUT_SECONDS = 60

@@ -1,0 +1,121 @@
+"""Settings: documented defaults, overridden by a settings file, overridden by the environment.
+
+Precedence (lowest first): the defaults below; the TOML settings file named by
+``ECOLEDGER_SETTINGS`` (or ``./ecoledger.toml`` when it exists); environment variables
+``ECOLEDGER_<NAME>``; finally command-line options, which the CLI applies on top.
+
+Example ``ecoledger.toml``::
+
+    database_url = "postgresql+psycopg://ledger@db.internal/ecoledger"
+    actor = "ops:jane"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import tomllib
+from pathlib import Path
+from typing import Mapping
+
+ENV_PREFIX = "ECOLEDGER_"
+SETTINGS_FILE_ENV = "ECOLEDGER_SETTINGS"
+DEFAULT_SETTINGS_FILE = "ecoledger.toml"
+
+
+class SettingsError(ValueError):
+    """A settings file or variable is unreadable or has an unknown or malformed value."""
+
+
+def _default_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry, e.g. in some containers
+        return "cli:unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """All settings of one ecoledger installation. Field docs are the reference."""
+
+    # SQLAlchemy URL of the ledger database. Default: the SQLite file ecoledger.db in the
+    # current directory. Production: postgresql+psycopg://user@host/db (extra [postgres]).
+    database_url: str = "sqlite:///ecoledger.db"
+
+    # Directory for ecoledger's own files (job broker queues, exports). Relative paths are
+    # resolved against the current directory.
+    data_dir: str = ".ecoledger"
+
+    # Who the audit log names for changes made from this process (CLI user, service name).
+    actor: str = dataclasses.field(default_factory=_default_actor)
+
+    # Log every SQL statement (debugging only).
+    echo_sql: bool = False
+
+    def with_overrides(self, **overrides: object) -> "Settings":
+        """Return a copy with the given non-None values replaced (CLI options)."""
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: object, source: str) -> object:
+    field_type = _FIELDS[name].type
+    if field_type in ("bool", bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{source}: {name} must be true or false, not {raw!r}")
+    if not isinstance(raw, str):
+        raise SettingsError(f"{source}: {name} must be a string, not {type(raw).__name__}")
+    return raw
+
+
+def _from_file(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise SettingsError(f"settings file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"settings file {path}: {exc}") from exc
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise SettingsError(
+            f"settings file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(_FIELDS))}"
+        )
+    return {name: _coerce(name, value, f"settings file {path}") for name, value in data.items()}
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for name in _FIELDS:
+        key = ENV_PREFIX + name.upper()
+        if key in environ:
+            values[name] = _coerce(name, environ[key], f"environment variable {key}")
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """Read settings from the defaults, the settings file and the environment."""
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    values: dict[str, object] = {}
+    explicit = environ.get(SETTINGS_FILE_ENV)
+    if explicit:
+        values.update(_from_file(Path(explicit)))
+    elif (cwd / DEFAULT_SETTINGS_FILE).is_file():
+        values.update(_from_file(cwd / DEFAULT_SETTINGS_FILE))
+    values.update(_from_env(environ))
+    return Settings(**values)

@@ -1,0 +1,3 @@
+from ecoledger.cli import main
+
+main()

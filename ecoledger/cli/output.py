@@ -1,0 +1,95 @@
+"""Rendering for the CLI: tables for people, JSON and CSV for scripts, progress on terminals."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import sys
+from typing import Any, Iterable, Iterator, Sequence
+
+import click
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+TABLE, JSON, CSV = "table", "json", "csv"
+
+
+def format_option(*choices: str, default: str = TABLE):
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default=default,
+        show_default=True,
+        help="Output format: table for reading, json or csv for scripts.",
+    )
+
+
+def _console(stderr: bool = False) -> Console:
+    # Wide enough for account names when output goes to a file or a pipe.
+    return Console(stderr=stderr, width=None if sys.stdout.isatty() else 200, highlight=False)
+
+
+def emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+
+
+def emit_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    writer = csv.writer(click.get_text_stream("stdout"), lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if value is None else value for value in row])
+
+
+def emit_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    right: Iterable[str] = (),
+    footer: Sequence[Sequence[Any]] = (),
+) -> None:
+    right = set(right)
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
+    if footer:
+        table.add_section()
+        for row in footer:
+            table.add_row(*("" if value is None else str(value) for value in row), style="bold")
+    _console().print(table)
+
+
+def note(message: str) -> None:
+    """A line for people, on stderr, so that stdout stays parseable."""
+    click.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, total: float | None, unit: str = "") -> Iterator:
+    """A progress bar on a terminal (stderr); a no-op elsewhere. Yields advance(n)."""
+    if not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}")]
+    if total:
+        columns += [BarColumn(), MofNCompleteColumn() if not unit else TextColumn("{task.percentage:>3.0f}%")]
+        columns += [TimeElapsedColumn(), TimeRemainingColumn()]
+    else:
+        columns += [TextColumn("{task.completed:,.0f} " + unit), TimeElapsedColumn()]
+    with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.update(task, advance=n)

@@ -1,0 +1,219 @@
+"""The demo ecosystem: one month of a field-service operator with two legal entities, a
+vendor, a reseller and three customers, posted through the same paths as real input.
+
+Every later capability extends this story (billing, clearing, statements, the close), so
+that ``ecoledger demo`` always shows the whole of ecoledger working end to end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from decimal import Decimal
+from typing import Any, Callable
+
+from ledger import companies, periods, posting, reversal
+from ledger.database import Database
+from ledger.interchange import read_json_lines
+
+MONTH_START = dt.date(2026, 10, 1)
+MONTH_END = dt.date(2026, 10, 31)
+PERIOD = "2026-10"
+
+COMPANIES = [
+    # code, name, roles
+    ("OPFI", "Northwind Services Oy (operator, billing entity)", ("operator",)),
+    ("OPEE", "Northwind Services OÜ (operator, service desk)", ("operator",)),
+    ("FIXR", "FieldFix Oy (vendor: field technicians)", ("vendor",)),
+    ("CHNL", "ChannelOne AB (reseller)", ("reseller",)),
+]
+CUSTOMERS = {"C-17": "Contoso Retail", "C-23": "Fabrikam Clinics", "C-42": "Tailspin Logistics"}
+SUBSCRIPTION_EUR = Decimal("300.00")
+HOURLY_RATE_EUR = Decimal("95.00")
+VENDOR_SHARE = Decimal("0.60")
+COMMISSION_RATE = Decimal("0.10")
+SERVICE_DESK_COST_EUR = Decimal("5000.00")
+TRANSFER_MARKUP = Decimal("0.08")
+
+
+def _eur(amount: Decimal) -> str:
+    return str(amount.quantize(Decimal("0.01")))
+
+
+def _line(company: str, account: str, amount: Decimal, **dimensions: str) -> dict[str, Any]:
+    line: dict[str, Any] = {"company": company, "account": account, "amount": _eur(amount), "currency": "EUR"}
+    if dimensions:
+        line["dimensions"] = dimensions
+    return line
+
+
+def _entry(entry_id: str, day: dt.date, description: str, source: str, *lines: dict) -> dict[str, Any]:
+    return {
+        "id": entry_id,
+        "date": day.isoformat(),
+        "description": description,
+        "source": {"type": source, "id": entry_id},
+        "postings": list(lines),
+    }
+
+
+def _hours(customer: str, day: dt.date) -> Decimal:
+    """Deterministic technician hours per customer and working day (0 to 4.5 hours)."""
+    seed = (sum(map(ord, customer)) * 31 + day.toordinal() * 17) % 10
+    return Decimal(seed) / 2
+
+
+def month_of_entries() -> list[dict[str, Any]]:
+    """October 2026 in the interchange format, in the order it happened."""
+    entries: list[dict[str, Any]] = []
+    for customer in CUSTOMERS:
+        entries.append(
+            _entry(
+                f"sub-{customer}-2026-10", MONTH_START,
+                f"Service desk subscription October, {CUSTOMERS[customer]} (invoiced in advance)",
+                "contract",
+                _line("OPFI", "Assets:Receivables:Customers", SUBSCRIPTION_EUR, customer=customer),
+                _line("OPFI", "Liabilities:ContractLiabilities", -SUBSCRIPTION_EUR, customer=customer),
+            )
+        )
+    # C-42 was sold by the reseller: commission on the subscription.
+    commission = SUBSCRIPTION_EUR * COMMISSION_RATE
+    entries.append(
+        _entry(
+            "commission-C-42-2026-10", MONTH_START, "Reseller commission 10% on C-42 subscription",
+            "contract",
+            _line("OPFI", "Expenses:Commissions", commission, counterparty="CHNL", customer="C-42"),
+            _line("OPFI", "Liabilities:Ecosystem:DueTo", -commission, counterparty="CHNL"),
+            _line("CHNL", "Assets:Ecosystem:DueFrom", commission, counterparty="OPFI"),
+            _line("CHNL", "Income:Commissions", -commission, counterparty="OPFI", customer="C-42"),
+        )
+    )
+    usage: dict[str, Decimal] = {customer: Decimal(0) for customer in CUSTOMERS}
+    day = MONTH_START
+    while day <= MONTH_END:
+        if day.weekday() < 5:
+            for customer in CUSTOMERS:
+                hours = _hours(customer, day)
+                if not hours:
+                    continue
+                price = hours * HOURLY_RATE_EUR
+                cost = (price * VENDOR_SHARE).quantize(Decimal("0.01"))
+                usage[customer] += price
+                entries.append(
+                    _entry(
+                        f"usage-{customer}-{day}", day,
+                        f"Field service {hours} h for {CUSTOMERS[customer]}", "usage",
+                        _line("OPFI", "Assets:Receivables:Unbilled", price, customer=customer, service="field-service"),
+                        _line("OPFI", "Income:Usage", -price, customer=customer, service="field-service"),
+                        _line("OPFI", "Expenses:CostOfServices", cost, counterparty="FIXR", customer=customer),
+                        _line("OPFI", "Liabilities:Ecosystem:DueTo", -cost, counterparty="FIXR"),
+                        _line("FIXR", "Assets:Ecosystem:DueFrom", cost, counterparty="OPFI"),
+                        _line("FIXR", "Income:Ecosystem", -cost, counterparty="OPFI", customer=customer),
+                    )
+                )
+        day += dt.timedelta(days=1)
+    entries.append(
+        _entry(
+            "payment-C-17-2026-10-20", dt.date(2026, 10, 20), "Contoso Retail pays the October subscription",
+            "bank",
+            _line("OPFI", "Assets:Bank", SUBSCRIPTION_EUR),
+            _line("OPFI", "Assets:Receivables:Customers", -SUBSCRIPTION_EUR, customer="C-17"),
+        )
+    )
+    # The Estonian entity runs the service desk and charges the billing entity cost plus 8%.
+    transfer = SERVICE_DESK_COST_EUR * (1 + TRANSFER_MARKUP)
+    entries.append(
+        _entry(
+            "payroll-OPEE-2026-10", MONTH_END, "Service desk staff costs October", "payroll",
+            _line("OPEE", "Expenses:CostOfServices", SERVICE_DESK_COST_EUR),
+            _line("OPEE", "Assets:Bank", -SERVICE_DESK_COST_EUR),
+        )
+    )
+    entries.append(
+        _entry(
+            "transfer-price-OPEE-OPFI-2026-10", MONTH_END, "Service desk October, cost plus 8%",
+            "intercompany",
+            _line("OPFI", "Expenses:Intercompany", transfer, counterparty="OPEE"),
+            _line("OPFI", "Liabilities:Ecosystem:DueTo", -transfer, counterparty="OPEE"),
+            _line("OPEE", "Assets:Ecosystem:DueFrom", transfer, counterparty="OPFI"),
+            _line("OPEE", "Income:Intercompany", -transfer, counterparty="OPFI"),
+        )
+    )
+    for customer, amount in usage.items():
+        entries.append(
+            _entry(
+                f"invoice-usage-{customer}-2026-10", MONTH_END, f"Usage invoiced to {CUSTOMERS[customer]}",
+                "invoice",
+                _line("OPFI", "Assets:Receivables:Customers", amount, customer=customer),
+                _line("OPFI", "Assets:Receivables:Unbilled", -amount, customer=customer),
+            )
+        )
+        entries.append(
+            _entry(
+                f"revrec-sub-{customer}-2026-10", MONTH_END, f"Subscription revenue October, {CUSTOMERS[customer]}",
+                "revrec",
+                _line("OPFI", "Liabilities:ContractLiabilities", SUBSCRIPTION_EUR, customer=customer),
+                _line("OPFI", "Income:Subscriptions", -SUBSCRIPTION_EUR, customer=customer),
+            )
+        )
+    return entries
+
+
+MISTAKE = _entry(
+    "usage-C-23-2026-10-14-dup", dt.date(2026, 10, 14), "Field service 2.0 h (rated twice by mistake)", "usage",
+    _line("OPFI", "Assets:Receivables:Unbilled", Decimal("190.00"), customer="C-23"),
+    _line("OPFI", "Income:Usage", Decimal("-190.00"), customer="C-23"),
+)
+
+UNBALANCED = _entry(
+    "manual-typo-1", dt.date(2026, 10, 31), "A manual entry with a typo", "manual",
+    _line("OPFI", "Expenses:CostOfServices", Decimal("100.00")),
+    _line("OPFI", "Assets:Bank", Decimal("-10.00")),
+)
+
+
+def _jsonl(entries: list[dict[str, Any]]) -> io.BytesIO:
+    return io.BytesIO("".join(json.dumps(e) + "\n" for e in entries).encode())
+
+
+def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
+    """Build the demo ecosystem in an empty database, narrating each step through ``say``."""
+    say("1. Onboarding the ecosystem: an operator with two legal entities, a vendor, a reseller")
+    for code, name, roles in COMPANIES:
+        created = companies.add_company(db, code, name, "EUR", actor=actor, roles=roles, open_date=MONTH_START)
+        say(f"   {code:5} {name}: {created.account_count} accounts from the default chart")
+
+    entries = month_of_entries()
+    say(f"\n2. Posting October 2026: {len(entries)} entries (subscriptions, rated usage with vendor")
+    say("   mirror postings, reseller commission, intercompany transfer price, invoices, revenue)")
+    report = posting.post_entries(db, read_json_lines(_jsonl(entries)), actor=actor)
+    say(f"   {report.accepted} accepted, {report.duplicates} duplicate, {report.rejected} rejected")
+
+    say("\n3. The same file again: idempotent, nothing is posted twice")
+    report = posting.post_entries(db, read_json_lines(_jsonl(entries)), actor=actor)
+    say(f"   {report.accepted} accepted, {report.duplicates} duplicate, {report.rejected} rejected")
+
+    say("\n4. An unbalanced manual entry is refused, naming the field; nothing is written")
+    report = posting.post_entries(db, read_json_lines(_jsonl([UNBALANCED])), actor=actor)
+    for outcome in report.rejections:
+        for problem in outcome.problems:
+            say(f"   line {outcome.ref} ({outcome.external_id}): {problem} [{problem.code}]")
+
+    say("\n5. A usage line rated twice is corrected by a reversal, never by an edit")
+    posting.post_entries(db, read_json_lines(_jsonl([MISTAKE])), actor=actor)
+    undone = reversal.reverse_entry(db, MISTAKE["id"], dt.date(2026, 10, 15), actor=actor)
+    say(f"   {undone.original_id} reversed by {undone.reversal_id} on {undone.effective_date}")
+
+    say(f"\n6. Closing {PERIOD} for every company: the month now refuses postings")
+    for code, _, _ in COMPANIES:
+        periods.close_period(db, code, PERIOD, actor=actor)
+    late = _entry(
+        "usage-late-1", dt.date(2026, 10, 30), "Late usage line", "usage",
+        _line("OPFI", "Assets:Receivables:Unbilled", Decimal("95.00"), customer="C-17"),
+        _line("OPFI", "Income:Usage", Decimal("-95.00"), customer="C-17"),
+    )
+    report = posting.post_entries(db, read_json_lines(_jsonl([late])), actor=actor)
+    for outcome in report.rejections:
+        for problem in outcome.problems:
+            say(f"   {outcome.external_id}: {problem} [{problem.code}]")

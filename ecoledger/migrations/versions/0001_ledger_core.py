@@ -1,0 +1,157 @@
+"""Ledger core: companies, accounts, journal, balances, closed periods, audit log.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-22
+
+The triggers below are copied, not imported, from ledger/schema.py: a migration is a frozen
+record of what was applied. tests/test_schema.py checks that both agree.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+IMMUTABLE_TABLES = ("journal_entries", "postings", "audit_log")
+MESSAGE = "posted rows are immutable; post a reversal instead"
+
+POSTGRESQL_REFUSE_FUNCTION = f"""\
+CREATE FUNCTION ecoledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%: {MESSAGE}', TG_TABLE_NAME
+        USING ERRCODE = 'restrict_violation';
+END
+$$"""
+
+
+def _create_triggers() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        for table in IMMUTABLE_TABLES:
+            for verb in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table}: {MESSAGE}'); END"
+                )
+    else:
+        op.execute(POSTGRESQL_REFUSE_FUNCTION)
+        for table in IMMUTABLE_TABLES:
+            op.execute(
+                f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change()"
+            )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change()"
+            )
+
+
+def upgrade() -> None:
+    op.create_table('audit_log',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=200), nullable=False),
+    sa.Column('action', sa.String(length=64), nullable=False),
+    sa.Column('target', sa.String(length=255), nullable=False),
+    sa.Column('details', sa.Text(), nullable=False),
+    sa.Column('request_id', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
+    )
+    op.create_table('companies',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('functional_currency', sa.String(length=3), nullable=False),
+    sa.Column('roles', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_companies')),
+    sa.UniqueConstraint('code', name=op.f('uq_companies_code'))
+    )
+    op.create_table('journal_entries',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('external_id', sa.String(length=255), nullable=False),
+    sa.Column('effective_date', sa.Date(), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('source_type', sa.String(length=64), nullable=False),
+    sa.Column('source_id', sa.String(length=255), nullable=True),
+    sa.Column('metadata_json', sa.Text(), nullable=True),
+    sa.Column('reverses_id', sa.BigInteger(), nullable=True),
+    sa.Column('payload_hash', sa.String(length=64), nullable=False),
+    sa.Column('chain_hash', sa.String(length=64), nullable=False),
+    sa.CheckConstraint('reverses_id IS NULL OR reverses_id < id', name=op.f('ck_journal_entries_reverses_earlier')),
+    sa.ForeignKeyConstraint(['reverses_id'], ['journal_entries.id'], name=op.f('fk_journal_entries_reverses_id_journal_entries')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_journal_entries')),
+    sa.UniqueConstraint('external_id', name=op.f('uq_journal_entries_external_id')),
+    sa.UniqueConstraint('reverses_id', name=op.f('uq_journal_entries_reverses_id'))
+    )
+    op.create_table('accounts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('type', sa.String(length=16), nullable=False),
+    sa.Column('currencies', sa.JSON(), nullable=False),
+    sa.Column('balance_constraint', sa.String(length=16), nullable=True),
+    sa.Column('open_date', sa.Date(), nullable=False),
+    sa.Column('close_date', sa.Date(), nullable=True),
+    sa.Column('description', sa.String(length=500), nullable=False),
+    sa.CheckConstraint("(type = 'asset' AND name LIKE 'Assets:%') OR (type = 'liability' AND name LIKE 'Liabilities:%') OR (type = 'equity' AND name LIKE 'Equity:%') OR (type = 'income' AND name LIKE 'Income:%') OR (type = 'expense' AND name LIKE 'Expenses:%')", name=op.f('ck_accounts_type_matches_root')),
+    sa.CheckConstraint("balance_constraint IS NULL OR balance_constraint IN ('non_negative', 'non_positive')", name=op.f('ck_accounts_balance_constraint_known')),
+    sa.CheckConstraint('close_date IS NULL OR close_date > open_date', name=op.f('ck_accounts_close_after_open')),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_accounts_company_id_companies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
+    sa.UniqueConstraint('company_id', 'name', name=op.f('uq_accounts_company_id_name'))
+    )
+    op.create_table('closed_periods',
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('period', sa.String(length=7), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=False),
+    sa.Column('closed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('closed_by', sa.String(length=200), nullable=False),
+    sa.Column('last_entry_id', sa.BigInteger(), nullable=False),
+    sa.CheckConstraint('end_date >= start_date', name=op.f('ck_closed_periods_dates_ordered')),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_closed_periods_company_id_companies')),
+    sa.PrimaryKeyConstraint('company_id', 'period', name=op.f('pk_closed_periods'))
+    )
+    op.create_table('balances',
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('balance_minor', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_balances_account_id_accounts')),
+    sa.PrimaryKeyConstraint('account_id', 'currency', name=op.f('pk_balances'))
+    )
+    op.create_table('daily_balances',
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('balance_date', sa.Date(), nullable=False),
+    sa.Column('balance_minor', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_daily_balances_account_id_accounts')),
+    sa.PrimaryKeyConstraint('account_id', 'currency', 'balance_date', name=op.f('pk_daily_balances'))
+    )
+    op.create_table('postings',
+    sa.Column('entry_id', sa.BigInteger(), nullable=False),
+    sa.Column('line_no', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('dimensions', sa.Text(), nullable=True),
+    sa.Column('effective_date', sa.Date(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_postings_account_id_accounts')),
+    sa.ForeignKeyConstraint(['entry_id'], ['journal_entries.id'], name=op.f('fk_postings_entry_id_journal_entries')),
+    sa.PrimaryKeyConstraint('entry_id', 'line_no', name=op.f('pk_postings'))
+    )
+    with op.batch_alter_table('postings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_postings_account_id_effective_date'), ['account_id', 'effective_date'], unique=False)
+    _create_triggers()
+
+
+def downgrade() -> None:
+    for table in ("postings", "daily_balances", "balances", "closed_periods", "accounts",
+                  "journal_entries", "companies", "audit_log"):
+        op.drop_table(table)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION ecoledger_refuse_change()")

@@ -1,0 +1,205 @@
+"""Pure validation rules of the ledger: no I/O, state passed in, problems returned as values.
+
+``check_entry`` applies the rules that need only the chart and the period calendar (accounts
+exist and are open, currencies allowed, periods open, balanced per company and currency).
+``BalanceTimeline`` applies the rules that need balances over time (balance constraints and
+the 64-bit range), entry by entry, so that each entry is judged against exactly the entries
+accepted before it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from typing import Mapping, NamedTuple
+
+from ledger.money import INT64_MAX, format_amount
+from ledger.records import (
+    E_ACCOUNT_NOT_OPEN,
+    E_BALANCE_CONSTRAINT,
+    E_CLOSED_PERIOD,
+    E_CURRENCY_NOT_ALLOWED,
+    E_UNBALANCED,
+    E_UNKNOWN_ACCOUNT,
+    E_UNKNOWN_COMPANY,
+    EntryDraft,
+    Problem,
+    show,
+)
+
+NON_NEGATIVE = "non_negative"
+NON_POSITIVE = "non_positive"
+
+
+class AccountInfo(NamedTuple):
+    id: int
+    company_id: int
+    company_code: str
+    name: str
+    type: str
+    currencies: frozenset[str]
+    constraint: str | None
+    open_date: dt.date
+    close_date: dt.date | None
+
+
+class ResolvedPosting(NamedTuple):
+    account: AccountInfo
+    amount_minor: int
+    currency: str
+    dimensions_json: str | None
+
+
+def check_entry(
+    draft: EntryDraft,
+    accounts: Mapping[tuple[str, str], AccountInfo],
+    known_companies: Mapping[str, int],
+    closed_through: Mapping[int, dt.date],
+) -> list[Problem]:
+    """Problems of ``draft`` against the chart and the closed periods (empty: it may post).
+
+    ``closed_through`` maps a company id to the end of its latest closed period.
+    """
+    problems: list[Problem] = []
+    day = draft.effective_date
+    sums: dict[tuple[str, str], int] = {}
+    closed_reported: set[int] = set()
+    for index, posting in enumerate(draft.postings):
+        key = (posting.company, posting.account)
+        account = accounts.get(key)
+        if account is None:
+            if posting.company not in known_companies:
+                problems.append(
+                    Problem(
+                        E_UNKNOWN_COMPANY,
+                        f"postings[{index}].company",
+                        f"no company {show(posting.company)}",
+                    )
+                )
+            else:
+                problems.append(
+                    Problem(
+                        E_UNKNOWN_ACCOUNT,
+                        f"postings[{index}].account",
+                        f"company {posting.company} has no account {show(posting.account)}",
+                    )
+                )
+            continue
+        if posting.currency not in account.currencies:
+            problems.append(
+                Problem(
+                    E_CURRENCY_NOT_ALLOWED,
+                    f"postings[{index}].currency",
+                    f"{posting.company} {account.name} accepts "
+                    f"{', '.join(sorted(account.currencies))}, not {posting.currency}",
+                )
+            )
+        if day < account.open_date or (account.close_date is not None and day > account.close_date):
+            window = f"from {account.open_date}" + (
+                f" to {account.close_date}" if account.close_date else ""
+            )
+            problems.append(
+                Problem(
+                    E_ACCOUNT_NOT_OPEN,
+                    f"postings[{index}].account",
+                    f"{posting.company} {account.name} is open {window}, not on {day}",
+                )
+            )
+        through = closed_through.get(account.company_id)
+        if through is not None and day <= through and account.company_id not in closed_reported:
+            closed_reported.add(account.company_id)
+            problems.append(
+                Problem(
+                    E_CLOSED_PERIOD,
+                    "date",
+                    f"{day:%Y-%m} is closed for {posting.company} (closed through {through}); "
+                    "post into an open period",
+                )
+            )
+        sum_key = (posting.company, posting.currency)
+        sums[sum_key] = sums.get(sum_key, 0) + posting.amount_minor
+    for (company, currency), total in sums.items():
+        if total:
+            problems.append(
+                Problem(
+                    E_UNBALANCED,
+                    "postings",
+                    f"{company} postings in {currency} sum to {format_amount(total, currency)}; "
+                    "each company's postings must sum to zero per currency",
+                )
+            )
+    return problems
+
+
+class BalanceTimeline:
+    """Closing balances of one (account, currency) at the end of each day with postings.
+
+    Holds the days from some date on (``base`` is the balance before the first of them) and
+    applies deltas: a delta on day d changes the closing balance of d and of every later day.
+    """
+
+    __slots__ = ("base", "days", "balances", "changed", "stored_days", "known")
+
+    def __init__(self, base: int | None, rows: list[tuple[dt.date, int]]) -> None:
+        # Whether the pair already has a current balance row (any day stored before).
+        self.known = base is not None or bool(rows)
+        self.base = base or 0
+        self.days = [day for day, _ in rows]
+        self.balances = [balance for _, balance in rows]
+        self.stored_days = frozenset(self.days)  # rows that exist in the database
+        self.changed: set[dt.date] = set()
+
+    def _index_for(self, day: dt.date) -> int:
+        """Index of ``day``, inserting it (carrying the previous balance) if absent."""
+        index = bisect.bisect_left(self.days, day)
+        if index == len(self.days) or self.days[index] != day:
+            previous = self.balances[index - 1] if index else self.base
+            self.days.insert(index, day)
+            self.balances.insert(index, previous)
+        return index
+
+    def extremes_from(self, day: dt.date, delta: int) -> tuple[int, int]:
+        """(lowest, highest) closing balance from ``day`` on if ``delta`` were applied."""
+        index = bisect.bisect_left(self.days, day)
+        later = self.balances[index:]
+        if index == len(self.days) or self.days[index] != day:
+            later = [self.balances[index - 1] if index else self.base] + later
+        return min(later) + delta, max(later) + delta
+
+    def apply(self, day: dt.date, delta: int) -> None:
+        index = self._index_for(day)
+        balances = self.balances
+        for i in range(index, len(balances)):
+            balances[i] += delta
+        self.changed.update(self.days[index:])
+
+    def rows(self) -> list[tuple[dt.date, int]]:
+        return list(zip(self.days, self.balances))
+
+
+def constraint_problem(
+    account: AccountInfo, currency: str, day: dt.date, delta: int, timeline: BalanceTimeline
+) -> Problem | None:
+    """Why applying ``delta`` on ``day`` breaks the account's constraint or 64 bits, or None."""
+    low, high = timeline.extremes_from(day, delta)
+    if low < -INT64_MAX or high > INT64_MAX:
+        return Problem(
+            E_BALANCE_CONSTRAINT,
+            "postings",
+            f"{account.company_code} {account.name} {currency} balance would leave the 64-bit range",
+        )
+    if account.constraint == NON_NEGATIVE and low < 0:
+        return Problem(
+            E_BALANCE_CONSTRAINT,
+            "postings",
+            f"{account.company_code} {account.name} must not go below zero; it would reach "
+            f"{format_amount(low, currency)} {currency} on or after {day}",
+        )
+    if account.constraint == NON_POSITIVE and high > 0:
+        return Problem(
+            E_BALANCE_CONSTRAINT,
+            "postings",
+            f"{account.company_code} {account.name} must not go above zero; it would reach "
+            f"{format_amount(high, currency)} {currency} on or after {day}",
+        )
+    return None

@@ -1,0 +1,235 @@
+"""Ledger tables, constraints and the triggers that make posted rows immutable.
+
+The Alembic migrations under ``ecoledger/migrations`` must produce exactly this schema;
+``tests/test_schema.py`` compares the two, triggers and check constraints included.
+
+Money is ``BigInteger`` minor units beside a currency code, never ``Numeric`` (SQLite turns
+it into a float). Free-form key/value sets (dimensions, entry metadata) are stored as the
+canonical JSON text that the hash chain covers, so that ``verify`` can recompute hashes
+from the stored bytes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    DDL,
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+)
+
+from ledger.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+ACCOUNT_TYPES = ("asset", "liability", "equity", "income", "expense")
+BALANCE_CONSTRAINTS = ("non_negative", "non_positive")
+
+companies = Table(
+    "companies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("functional_currency", String(3), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("code"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("currencies", JSON, nullable=False),
+    Column("balance_constraint", String(16), nullable=True),
+    Column("open_date", Date, nullable=False),
+    Column("close_date", Date, nullable=True),
+    Column("description", String(500), nullable=False),
+    UniqueConstraint("company_id", "name"),
+    CheckConstraint(
+        "(type = 'asset' AND name LIKE 'Assets:%') OR "
+        "(type = 'liability' AND name LIKE 'Liabilities:%') OR "
+        "(type = 'equity' AND name LIKE 'Equity:%') OR "
+        "(type = 'income' AND name LIKE 'Income:%') OR "
+        "(type = 'expense' AND name LIKE 'Expenses:%')",
+        name="type_matches_root",
+    ),
+    CheckConstraint(
+        "balance_constraint IS NULL OR balance_constraint IN ('non_negative', 'non_positive')",
+        name="balance_constraint_known",
+    ),
+    # beancount requires a close date strictly after the open date.
+    CheckConstraint("close_date IS NULL OR close_date > open_date", name="close_after_open"),
+)
+
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    # The journal position: assigned in order under the write lock; the hash chain follows it.
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("external_id", String(255), nullable=False),
+    Column("effective_date", Date, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("source_type", String(64), nullable=False),
+    Column("source_id", String(255), nullable=True),
+    Column("metadata_json", Text, nullable=True),
+    Column("reverses_id", BigInteger, ForeignKey("journal_entries.id"), nullable=True),
+    Column("payload_hash", String(64), nullable=False),
+    Column("chain_hash", String(64), nullable=False),
+    UniqueConstraint("external_id"),
+    # Invariant 7: an entry is reversed at most once.
+    UniqueConstraint("reverses_id"),
+    CheckConstraint("reverses_id IS NULL OR reverses_id < id", name="reverses_earlier"),
+)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("dimensions", Text, nullable=True),
+    # Copy of the entry's date so that account statements are one index range scan.
+    Column("effective_date", Date, nullable=False),
+    PrimaryKeyConstraint("entry_id", "line_no"),
+    Index(None, "account_id", "effective_date"),
+)
+
+# Current balance of each (account, currency) pair that has postings: the trial balance
+# "now" reads only this table, and it lists the pairs that daily_balances holds.
+balances = Table(
+    "balances",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("balance_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "currency"),
+)
+
+# Closing balance of an account in a currency at the end of each day that has postings.
+# A balance at any date is one index seek per (account, currency); see docs/design.md.
+daily_balances = Table(
+    "daily_balances",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("balance_date", Date, nullable=False),
+    Column("balance_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "currency", "balance_date"),
+)
+
+# One row per closed period of a company. Periods close in order, so a company's closed
+# periods are always a prefix of its calendar: everything up to the latest end_date.
+closed_periods = Table(
+    "closed_periods",
+    metadata,
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=False),
+    Column("closed_by", String(200), nullable=False),
+    # Journal position when the period closed: a posting into the period from a later entry
+    # is a violation that verify reports.
+    Column("last_entry_id", BigInteger, nullable=False),
+    PrimaryKeyConstraint("company_id", "period"),
+    CheckConstraint("end_date >= start_date", name="dates_ordered"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("details", Text, nullable=False),
+    Column("request_id", String(64), nullable=True),
+)
+
+# -- Immutability, enforced by the database itself (invariant 4) ----------------------------
+
+IMMUTABLE_TABLES = ("journal_entries", "postings", "audit_log")
+
+IMMUTABILITY_MESSAGE = "posted rows are immutable; post a reversal instead"
+
+
+def sqlite_immutability_ddl(table: str) -> list[str]:
+    """SQLite triggers refusing UPDATE and DELETE on ``table``."""
+    return [
+        f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table}: {IMMUTABILITY_MESSAGE}'); END"
+        for verb in ("UPDATE", "DELETE")
+    ]
+
+
+POSTGRESQL_REFUSE_FUNCTION = f"""\
+CREATE FUNCTION ecoledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%: {IMMUTABILITY_MESSAGE}', TG_TABLE_NAME
+        USING ERRCODE = 'restrict_violation';
+END
+$$"""
+
+
+def postgresql_immutability_ddl(table: str) -> list[str]:
+    """PostgreSQL triggers refusing UPDATE, DELETE and TRUNCATE on ``table``."""
+    return [
+        f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change()",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change()",
+    ]
+
+
+def expected_triggers(dialect: str) -> set[tuple[str, str]]:
+    """(table, trigger name) pairs that must exist; verify checks them."""
+    if dialect == "sqlite":
+        names = ("{t}_no_update", "{t}_no_delete")
+    else:
+        names = ("{t}_immutable", "{t}_no_truncate")
+    return {(t, n.format(t=t)) for t in IMMUTABLE_TABLES for n in names}
+
+
+def _attach_triggers() -> None:
+    event.listen(
+        metadata, "after_create", DDL(POSTGRESQL_REFUSE_FUNCTION).execute_if(dialect="postgresql")
+    )
+    for table in IMMUTABLE_TABLES:
+        for statement in sqlite_immutability_ddl(table):
+            event.listen(metadata, "after_create", DDL(statement).execute_if(dialect="sqlite"))
+        for statement in postgresql_immutability_ddl(table):
+            event.listen(
+                metadata, "after_create", DDL(statement).execute_if(dialect="postgresql")
+            )
+
+
+_attach_triggers()

@@ -1,0 +1,173 @@
+"""marshmallow schemas of ecoledger's JSON documents: what ``--format json`` prints and what
+the API (issue 8) will answer and document in its OpenAPI description. Amounts are decimal
+strings in major units beside their currency, as in the interchange format."""
+
+from __future__ import annotations
+
+import json
+
+from marshmallow import Schema, fields
+
+from ledger.money import format_amount
+
+
+def _amount(attribute: str):
+    return fields.Function(
+        lambda obj: format_amount(getattr(obj, attribute), obj.currency),
+        metadata={"description": "decimal string in major units of the currency"},
+    )
+
+
+class ProblemSchema(Schema):
+    code = fields.String(metadata={"description": "stable error code"})
+    field = fields.String(allow_none=True, metadata={"description": "JSON path of the field"})
+    message = fields.String()
+
+
+class CompanySchema(Schema):
+    code = fields.String()
+    name = fields.String()
+    functional_currency = fields.String()
+    roles = fields.List(fields.String())
+    created_at = fields.DateTime()
+    account_count = fields.Integer()
+
+
+class AccountSchema(Schema):
+    company = fields.String()
+    name = fields.String()
+    type = fields.String()
+    currencies = fields.List(fields.String())
+    constraint = fields.String(allow_none=True)
+    open_date = fields.Date()
+    close_date = fields.Date(allow_none=True)
+    description = fields.String()
+
+
+class OutcomeSchema(Schema):
+    ref = fields.Raw(metadata={"description": "line number (CLI) or index (API) of the entry"})
+    id = fields.String(attribute="external_id", allow_none=True)
+    status = fields.String(metadata={"description": "accepted, duplicate or rejected"})
+    entry_seq = fields.Integer(allow_none=True, metadata={"description": "journal position"})
+    problems = fields.List(fields.Nested(ProblemSchema))
+
+
+class PostingReportSchema(Schema):
+    all_or_nothing = fields.Boolean()
+    accepted = fields.Integer()
+    duplicates = fields.Integer()
+    rejected = fields.Integer()
+    not_posted = fields.Integer(
+        metadata={"description": "valid entries rolled back because the all-or-nothing batch had rejections"}
+    )
+    first_entry_seq = fields.Integer(allow_none=True)
+    last_entry_seq = fields.Integer(allow_none=True)
+    rejections = fields.List(fields.Nested(OutcomeSchema))
+    rejections_omitted = fields.Integer()
+    results = fields.List(fields.Nested(OutcomeSchema), allow_none=True)
+
+
+class BalanceLineSchema(Schema):
+    company = fields.String()
+    account = fields.String()
+    type = fields.String()
+    currency = fields.String()
+    balance = _amount("balance_minor")
+    balance_minor = fields.Integer()
+
+
+class TrialBalanceSchema(Schema):
+    as_of = fields.Date(allow_none=True)
+    company = fields.String(allow_none=True)
+    consolidated = fields.Boolean()
+    lines = fields.List(fields.Nested(BalanceLineSchema))
+    totals = fields.Method("_totals")
+
+    def _totals(self, obj):
+        return [
+            {
+                "currency": currency,
+                "debits": format_amount(debits, currency),
+                "credits": format_amount(credits, currency),
+            }
+            for currency, (debits, credits) in sorted(obj.totals().items())
+        ]
+
+
+class StatementLineSchema(Schema):
+    date = fields.Date()
+    entry_seq = fields.Integer()
+    entry_id = fields.String()
+    description = fields.String()
+    line_no = fields.Integer()
+    currency = fields.String()
+    amount = _amount("amount_minor")
+    balance = _amount("balance_minor")
+    dimensions = fields.Method("_dimensions")
+
+    def _dimensions(self, obj):
+        return json.loads(obj.dimensions) if obj.dimensions else {}
+
+
+class PeriodSchema(Schema):
+    company = fields.String()
+    period = fields.String()
+    start = fields.Date()
+    end = fields.Date()
+    status = fields.String()
+    closed_at = fields.DateTime(allow_none=True)
+    closed_by = fields.String(allow_none=True)
+
+
+class ReversalSchema(Schema):
+    original_id = fields.String()
+    reversal_id = fields.String()
+    entry_seq = fields.Integer()
+    effective_date = fields.Date()
+    created = fields.Boolean()
+
+
+class PostingDocumentSchema(Schema):
+    company = fields.String()
+    account = fields.String()
+    amount = _amount("amount_minor")
+    currency = fields.String()
+    dimensions = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class SourceSchema(Schema):
+    type = fields.String()
+    id = fields.String(allow_none=True)
+
+
+class EntryDocumentSchema(Schema):
+    """A stored entry: the interchange format plus what the ledger recorded."""
+
+    id = fields.String(attribute="external_id")
+    date = fields.Date(attribute="effective_date")
+    description = fields.String()
+    source = fields.Nested(SourceSchema)
+    metadata = fields.Dict(keys=fields.String(), values=fields.String())
+    postings = fields.List(fields.Nested(PostingDocumentSchema))
+    entry_seq = fields.Integer()
+    recorded_at = fields.DateTime()
+    reverses = fields.String(allow_none=True)
+    reversed_by = fields.String(allow_none=True)
+    payload_hash = fields.String()
+    chain_hash = fields.String()
+
+
+class ViolationSchema(Schema):
+    check = fields.String()
+    entry_id = fields.String(allow_none=True)
+    message = fields.String()
+
+
+class VerifyReportSchema(Schema):
+    ok = fields.Boolean()
+    entries = fields.Integer()
+    postings = fields.Integer()
+    head_seq = fields.Integer()
+    head_hash = fields.String()
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    violations = fields.List(fields.Nested(ViolationSchema))
