@@ -71,32 +71,28 @@ def available_templates() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_template(name_or_path: str) -> ChartTemplate:
-    """A template shipped in config/charts by name, or a YAML file by path."""
-    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
-        path = Path(name_or_path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise LedgerError(
-                Problem(E_NOT_FOUND, "template", f"cannot read {path}: {exc.strerror}")
-            ) from exc
-        source = str(path)
-    else:
-        if not _TEMPLATE_NAME_RE.fullmatch(name_or_path) or name_or_path not in available_templates():
-            raise LedgerError(
-                Problem(
-                    E_NOT_FOUND,
-                    "template",
-                    f"no chart template {show(name_or_path)}; available: "
-                    f"{', '.join(available_templates())} (or a path to a .yaml file)",
-                )
+def load_template(name: str) -> ChartTemplate:
+    """A template shipped in config/charts, by name. Never a path: names may come from
+    API callers."""
+    if not isinstance(name, str) or not _TEMPLATE_NAME_RE.fullmatch(name) or name not in available_templates():
+        raise LedgerError(
+            Problem(
+                E_NOT_FOUND,
+                "template",
+                f"no chart template {show(name)}; available: {', '.join(available_templates())}",
             )
-        text = (importlib.resources.files("config.charts") / f"{name_or_path}.yaml").read_text(
-            encoding="utf-8"
         )
-        source = name_or_path
-    return parse_template(text, source)
+    text = (importlib.resources.files("config.charts") / f"{name}.yaml").read_text(encoding="utf-8")
+    return parse_template(text, name)
+
+
+def load_template_file(path: Path) -> ChartTemplate:
+    """A template from a YAML file of the operator's own (CLI only)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LedgerError(Problem(E_NOT_FOUND, "template", f"cannot read {path}: {exc}")) from exc
+    return parse_template(text, str(path))
 
 
 def parse_template(text: str, source: str) -> ChartTemplate:

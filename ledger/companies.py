@@ -10,7 +10,7 @@ from sqlalchemy import exists, func, insert, select, update
 
 from config.currencies import MINOR_UNITS
 from ledger import audit
-from ledger.chart import CONSTRAINTS, ROLES, account_type, load_template
+from ledger.chart import CONSTRAINTS, ROLES, ChartTemplate, account_type, load_template
 from ledger.database import Database
 from ledger.interchange import check_text
 from ledger.records import (
@@ -98,17 +98,20 @@ def add_company(
     *,
     actor: str,
     roles: Sequence[str] = ("operator",),
-    template: str | None = "default",
+    template: str | ChartTemplate | None = "default",
     extra_currencies: Sequence[str] = (),
     open_date: dt.date | None = None,
 ) -> Company:
-    """Create a company with the accounts of a chart template (None: no accounts)."""
+    """Create a company with the accounts of a chart template: a shipped template's name,
+    a loaded template, or None for no accounts."""
     _check_company_fields(code, name, roles)
     _check_currency(currency, "currency")
     for extra in extra_currencies:
         _check_currency(extra, "extra_currencies")
     roles = tuple(sorted(set(roles)))
-    chart = load_template(template).accounts_for(roles) if template else []
+    if isinstance(template, str):
+        template = load_template(template)
+    chart = template.accounts_for(roles) if template else []
     currencies = [currency] + sorted(set(extra_currencies) - {currency})
     open_date = open_date or default_open_date()
     now = dt.datetime.now(dt.timezone.utc)
@@ -146,7 +149,7 @@ def add_company(
                 "name": name,
                 "currency": currency,
                 "roles": list(roles),
-                "template": template,
+                "template": template.name if template else None,
                 "accounts": len(chart),
             },
         )

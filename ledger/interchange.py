@@ -47,7 +47,8 @@ SOURCE_FIELDS = frozenset({"type", "id"})
 
 # Printable ASCII without spaces: ids are typed in shells and sent in URLs.
 ENTRY_ID_RE = re.compile(r"[!-~]{1,%d}" % limits.ENTRY_ID_CHARS_MAX)
-KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,%d}" % (limits.DIMENSION_KEY_CHARS_MAX - 1))
+# At least two characters: beancount metadata keys need them, and exports must load.
+KEY_RE = re.compile(r"[a-z][a-z0-9_]{1,%d}" % (limits.DIMENSION_KEY_CHARS_MAX - 1))
 SOURCE_TYPE_RE = re.compile(r"[a-z][a-z0-9_.\-]{0,%d}" % (limits.SOURCE_TYPE_CHARS_MAX - 1))
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -115,7 +116,7 @@ def parse_pairs(
                     E_INVALID,
                     field,
                     f"key {show(key)} must be lower-case letters, digits and _ "
-                    f"starting with a letter, at most {limits.DIMENSION_KEY_CHARS_MAX} long",
+                    f"starting with a letter, 2 to {limits.DIMENSION_KEY_CHARS_MAX} long",
                 )
             )
             ok = False
@@ -258,7 +259,10 @@ def parse_entry(raw: Any, ref: object = None) -> EntryDraft | Refused:
             )
     effective_date = parse_date(raw.get("date"), "date", problems)
     description = raw.get("description", "")
-    check_text(description, "description", limits.DESCRIPTION_CHARS_MAX, problems, empty_ok=True)
+    if description is None:
+        problems.append(Problem(E_MALFORMED, "description", "must be a string, not null"))
+    else:
+        check_text(description, "description", limits.DESCRIPTION_CHARS_MAX, problems, empty_ok=True)
     source_type, source_id = "manual", None
     if "source" in raw:
         source_type, source_id = _parse_source(raw["source"], problems)

@@ -219,17 +219,18 @@ def expected_triggers(dialect: str) -> set[tuple[str, str]]:
     return {(t, n.format(t=t)) for t in IMMUTABLE_TABLES for n in names}
 
 
+def _ddl(statement: str, dialect: str) -> DDL:
+    # DDL() applies %-formatting to its text; the SQL itself wants literal percent signs.
+    return DDL(statement.replace("%", "%%")).execute_if(dialect=dialect)
+
+
 def _attach_triggers() -> None:
-    event.listen(
-        metadata, "after_create", DDL(POSTGRESQL_REFUSE_FUNCTION).execute_if(dialect="postgresql")
-    )
+    event.listen(metadata, "after_create", _ddl(POSTGRESQL_REFUSE_FUNCTION, "postgresql"))
     for table in IMMUTABLE_TABLES:
         for statement in sqlite_immutability_ddl(table):
-            event.listen(metadata, "after_create", DDL(statement).execute_if(dialect="sqlite"))
+            event.listen(metadata, "after_create", _ddl(statement, "sqlite"))
         for statement in postgresql_immutability_ddl(table):
-            event.listen(
-                metadata, "after_create", DDL(statement).execute_if(dialect="postgresql")
-            )
+            event.listen(metadata, "after_create", _ddl(statement, "postgresql"))
 
 
 _attach_triggers()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import click
 
 from ecoledger.cli.ledger_commands import DATE
 from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
 from ledger import companies as service
-from ledger.chart import CONSTRAINTS, ROLES, available_templates
+from ledger.chart import CONSTRAINTS, ROLES, available_templates, load_template_file
 from ledger.schemas import AccountSchema, CompanySchema
 
 
@@ -54,7 +55,7 @@ def company_add(app, code, name, currency, roles, template, extra, open_date, fm
         currency,
         actor=app.actor,
         roles=roles or ("operator",),
-        template=None if template == "none" else template,
+        template=_template(template),
         extra_currencies=extra,
         open_date=open_date,
     )
@@ -65,6 +66,15 @@ def company_add(app, code, name, currency, roles, template, extra, open_date, fm
             f"added {created.code} ({created.name}, {created.functional_currency}, "
             f"{'/'.join(created.roles) or 'no role'}) with {created.account_count} accounts"
         )
+
+
+def _template(value: str):
+    """'none', a shipped template's name, or a path to a YAML file."""
+    if value == "none":
+        return None
+    if value.endswith((".yaml", ".yml")) or "/" in value:
+        return load_template_file(Path(value))
+    return value
 
 
 @company.command("list")
