@@ -36,8 +36,9 @@ METADATA_VALUE_CHARS_MAX = 1_000
 # Rejections kept in a posting report; the counts stay exact beyond this.
 REJECTIONS_REPORTED_MAX = 1_000
 
-# Bound parameters in one IN (...) list; SQLite's default limit is 32,766.
-SQL_IN_PARAMS_MAX = 1_000
+# Bound parameters in one IN (...) list: a whole batch's ids in one query. SQLite's limit is
+# 32,766 (since 3.32); PostgreSQL's is 65,535.
+SQL_IN_PARAMS_MAX = 5_000
 
 # Accounts in one chart-of-accounts template, companies listed per page.
 CHART_ACCOUNTS_MAX = 500

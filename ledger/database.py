@@ -12,7 +12,7 @@ See docs/decisions.md ("One writer at a time").
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection, Table, create_engine, event, insert, text
 from sqlalchemy.engine import Engine, make_url
@@ -136,6 +136,25 @@ class BulkWriter:
                 raise ValueError(f"{table.name}: give columns in table order, not {columns}")
             self._sql = str(compiled)
 
+    def converter(self, column: str) -> Callable[[Any], Any]:
+        """What the driver receives for a value of ``column``, memoised: for values that
+        repeat (dates, the batch's timestamp) callers convert once and write prepared rows."""
+        index = self._columns.index(column)
+        process = dict(self._processed).get(index)
+        if process is None:
+            return lambda value: value
+        memo: dict[Any, Any] = {}
+
+        def convert(value: Any) -> Any:
+            converted = memo.get(value)
+            if converted is None:
+                if len(memo) >= 10_000:
+                    memo.clear()
+                converted = memo[value] = process(value)
+            return converted
+
+        return convert
+
     def _convert(self, rows: Iterable[tuple]) -> Iterable[tuple]:
         if not self._processed:
             return rows
@@ -149,10 +168,12 @@ class BulkWriter:
 
         return map(convert, rows)
 
-    def write(self, rows: Sequence[tuple]) -> None:
+    def write(self, rows: Sequence[tuple], *, prepared: bool = False) -> None:
+        """Append ``rows`` (tuples in column order). ``prepared``: every value that needs
+        conversion already went through ``converter``."""
         if not rows:
             return
-        converted = self._convert(rows)
+        converted = rows if prepared else self._convert(rows)
         if self._copy:
             cursor = self._conn.connection.driver_connection.cursor()
             with cursor.copy(self._sql) as copy:

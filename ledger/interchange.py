@@ -69,6 +69,12 @@ def _bad_text(value: str) -> str | None:
     return None
 
 
+def _plain(value: Any, max_chars: int) -> bool:
+    """The common case, decided cheaply: a non-empty ASCII string without NUL, short enough.
+    Anything else goes through check_text, which also explains what is wrong."""
+    return type(value) is str and 0 < len(value) <= max_chars and value.isascii() and "\x00" not in value
+
+
 def check_text(
     value: Any, field: str, max_chars: int, problems: list[Problem], *, empty_ok: bool = False
 ) -> bool:
@@ -110,21 +116,28 @@ def parse_pairs(
         return ()
     ok = True
     for key, value in raw.items():
-        if not KEY_RE.fullmatch(key):
-            problems.append(
-                Problem(
-                    E_INVALID,
-                    field,
-                    f"key {show(key)} must be lower-case letters, digits and _ "
-                    f"starting with a letter, 2 to {limits.DIMENSION_KEY_CHARS_MAX} long",
+        if key not in _valid_keys:
+            if not KEY_RE.fullmatch(key):
+                problems.append(
+                    Problem(
+                        E_INVALID,
+                        field,
+                        f"key {show(key)} must be lower-case letters, digits and _ "
+                        f"starting with a letter, 2 to {limits.DIMENSION_KEY_CHARS_MAX} long",
+                    )
                 )
-            )
-            ok = False
-        elif not check_text(value, f"{field}.{key}", value_chars_max, problems):
+                ok = False
+                continue
+            if len(_valid_keys) < 10_000:  # bounded: keys repeat, hostile input does not
+                _valid_keys.add(key)
+        if not _plain(value, value_chars_max) and not check_text(
+            value, f"{field}.{key}", value_chars_max, problems
+        ):
             ok = False
     return tuple(sorted(raw.items())) if ok else ()
 
 
+_valid_keys: set[str] = set()
 _date_cache: dict[str, dt.date] = {}
 
 
@@ -162,7 +175,63 @@ def _unknown_fields(raw: dict, allowed: frozenset[str], where: str | None) -> Pr
     )
 
 
+# Amounts that certainly fit 64 bits, per number of decimal places: whole part of at most
+# 18 - places digits. Longer or odder amounts take the careful path in parse_amount.
+_SAFE_AMOUNT = {
+    places: re.compile(
+        r"(-?)([0-9]{1,%d})" % (18 - places) + (r"(?:\.([0-9]{1,%d}))?" % places if places else "")
+    )
+    for places in set(MINOR_UNITS.values())
+}
+_POW10 = {places: 10**places for places in set(MINOR_UNITS.values())}
+
+
+def _fast_posting(raw: Any) -> PostingDraft | None:
+    """The common, valid posting, built with the least work; None means "not sure": the
+    careful path decides. Must never accept what the careful path refuses, nor build a
+    different draft (tests/test_interchange.py checks both paths agree)."""
+    if type(raw) is not dict or not raw.keys() <= POSTING_FIELDS:
+        return None
+    company = raw.get("company")
+    account = raw.get("account")
+    currency = raw.get("currency")
+    amount = raw.get("amount")
+    if not (type(company) is str and 0 < len(company) <= COMPANY_CHARS_MAX and company.isascii() and "\x00" not in company):
+        return None
+    if not (type(account) is str and 0 < len(account) <= ACCOUNT_CHARS_MAX and account.isascii() and "\x00" not in account):
+        return None
+    places = MINOR_UNITS.get(currency) if type(currency) is str else None
+    if places is None or type(amount) is not str:
+        return None
+    match = _SAFE_AMOUNT[places].fullmatch(amount)
+    if match is None:
+        return None
+    value = int(match.group(2)) * _POW10[places]
+    if places and match.group(3):
+        value += int(match.group(3).ljust(places, "0"))
+    if match.group(1):
+        value = -value
+    dimensions = raw.get("dimensions")
+    if dimensions is None:
+        pairs: Pairs = ()
+    else:
+        if type(dimensions) is not dict or len(dimensions) > limits.DIMENSIONS_PER_POSTING_MAX:
+            return None
+        for key, text in dimensions.items():
+            if key not in _valid_keys or not _plain(text, limits.DIMENSION_VALUE_CHARS_MAX):
+                return None
+        pairs = tuple(sorted(dimensions.items()))
+    return PostingDraft(company, account, value, currency, pairs)
+
+
 def _parse_posting(raw: Any, index: int, problems: list[Problem]) -> PostingDraft | None:
+    fast = _fast_posting(raw)
+    if fast is not None:
+        return fast
+    return _parse_posting_carefully(raw, index, problems)
+
+
+def _parse_posting_carefully(raw: Any, index: int, problems: list[Problem]) -> PostingDraft | None:
     where = f"postings[{index}]"
     if type(raw) is not dict:
         problems.append(Problem(E_MALFORMED, where, f"must be an object, not {_json_type(raw)}"))
@@ -175,8 +244,10 @@ def _parse_posting(raw: Any, index: int, problems: list[Problem]) -> PostingDraf
     account = raw.get("account")
     currency = raw.get("currency")
     amount = raw.get("amount")
-    check_text(company, f"{where}.company", COMPANY_CHARS_MAX, problems)
-    check_text(account, f"{where}.account", ACCOUNT_CHARS_MAX, problems)
+    if not _plain(company, COMPANY_CHARS_MAX):
+        check_text(company, f"{where}.company", COMPANY_CHARS_MAX, problems)
+    if not _plain(account, ACCOUNT_CHARS_MAX):
+        check_text(account, f"{where}.account", ACCOUNT_CHARS_MAX, problems)
     if type(currency) is not str or currency not in MINOR_UNITS:
         if currency is None:
             problems.append(Problem(E_MISSING, f"{where}.currency", "is required"))
@@ -252,7 +323,9 @@ def parse_entry(raw: Any, ref: object = None) -> EntryDraft | Refused:
     if not raw.keys() <= ENTRY_FIELDS:
         problems.append(_unknown_fields(raw, ENTRY_FIELDS, None))
     external_id = raw.get("id")
-    if check_text(external_id, "id", limits.ENTRY_ID_CHARS_MAX, problems):
+    if type(external_id) is str and ENTRY_ID_RE.fullmatch(external_id):
+        pass  # the pattern admits only printable ASCII of the allowed length
+    elif check_text(external_id, "id", limits.ENTRY_ID_CHARS_MAX, problems):
         if not ENTRY_ID_RE.fullmatch(external_id):
             problems.append(
                 Problem(E_INVALID, "id", "must be printable ASCII without spaces")
@@ -261,7 +334,7 @@ def parse_entry(raw: Any, ref: object = None) -> EntryDraft | Refused:
     description = raw.get("description", "")
     if description is None:
         problems.append(Problem(E_MALFORMED, "description", "must be a string, not null"))
-    else:
+    elif description and not _plain(description, limits.DESCRIPTION_CHARS_MAX):
         check_text(description, "description", limits.DESCRIPTION_CHARS_MAX, problems, empty_ok=True)
     source_type, source_id = "manual", None
     if "source" in raw:

@@ -131,6 +131,14 @@ def check_entry(
     return problems
 
 
+def posting_window(account: AccountInfo, closed_through: dt.date | None) -> tuple[dt.date, dt.date]:
+    """First and last day an account accepts postings."""
+    first = account.open_date
+    if closed_through is not None and closed_through >= first:
+        first = closed_through + dt.timedelta(days=1)
+    return first, account.close_date or dt.date.max
+
+
 class BalanceTimeline:
     """Closing balances of one (account, currency) at the end of each day with postings.
 

@@ -7,6 +7,8 @@ import io
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config import limits
 from helpers import entry, jsonl, post
@@ -172,3 +174,43 @@ def test_stored_entry_document_parses_back_to_the_same_content(db):
         if not line["dimensions"]:
             del line["dimensions"]
     assert parse_entry(json.loads(json.dumps(interchange)), 0) == parse_entry(doc, 0)
+
+
+posting_values = st.one_of(
+    st.none(), st.integers(), st.floats(allow_nan=True), st.booleans(), st.lists(st.integers(), max_size=2),
+    st.text(max_size=8),
+)
+amounts = st.one_of(
+    st.from_regex(r"-?[0-9]{1,21}(\.[0-9]{0,6})?", fullmatch=True),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
+    posting_values,
+)
+dimension_sets = st.one_of(
+    st.none(),
+    st.dictionaries(st.sampled_from(["customer", "counterparty", "x", "Bad", "service"]), st.one_of(st.text(max_size=5), st.integers()), max_size=3),
+    posting_values,
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "company": st.one_of(st.sampled_from(["OPFI", "", "A" * 40, "ÖP", "X\x00"]), posting_values),
+            "account": st.one_of(st.sampled_from(["Assets:Bank", "", "Assets:Bänk", "A" * 201]), posting_values),
+            "amount": amounts,
+            "currency": st.one_of(st.sampled_from(["EUR", "JPY", "KWD", "CLF", "XXX", "eur"]), posting_values),
+            "dimensions": dimension_sets,
+            "extra": st.integers(),
+        },
+    )
+)
+@settings(max_examples=500)
+def test_fast_and_careful_posting_paths_agree(raw):
+    from ledger.interchange import _fast_posting, _parse_posting_carefully
+
+    parse_entry({"id": "warm", "date": "2026-10-01", "postings": [{"company": "A", "account": "Assets:A", "amount": "1", "currency": "EUR", "dimensions": {"customer": "c", "counterparty": "c", "service": "s"}}]})
+    careful = _parse_posting_carefully(raw, 0, [])
+    fast = _fast_posting(raw)
+    if fast is not None:
+        assert fast == careful

@@ -6,12 +6,16 @@ import datetime as dt
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from helpers import entry, post, post_lines
 from ledger import audit, companies, periods
 from ledger.interchange import parse_entry
-from ledger.posting import post_entries
+from ledger.posting import JournalWriter, _Refused, post_entries
+from ledger.records import EntryDraft, PostingDraft
+from ledger.rules import check_entry
 from ledger.money import INT64_MAX, format_amount
 from ledger.reports import trial_balance
 from ledger.schema import audit_log, daily_balances, journal_entries, postings
@@ -229,3 +233,42 @@ def test_report_counts_add_up(db):
     assert (report.accepted, report.duplicates, report.rejected) == (2, 1, 1)
     assert report.total == 4
     assert [o.ref for o in report.rejections] == [2]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["OPFI", "VEND", "NOPE"]),
+            st.sampled_from(["Assets:Bank", "Income:Usage", "Income:Ecosystem", "Assets:Old", "Assets:Nope"]),
+            st.integers(-500, 500),
+            st.sampled_from(["EUR", "USD"]),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.dates(min_value=dt.date(2025, 12, 25), max_value=dt.date(2026, 11, 5)),
+)
+def test_fast_resolution_agrees_with_check_entry(chart_db, postings_, day):
+    """The fused fast path of the posting service never accepts what rules.check_entry
+    refuses, and never refuses what it accepts."""
+    db = chart_db
+    draft = EntryDraft("x", day, tuple(PostingDraft(c, a, amount, cur) for c, a, amount, cur in postings_))
+    with db.write() as conn:
+        writer = JournalWriter(conn)
+        writer._load_chart({(p.company, p.account) for p in draft.postings})
+        problems = check_entry(draft, writer.accounts, writer.companies, writer.closed_through)
+        try:
+            lines, _ = writer._resolve(draft)
+        except _Refused as refused:
+            assert refused.problems == problems and problems
+        else:
+            assert problems == [] and len(lines) == len(draft.postings)
+
+
+@pytest.fixture
+def chart_db(db):
+    companies.add_account(db, "OPFI", "Assets:Old", actor="t", currencies=["EUR", "USD"], open_date=dt.date(2026, 1, 1))
+    companies.close_account(db, "OPFI", "Assets:Old", dt.date(2026, 6, 30), actor="t")
+    periods.close_period(db, "VEND", "2026-03", actor="t")
+    return db

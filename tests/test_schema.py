@@ -129,13 +129,18 @@ def test_database_refuses_to_change_posted_rows(db, statement):
             conn.execute(text(statement))
 
 
-def test_postgresql_refuses_truncate(db):
-    if db.is_sqlite:
-        pytest.skip("SQLite has no TRUNCATE; DELETE is refused by the trigger")
-    post(db, entry("a"))
-    with pytest.raises(DBAPIError, match="immutable"):
-        with db.engine.begin() as conn:
-            conn.execute(text("TRUNCATE postings"))
+@pytest.mark.postgres
+def test_postgresql_refuses_truncate(pg_schema_url):
+    """SQLite has no TRUNCATE; on PostgreSQL a statement trigger refuses it."""
+    db = Database(pg_schema_url)
+    try:
+        metadata.create_all(db.engine)
+        for table in ("postings", "journal_entries", "audit_log"):
+            with pytest.raises(DBAPIError, match="immutable"):
+                with db.engine.begin() as conn:
+                    conn.execute(text(f"TRUNCATE {table} CASCADE"))
+    finally:
+        db.dispose()
 
 
 def test_database_refuses_a_second_reversal(db):

@@ -6,6 +6,7 @@ error; 3 database unavailable or not initialised.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import click
@@ -71,6 +72,10 @@ def main(ctx: click.Context, database_url: str | None, actor: str | None) -> Non
         raise click.UsageError(str(exc)) from exc
     ctx.obj = AppContext(settings.with_overrides(database_url=database_url, actor=actor))
     ctx.call_on_close(ctx.obj.close)
+    # Everything loaded so far (modules, SQLAlchemy's tables and compiled caches) lives as
+    # long as the process. Freezing it keeps the garbage collector from rescanning it during
+    # bulk work: measured 10% of the time of posting a large file.
+    gc.freeze()
 
 
 from ecoledger.cli import chart_commands, demo_command, ledger_commands, period_commands  # noqa: E402

@@ -102,7 +102,9 @@ def post(app, file, partial: bool, fmt: str) -> None:
     """
     db = app.database()
     size = _size_of(file)
-    with progress_bar(f"posting {file.name}", size, unit="bytes" if size else "entries") as advance:
+    label = getattr(file, "name", "<stdin>")
+    label = "stdin" if label in ("-", "<stdin>") else label
+    with progress_bar(f"posting {label}", size, unit="bytes" if size else "entries") as advance:
         position = 0
 
         def on_batch(entries: int) -> None:
@@ -124,7 +126,7 @@ def post(app, file, partial: bool, fmt: str) -> None:
     if fmt == JSON:
         emit_json(PostingReportSchema().dump(report))
     else:
-        _print_report(file.name, report)
+        _print_report(label, report)
     if not report.ok:
         sys.exit(1)
 

@@ -1,0 +1,180 @@
+"""The command line: every command, its formats, its exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import click
+import pytest
+from beancount import loader
+from click.testing import CliRunner
+
+from ecoledger.cli import main
+from helpers import entry, jsonl
+
+
+@pytest.fixture
+def cli(db_url, tmp_path, monkeypatch):
+    """Run `ecoledger ...` against a fresh database; returns (exit code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ECOLEDGER_SETTINGS", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | bytes | None = None):
+        result = runner.invoke(main, ["--database", db_url, "--actor", "tester", *args], input=input, catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return run
+
+
+@pytest.fixture
+def ready(cli):
+    assert cli("init")[0] == 0
+    assert cli("company", "add", "OPFI", "--name", "Operator Oy", "--currency", "EUR", "--open-date", "2026-01-01")[0] == 0
+    assert cli("company", "add", "VEND", "--name", "Vendor Oy", "--currency", "EUR", "--role", "vendor", "--open-date", "2026-01-01")[0] == 0
+    return cli
+
+
+def all_commands(group: click.Group, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from all_commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("path", [(), *all_commands(main)], ids=lambda p: " ".join(p) or "ecoledger")
+def test_every_command_has_help(path):
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output and len(result.output.splitlines()) > 3
+
+
+def test_init_is_idempotent(cli):
+    code, out, _ = cli("init")
+    assert code == 0 and "(empty) -> 0001" in out
+    code, out, _ = cli("init")
+    assert code == 0 and "up to date" in out
+
+
+def test_commands_need_an_initialised_database(cli):
+    code, _, err = cli("company", "list")
+    assert code == 3 and "run `ecoledger init` first" in err
+
+
+def test_unreachable_or_unsupported_database(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["--database", "mysql://nowhere/x", "company", "list"])
+    assert result.exit_code == 3 and "unsupported database" in result.stderr
+    result = runner.invoke(main, ["--database", "postgresql+psycopg://nobody@127.0.0.1:1/x", "company", "list"])
+    assert result.exit_code == 3 and "database unavailable" in result.stderr
+
+
+def test_bad_settings_file_is_a_usage_error(tmp_path, monkeypatch):
+    settings = tmp_path / "ecoledger.toml"
+    settings.write_text('databse_url = "sqlite:///x.db"\n')
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["company", "list"])
+    assert result.exit_code == 2 and "unknown setting(s) databse_url" in result.stderr
+
+
+def test_company_and_account_commands(ready):
+    code, out, _ = ready("company", "list", "--format", "json")
+    companies = json.loads(out)
+    assert code == 0 and [c["code"] for c in companies] == ["OPFI", "VEND"]
+    code, out, _ = ready("account", "add", "--company", "OPFI", "Assets:Bank:Savings", "--currency", "EUR", "--currency", "USD")
+    assert code == 0 and "asset" in out
+    code, out, _ = ready("account", "list", "--company", "OPFI", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {"company": "OPFI", "name": "Assets:Bank:Savings", "currencies": "EUR,USD"}.items() <= next(r for r in rows if r["name"] == "Assets:Bank:Savings").items()
+    code, _, err = ready("company", "add", "OPFI", "--name", "Again", "--currency", "EUR")
+    assert code == 1 and "already exists [duplicate]" in err
+    code, _, err = ready("account", "add", "--company", "OPFI", "Revenue:Sales")
+    assert code == 1 and "must start with one of" in err
+    code, _, err = ready("company", "add", "NEW", "--name", "x", "--currency", "EUR", "--template", "missing.yaml")
+    assert code == 1 and "cannot read missing.yaml" in err
+
+
+def test_post_reports_counts_and_rejections(ready):
+    good, dup = entry("a"), entry("a")
+    bad = entry("b", "2026-10-05", ("OPFI", "Assets:Bank", "1.001"), ("OPFI", "Income:Usage", "-1.00"))
+    data = jsonl(good, dup, bad) + b"not json\n"
+    code, out, _ = ready("post", "-", input=data)
+    assert code == 1
+    assert "0 accepted, 1 duplicate, 2 rejected; 1 valid entries not posted" in out
+    assert "line 3 (b): postings[0].amount: '1.001' has 3 decimal places; EUR has 2 [amount_precision]" in out
+    assert "line 4: invalid JSON" in out
+    code, out, _ = ready("post", "-", "--partial", "--format", "json", input=data)
+    report = json.loads(out)
+    assert code == 1 and (report["accepted"], report["duplicates"], report["rejected"]) == (1, 1, 2)
+    assert [r["ref"] for r in report["rejections"]] == [3, 4]
+
+
+def test_post_from_a_file(ready, tmp_path):
+    path = tmp_path / "entries.jsonl"
+    path.write_bytes(jsonl(entry("a"), entry("b")))
+    code, out, _ = ready("post", str(path))
+    assert code == 0 and "2 accepted, 0 duplicate, 0 rejected" in out and "journal positions 1..2" in out
+    code, out, _ = ready("post", str(path))
+    assert code == 0 and "0 accepted, 2 duplicate" in out
+
+
+def test_reverse_show_statement_and_balances(ready):
+    ready("post", "-", input=jsonl(entry("a", "2026-10-05", ("OPFI", "Assets:Bank", "100.00"), ("OPFI", "Income:Usage", "-100.00"))))
+    code, out, _ = ready("reverse", "a", "--date", "2026-10-09")
+    assert code == 0 and "reversed a by a~reversal" in out
+    code, out, _ = ready("reverse", "a", "--date", "2026-10-10")
+    assert code == 1
+    code, out, _ = ready("entry", "show", "a~reversal", "--format", "json")
+    shown = json.loads(out)
+    assert shown["reverses"] == "a" and shown["postings"][0]["amount"] == "-100.00"
+    code, out, _ = ready("trial-balance", "--company", "OPFI", "--as-of", "2026-10-08", "--format", "json")
+    balance = json.loads(out)
+    assert balance["totals"] == [{"currency": "EUR", "debits": "100.00", "credits": "100.00"}]
+    code, out, _ = ready("trial-balance", "--format", "csv")
+    assert code == 0 and "OPFI,Income:Usage,income,EUR,0.00" in out
+    code, out, _ = ready("trial-balance", "--consolidated")
+    assert code == 0 and "(consolidated)" in out
+    code, out, _ = ready("account-statement", "--company", "OPFI", "--account", "Assets:Bank", "--format", "json")
+    statement = json.loads(out)
+    assert [l["balance"] for l in statement["lines"]] == ["100.00", "0.00"] and statement["closing"] == {"EUR": "0.00"}
+    code, out, _ = ready("account-statement", "--company", "OPFI", "--account", "Assets:Bank")
+    assert code == 0 and "closing balance" in out
+    code, _, err = ready("trial-balance", "--as-of", "2026-13-01")
+    assert code == 2 and "is not a date" in err
+
+
+def test_periods_verify_and_export(ready, tmp_path):
+    ready("post", "-", input=jsonl(entry("a", "2026-10-05")))
+    code, out, _ = ready("period", "close", "--company", "OPFI", "--period", "2026-10")
+    assert code == 0 and "closed OPFI 2026-10" in out
+    code, out, _ = ready("period", "list", "--company", "OPFI", "--format", "json")
+    assert {"period": "2026-10", "status": "closed"}.items() <= json.loads(out)[0].items()
+    code, out, _ = ready("post", "-", input=jsonl(entry("late", "2026-10-06")))
+    assert code == 1 and "[closed_period]" in out
+    code, out, _ = ready("verify")
+    assert code == 0 and "verify: OK" in out and "chain head: #1" in out
+    code, out, _ = ready("verify", "--format", "json")
+    assert json.loads(out)["ok"] is True
+    target = tmp_path / "out.beancount"
+    code, _, err = ready("export", "beancount", "--out", str(target))
+    assert code == 0 and "exported 1 entries" in err
+    _, errors, _ = loader.load_file(str(target))
+    assert errors == []
+    assert not (tmp_path / "out.beancount.partial").exists()
+
+
+def test_demo_runs_end_to_end_from_the_console_script(tmp_path):
+    """The README's quick start: `ecoledger demo` on the embedded default."""
+    executable = os.path.join(os.path.dirname(sys.executable), "ecoledger")
+    result = subprocess.run([executable, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "chain head #" in result.stdout and ": OK" in result.stdout
+    assert "beancount reports 0 errors" in result.stdout
+    assert (tmp_path / "ecoledger-demo.db").exists() and (tmp_path / "ecoledger-demo.beancount").exists()
+    again = subprocess.run([executable, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr  # recreated, not appended to
