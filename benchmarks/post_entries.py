@@ -29,8 +29,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -135,7 +135,7 @@ BASELINE_DDL = [
 def baseline_rows(count: int, batch: int) -> Iterator[tuple[list, list]]:
     """The same rows ecoledger writes, built as cheaply as Python can: no parsing, no
     validation, no hashing, no balances. A strong baseline, not a straw man."""
-    recorded = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    recorded = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     customers = [json.dumps({"customer": f"C-{c}"}, separators=(",", ":")) for c in range(500)]
     to_vendor = json.dumps({"counterparty": "VEND"}, separators=(",", ":"))
     to_operator = json.dumps({"counterparty": "OPFI"}, separators=(",", ":"))

@@ -16,8 +16,8 @@ import dataclasses
 import getpass
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 ENV_PREFIX = "ECOLEDGER_"
 SETTINGS_FILE_ENV = "ECOLEDGER_SETTINGS"
@@ -53,7 +53,7 @@ class Settings:
     # Log every SQL statement (debugging only).
     echo_sql: bool = False
 
-    def with_overrides(self, **overrides: object) -> "Settings":
+    def with_overrides(self, **overrides: object) -> Settings:
         """Return a copy with the given non-None values replaced (CLI options)."""
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 

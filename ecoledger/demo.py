@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from ledger import companies, periods, posting, reversal
 from ledger.database import Database

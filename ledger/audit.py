@@ -24,7 +24,7 @@ def record(
 ) -> None:
     conn.execute(
         insert(audit_log).values(
-            at=dt.datetime.now(dt.timezone.utc),
+            at=dt.datetime.now(dt.UTC),
             actor=actor[:200],
             action=action,
             target=target[:255],

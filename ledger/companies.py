@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from sqlalchemy import exists, func, insert, select, update
 
@@ -13,6 +14,8 @@ from ledger import audit
 from ledger.chart import CONSTRAINTS, ROLES, ChartTemplate, account_type, load_template
 from ledger.database import Database
 from ledger.interchange import check_text
+from ledger.money import format_amount
+from ledger.queries import balances_as_of, company_id
 from ledger.records import (
     E_DUPLICATE,
     E_INVALID,
@@ -23,8 +26,6 @@ from ledger.records import (
     Problem,
     show,
 )
-from ledger.money import format_amount
-from ledger.queries import balances_as_of, company_id
 from ledger.schema import accounts, companies, postings
 
 # Upper-case letters and digits, optionally in '-'-joined groups: a valid beancount account
@@ -114,7 +115,7 @@ def add_company(
     chart = template.accounts_for(roles) if template else []
     currencies = [currency] + sorted(set(extra_currencies) - {currency})
     open_date = open_date or default_open_date()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with db.write() as conn:
         if conn.execute(select(companies.c.id).where(companies.c.code == code)).first():
             raise LedgerError(Problem(E_DUPLICATE, "code", f"company {code} already exists"))

@@ -12,7 +12,8 @@ See docs/decisions.md ("One writer at a time").
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Table, create_engine, event, insert, text
 from sqlalchemy.engine import Engine, make_url

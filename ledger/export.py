@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Callable, Iterator, NamedTuple, TextIO
+from collections.abc import Callable
+from typing import NamedTuple, TextIO
 
 from sqlalchemy import select
 
 from config import limits
 from ledger.database import Database
 from ledger.money import format_amount
-from ledger.queries import balances_as_of, company_id
-from ledger.schema import accounts, closed_periods, companies, journal_entries, postings
+from ledger.queries import balances_as_of, company_id, journal_stream
+from ledger.schema import accounts, closed_periods, companies, journal_entries
 
 # Posting-metadata keys beancount sets itself; user dimensions named so are prefixed.
 _RESERVED_KEYS = {"filename", "lineno"}
@@ -82,7 +83,7 @@ def export_beancount(
             )
         )
         title = f"ecoledger: {company}" if company else "ecoledger: all companies"
-        out.write(f"; Exported by ecoledger on {dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ}\n")
+        out.write(f"; Exported by ecoledger on {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}\n")
         out.write(f"option \"title\" {quote(title)}\n")
         for currency in functional:
             out.write(f'option "operating_currency" "{currency}"\n')
@@ -115,68 +116,64 @@ def _accounts(conn, only: int | None) -> dict[int, _Account]:
     return chart
 
 
-def _entry_rows(conn, only: int | None) -> Iterator:
-    e, p = journal_entries.c, postings.c
-    query = (
-        select(
-            e.id, e.external_id, e.effective_date, e.recorded_at, e.description, e.source_type,
-            e.source_id, e.metadata_json, e.reverses_id, p.line_no, p.account_id, p.amount_minor,
-            p.currency, p.dimensions,
-        )
-        .join(postings, p.entry_id == e.id)
-        .order_by(e.id, p.line_no)
-    )
-    if only is not None:
-        query = query.join(accounts, accounts.c.id == p.account_id).where(accounts.c.company_id == only)
-    result = conn.execution_options(stream_results=True, yield_per=limits.STREAM_ROWS_PER_FETCH).execute(query)
-    current, lines = None, []
-    for row in result:
-        if current is not None and row.id != current.id:
-            yield current, lines
-            lines = []
-        current = row
-        lines.append(row)
-    if current is not None:
-        yield current, lines
-
-
 def _write_transactions(conn, out: TextIO, chart, only, progress) -> tuple[int, dt.date | None]:
+    e = journal_entries.c
     reversed_ids = dict(
         conn.execute(
-            select(journal_entries.c.id, journal_entries.c.external_id).where(
-                journal_entries.c.id.in_(
-                    select(journal_entries.c.reverses_id).where(journal_entries.c.reverses_id.is_not(None))
-                )
+            select(e.id, e.external_id).where(
+                e.id.in_(select(e.reverses_id).where(e.reverses_id.is_not(None)))
             )
         ).all()
     )
+    # Rendered fragments repeat: account names, dimension sets, batch timestamps.
+    posting_heads: dict[tuple[int, str], str] = {}
+    dimension_text: dict[str, str] = {}
+    recorded_text: dict = {}
     count, last_day = 0, None
-    for entry, lines in _entry_rows(conn, only):
+    for entry, lines in journal_stream(conn, company_id=only):
+        (seq, external_id, day, recorded_at, description, source_type, source_id,
+         metadata_json, reverses_id, _, _) = entry
         count += 1
-        last_day = entry.effective_date if last_day is None else max(last_day, entry.effective_date)
-        out.write(f"{entry.effective_date} * {quote(entry.description)}\n")
-        out.write(f"  entry-id: {quote(entry.external_id)}\n")
-        out.write(f"  journal-seq: {quote(str(entry.id))}\n")
-        source = entry.source_type + (f":{entry.source_id}" if entry.source_id else "")
-        out.write(f"  entry-source: {quote(source)}\n")
-        out.write(f"  recorded-at: {quote(entry.recorded_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ'))}\n")
-        if entry.reverses_id is not None:
-            out.write(f"  reverses: {quote(reversed_ids.get(entry.reverses_id, str(entry.reverses_id)))}\n")
-        if entry.metadata_json:
-            for key, value in json.loads(entry.metadata_json).items():
-                out.write(f"  {_meta_key(key)}: {quote(value)}\n")
-        for line in lines:
-            amount = format_amount(line.amount_minor, line.currency)
-            out.write(f"  {chart[line.account_id].full_name}  {amount} {line.currency}\n")
-            if line.dimensions:
-                for key, value in json.loads(line.dimensions).items():
-                    out.write(f"    {_meta_key(key)}: {quote(value)}\n")
-        out.write("\n")
+        if last_day is None or day > last_day:
+            last_day = day
+        recorded = recorded_text.get(recorded_at)
+        if recorded is None:
+            recorded = recorded_text[recorded_at] = quote(recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        source = source_type + (f":{source_id}" if source_id else "")
+        text = [
+            f"{day} * {quote(description)}\n"
+            f"  entry-id: {quote(external_id)}\n"
+            f'  journal-seq: "{seq}"\n'
+            f"  entry-source: {quote(source)}\n"
+            f"  recorded-at: {recorded}\n"
+        ]
+        if reverses_id is not None:
+            text.append(f"  reverses: {quote(reversed_ids.get(reverses_id, str(reverses_id)))}\n")
+        if metadata_json:
+            text.append(_meta_lines(metadata_json, "  "))
+        for _, _, account_id, amount_minor, currency, dimensions, _ in lines:
+            head = posting_heads.get((account_id, currency))
+            if head is None:
+                head = posting_heads[(account_id, currency)] = f"  {chart[account_id].full_name}  "
+            text.append(f"{head}{format_amount(amount_minor, currency)} {currency}\n")
+            if dimensions:
+                rendered = dimension_text.get(dimensions)
+                if rendered is None:
+                    if len(dimension_text) >= 10_000:  # bounded; dimension sets repeat
+                        dimension_text.clear()
+                    rendered = dimension_text[dimensions] = _meta_lines(dimensions, "    ")
+                text.append(rendered)
+        text.append("\n")
+        out.write("".join(text))
         if progress and count % limits.STREAM_ROWS_PER_FETCH == 0:
             progress(count)
     if progress:
         progress(count)
     return count, last_day
+
+
+def _meta_lines(pairs_json: str, indent: str) -> str:
+    return "".join(f"{indent}{_meta_key(key)}: {quote(value)}\n" for key, value in json.loads(pairs_json).items())
 
 
 def _write_assertions(conn, out: TextIO, chart, only, last_day: dt.date | None) -> int:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _quote
-from typing import Sequence
 
 from ledger.records import Pairs
 
@@ -100,7 +100,7 @@ _iso_dates: dict[dt.date, str] = {}
 
 def recorded_at_text(recorded_at: dt.datetime) -> str:
     """The one text form of a recorded time that the chain covers (UTC, microseconds)."""
-    return recorded_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return recorded_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def chain_hash(previous: str, entry_seq: int, recorded_at: str, payload: str) -> str:

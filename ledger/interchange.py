@@ -21,7 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from config import limits
 from config.currencies import MINOR_UNITS

@@ -92,7 +92,7 @@ def close_period(db: Database, company: str, period: str, *, actor: str) -> Peri
                 )
             )
         last_entry = conn.execute(select(func.max(journal_entries.c.id))).scalar() or 0
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         conn.execute(
             insert(closed_periods).values(
                 company_id=cid,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import Connection, and_, bindparam, func, select, tuple_, update
 
@@ -54,9 +54,9 @@ from ledger.rules import (
 from ledger.schema import (
     accounts,
     balances,
-    daily_balances,
     closed_periods,
     companies,
+    daily_balances,
     journal_entries,
     postings,
 )
@@ -238,7 +238,7 @@ class JournalWriter:
 
     def __init__(self, conn: Connection, recorded_at: dt.datetime | None = None) -> None:
         self.conn = conn
-        self.recorded_at = recorded_at or dt.datetime.now(dt.timezone.utc)
+        self.recorded_at = recorded_at or dt.datetime.now(dt.UTC)
         self.recorded_text = recorded_at_text(self.recorded_at)
         head = conn.execute(
             select(journal_entries.c.id, journal_entries.c.chain_hash)
@@ -431,7 +431,7 @@ class JournalWriter:
             raise _Refused(problems)
         raise AssertionError(f"entry {draft.external_id!r}: fast path refused what check_entry accepts")
 
-    def _plan(self, batch: list[Item], existing: dict, exact: dict, collect: bool) -> "_Plan":
+    def _plan(self, batch: list[Item], existing: dict, exact: dict, collect: bool) -> _Plan:
         plan = _Plan(self.last_seq, self.last_hash, self._load_timelines(exact))
         seen: dict[str, tuple[int, str]] = {}
         recorded_text, recorded_param = self.recorded_text, self._recorded_param
@@ -487,7 +487,7 @@ class JournalWriter:
                 outcomes.append(Outcome(ref, external_id, ACCEPTED, seq))
         return plan
 
-    def _finish_balances(self, plan: "_Plan") -> dict[tuple[int, str], dt.date]:
+    def _finish_balances(self, plan: _Plan) -> dict[tuple[int, str], dt.date]:
         """Apply the summed deltas to timelines; return pairs that would overflow 64 bits."""
         first_days: dict[tuple[int, str], dt.date] = {}
         for account_id, currency, day in plan.deltas:
@@ -505,7 +505,7 @@ class JournalWriter:
         plan.timelines.update(loaded)
         return overflowing
 
-    def _write(self, plan: "_Plan") -> None:
+    def _write(self, plan: _Plan) -> None:
         self._entries.write(plan.entry_rows, prepared=True)
         self._postings.write(plan.posting_rows, prepared=True)
         new_days: list[tuple] = []

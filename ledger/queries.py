@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from sqlalchemy import Connection, Select, select
 
+from config import limits
 from ledger.records import E_NOT_FOUND, E_UNKNOWN_COMPANY, LedgerError, Problem, show
-from ledger.schema import accounts, balances, companies, daily_balances
+from ledger.schema import accounts, balances, companies, daily_balances, journal_entries, postings
 
 
 def company_id(conn: Connection, code: str, field: str = "company") -> int:
@@ -90,3 +92,45 @@ def balances_as_of(
     return [BalanceLine(*row) for row in conn.execute(query) if row.amount is not None]
 
 
+
+
+def journal_stream(
+    conn: Connection,
+    *,
+    company_id: int | None = None,
+    on_orphan: Callable[[tuple], None] | None = None,
+) -> Iterator[tuple[tuple, list[tuple]]]:
+    """Every entry in journal order with its postings, in constant memory.
+
+    Entry rows are the columns of journal_entries in table order; posting rows are (entry
+    id, line no, account id, amount_minor, currency, dimensions, effective date). Two
+    ordered streams merged on the journal position: each row is read and converted once.
+    With ``company_id``, only that company's postings, and only entries that have some.
+    ``on_orphan`` receives postings whose entry does not exist."""
+    e, p = journal_entries.c, postings.c
+    stream = conn.execution_options(stream_results=True, yield_per=limits.STREAM_ROWS_PER_FETCH)
+    entry_query = select(*journal_entries.c).order_by(e.id)
+    posting_query = select(
+        p.entry_id, p.line_no, p.account_id, p.amount_minor, p.currency, p.dimensions, p.effective_date
+    ).order_by(p.entry_id, p.line_no)
+    if company_id is not None:
+        posting_query = posting_query.join(accounts, accounts.c.id == p.account_id).where(
+            accounts.c.company_id == company_id
+        )
+    posting_rows = iter(stream.execute(posting_query))
+    pending = next(posting_rows, None)
+    for entry in stream.execute(entry_query):
+        seq = entry[0]
+        lines = []
+        while pending is not None and pending[0] <= seq:
+            if pending[0] == seq:
+                lines.append(pending)
+            elif on_orphan is not None:
+                on_orphan(pending)
+            pending = next(posting_rows, None)
+        if lines or company_id is None:
+            yield entry, lines
+    while pending is not None:
+        if on_orphan is not None:
+            on_orphan(pending)
+        pending = next(posting_rows, None)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -18,7 +19,6 @@ from ledger.hashing import pairs_from_json
 from ledger.queries import BalanceLine, account_id, balances_as_of, company_id
 from ledger.records import E_INVALID, E_NOT_FOUND, LedgerError, Problem, show
 from ledger.schema import accounts, companies, journal_entries, postings
-
 
 CONSOLIDATED = "(consolidated)"
 

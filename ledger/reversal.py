@@ -14,10 +14,10 @@ from ledger.database import Database
 from ledger.hashing import pairs_from_json
 from ledger.posting import JournalWriter, PostingReport, audit_post
 from ledger.records import (
+    ACCEPTED,
     E_ALREADY_REVERSED,
     E_INVALID,
     E_NOT_FOUND,
-    ACCEPTED,
     EntryDraft,
     LedgerError,
     PostingDraft,

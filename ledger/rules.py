@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from ledger.money import INT64_MAX, format_amount
 from ledger.records import (

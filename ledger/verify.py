@@ -9,7 +9,8 @@ queries check links between rows. Cost: linear in the journal, constant memory p
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlalchemy import Connection, func, select, text
 
@@ -17,6 +18,7 @@ from config import limits
 from ledger.database import Database
 from ledger.hashing import GENESIS, chain_hash, payload_hash, recorded_at_text
 from ledger.money import format_amount
+from ledger.queries import journal_stream
 from ledger.schema import (
     accounts,
     balances,
@@ -93,15 +95,12 @@ def verify(db: Database, progress: Callable[[int], None] | None = None) -> Verif
             )
         }
         closes = _closed_periods(conn)
-        entries, posting_count, head_seq, head_hash, replay, totals = _scan_journal(
-            conn, chart, closes, found, progress
-        )
-        _check_totals(totals, chart, found)
-        _check_balances(conn, replay, chart, found)
+        scan = _scan_journal(conn, chart, closes, found, progress)
+        _check_totals(scan.totals, chart, found)
+        _check_balances(conn, scan.replay, chart, found)
         _check_reversals(conn, found)
-        _check_orphans(conn, found)
         _check_triggers(conn, db.dialect_name, found)
-    return VerifyReport(entries, posting_count, head_seq, head_hash, found.counts, found.listed)
+    return VerifyReport(scan.entries, scan.postings, scan.head_seq, scan.head_hash, found.counts, found.listed)
 
 
 def _closed_periods(conn: Connection) -> dict[int, dict[str, tuple[dt.date, int]]]:
@@ -113,99 +112,94 @@ def _closed_periods(conn: Connection) -> dict[int, dict[str, tuple[dt.date, int]
 
 
 def _scan_journal(conn, chart, closes, found: _Collector, progress):
-    e, p = journal_entries.c, postings.c
-    query = (
-        select(
-            e.id, e.external_id, e.effective_date, e.recorded_at, e.description, e.source_type,
-            e.source_id, e.metadata_json, e.reverses_id, e.payload_hash, e.chain_hash,
-            p.line_no, p.account_id, p.amount_minor, p.currency, p.dimensions,
-            p.effective_date.label("posting_date"),
-        )
-        .select_from(journal_entries)
-        .outerjoin(postings, p.entry_id == e.id)
-        .order_by(e.id, p.line_no)
-    )
-    # (account id, currency, day) -> net amount, for the balance replay.
-    replay: dict[tuple[int, str, dt.date], int] = {}
-    # (company id, currency) -> [debits, credits]
-    totals: dict[tuple[int, str], list[int]] = {}
-    company_names = {a.company_id: a.company for a in chart.values()}
-    previous_link = GENESIS
-    expected_seq = 1
-    entries = posting_count = 0
-    head_seq, head_hash = 0, GENESIS
-    current = None
-    lines: list = []
+    def orphan(line: tuple) -> None:
+        found.add("journal_structure", None, f"posting {line[0]}/{line[1]} belongs to no entry")
 
-    def finish(row, lines) -> None:
-        nonlocal previous_link, expected_seq, entries, head_seq, head_hash
-        entries += 1
-        name = row.external_id
-        if row.id != expected_seq:
-            found.add("journal_structure", name, f"journal position {row.id} follows {expected_seq - 1}")
-        expected_seq = row.id + 1
+    scan = _JournalScan(chart, closes, found)
+    for entry, lines in journal_stream(conn, on_orphan=orphan):
+        scan.entry(entry, lines)
+        if progress and scan.entries % limits.STREAM_ROWS_PER_FETCH == 0:
+            progress(scan.entries)
+    if progress:
+        progress(scan.entries)
+    return scan
+
+
+class _JournalScan:
+    """Per-entry checks, the balance replay and the debit/credit totals, entry by entry."""
+
+    def __init__(self, chart: dict[int, _Account], closes, found: _Collector) -> None:
+        self.chart = chart
+        self.found = found
+        self.company_names = {a.company_id: a.company for a in chart.values()}
+        # Per company: the last closed day, and period -> journal position at closing.
+        self.closed_through = {cid: max(end for end, _ in periods.values()) for cid, periods in closes.items()}
+        self.closes = closes
+        self.replay: dict[tuple[int, str, dt.date], int] = {}  # (account, currency, day) -> net
+        self.totals: dict[tuple[int, str], list[int]] = {}  # (company, currency) -> [debits, credits]
+        self.previous_link = GENESIS
+        self.expected_seq = 1
+        self.entries = self.postings = 0
+        self.head_seq, self.head_hash = 0, GENESIS
+
+    def entry(self, row: tuple, lines: list[tuple]) -> None:
+        (seq, name, effective_date, recorded_at, description, source_type, source_id,
+         metadata_json, reverses_id, stored_payload, stored_link) = row
+        found = self.found
+        self.entries += 1
+        self.postings += len(lines)
+        if seq != self.expected_seq:
+            found.add("journal_structure", name, f"journal position {seq} follows {self.expected_seq - 1}")
+        self.expected_seq = seq + 1
         if not lines:
             found.add("journal_structure", name, "entry has no postings")
         recomputed = payload_hash(
-            name, row.effective_date, row.description, row.source_type, row.source_id,
-            row.metadata_json, row.reverses_id,
-            [(l.account_id, l.amount_minor, l.currency, l.dimensions) for l in lines],
+            name, effective_date, description, source_type, source_id, metadata_json, reverses_id,
+            [(line[2], line[3], line[4], line[5]) for line in lines],
         )
-        if recomputed != row.payload_hash:
-            found.add("hash_chain", name, f"entry #{row.id} content does not match its payload hash: "
+        if recomputed != stored_payload:
+            found.add("hash_chain", name, f"entry #{seq} content does not match its payload hash: "
                       "an entry or posting row was changed")
-        link = chain_hash(previous_link, row.id, recorded_at_text(row.recorded_at), row.payload_hash)
-        if link != row.chain_hash:
-            found.add("hash_chain", name, f"entry #{row.id} chain link broken: the entry, its hash "
+        link = chain_hash(self.previous_link, seq, recorded_at_text(recorded_at), stored_payload)
+        if link != stored_link:
+            found.add("hash_chain", name, f"entry #{seq} chain link broken: the entry, its hash "
                       "or an earlier entry was changed, inserted or removed")
-        previous_link = row.chain_hash
-        head_seq, head_hash = row.id, row.chain_hash
+        self.previous_link = stored_link
+        self.head_seq, self.head_hash = seq, stored_link
         sums: dict[tuple[int, str], int] = {}
-        for l in lines:
-            account = chart.get(l.account_id)
+        chart, replay, totals = self.chart, self.replay, self.totals
+        for _, line_no, account_id, amount, currency, _, day in lines:
+            account = chart.get(account_id)
             if account is None:
-                found.add("accounts", name, f"line {l.line_no} names account id {l.account_id}, which does not exist")
+                found.add("accounts", name, f"line {line_no} names account id {account_id}, which does not exist")
                 continue
-            key = (account.company_id, l.currency)
-            sums[key] = sums.get(key, 0) + l.amount_minor
-            side = totals.setdefault(key, [0, 0])
-            side[0 if l.amount_minor > 0 else 1] += abs(l.amount_minor)
-            day = l.posting_date
-            if day != row.effective_date:
-                found.add("journal_structure", name, f"line {l.line_no} is dated {day}, the entry {row.effective_date}")
-            rkey = (l.account_id, l.currency, day)
-            replay[rkey] = replay.get(rkey, 0) + l.amount_minor
-            if l.currency not in account.currencies:
-                found.add("accounts", name, f"line {l.line_no}: {account.company} {account.name} does not accept {l.currency}")
+            key = (account.company_id, currency)
+            sums[key] = sums.get(key, 0) + amount
+            side = totals.get(key)
+            if side is None:
+                side = totals[key] = [0, 0]
+            if amount > 0:
+                side[0] += amount
+            else:
+                side[1] -= amount
+            replay_key = (account_id, currency, day)
+            replay[replay_key] = replay.get(replay_key, 0) + amount
+            if day != effective_date:
+                found.add("journal_structure", name, f"line {line_no} is dated {day}, the entry {effective_date}")
+            if currency not in account.currencies:
+                found.add("accounts", name, f"line {line_no}: {account.company} {account.name} does not accept {currency}")
             if day < account.open_date or (account.close_date and day > account.close_date):
-                found.add("accounts", name, f"line {l.line_no}: {account.company} {account.name} is not open on {day}")
-            company_closes = closes.get(account.company_id)
-            if company_closes:
-                close = company_closes.get(f"{day.year:04d}-{day.month:02d}")
-                if close is not None and row.id > close[1]:
-                    found.add("closed_periods", name, f"line {l.line_no} posts into {account.company} "
+                found.add("accounts", name, f"line {line_no}: {account.company} {account.name} is not open on {day}")
+            through = self.closed_through.get(account.company_id)
+            if through is not None and day <= through:
+                close = self.closes[account.company_id].get(f"{day.year:04d}-{day.month:02d}")
+                if close is not None and seq > close[1]:
+                    found.add("closed_periods", name, f"line {line_no} posts into {account.company} "
                               f"{day:%Y-%m}, closed before this entry was recorded")
         for (company_id, currency), total in sums.items():
             if total:
-                found.add("entries_balanced", name, f"{company_names[company_id]} {currency} postings sum to "
+                found.add("entries_balanced", name, f"{self.company_names[company_id]} {currency} postings sum to "
                           f"{format_amount(total, currency)}")
-
-    result = conn.execution_options(stream_results=True, yield_per=limits.STREAM_ROWS_PER_FETCH).execute(query)
-    for row in result:
-        if current is None or row.id != current.id:
-            if current is not None:
-                finish(current, lines)
-                if progress and entries % limits.STREAM_ROWS_PER_FETCH == 0:
-                    progress(entries)
-            current, lines = row, []
-        if row.line_no is not None:
-            lines.append(row)
-            posting_count += 1
-    if current is not None:
-        finish(current, lines)
-    if progress:
-        progress(entries)
-    return entries, posting_count, head_seq, head_hash, replay, totals
 
 
 def _check_totals(totals, chart, found: _Collector) -> None:
@@ -318,17 +312,6 @@ def _check_reversals(conn, found: _Collector) -> None:
     ).all()
     for reverses_id, count in twice:
         found.add("reversals", None, f"entry #{reverses_id} is reversed {count} times")
-
-
-def _check_orphans(conn, found: _Collector) -> None:
-    orphans = conn.execute(
-        select(postings.c.entry_id, postings.c.line_no)
-        .outerjoin(journal_entries, journal_entries.c.id == postings.c.entry_id)
-        .where(journal_entries.c.id.is_(None))
-        .limit(limits.VIOLATIONS_REPORTED_MAX)
-    ).all()
-    for entry_id, line_no in orphans:
-        found.add("journal_structure", None, f"posting {entry_id}/{line_no} belongs to no entry")
 
 
 def _check_triggers(conn, dialect: str, found: _Collector) -> None:

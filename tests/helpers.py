@@ -18,8 +18,8 @@ def entry(entry_id: str, day: str = "2026-10-05", *postings: tuple, description:
             ("OPFI", "Income:Usage", "-100.00"),
         )
     lines = []
-    for posting in postings:
-        company, account, amount, *rest = posting
+    for line_spec in postings:
+        company, account, amount, *rest = line_spec
         line = {"company": company, "account": account, "amount": amount, "currency": rest[0] if rest else "EUR"}
         if len(rest) > 1:
             line["dimensions"] = rest[1]

@@ -15,6 +15,7 @@ from beancount import loader
 from click.testing import CliRunner
 
 from ecoledger.cli import main
+
 from helpers import entry, jsonl
 
 

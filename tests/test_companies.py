@@ -6,10 +6,11 @@ import datetime as dt
 
 import pytest
 
-from helpers import entry, post
 from ledger import companies
 from ledger.chart import load_template, parse_template
 from ledger.records import LedgerError
+
+from helpers import entry, post
 
 
 def test_template_accounts_follow_roles(empty_db):

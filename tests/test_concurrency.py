@@ -8,7 +8,6 @@ import multiprocessing
 
 import pytest
 
-from helpers import entry
 from ledger import companies
 from ledger.database import Database
 from ledger.interchange import parse_entry
@@ -16,6 +15,8 @@ from ledger.posting import post_entries
 from ledger.reports import trial_balance
 from ledger.schema import metadata
 from ledger.verify import verify
+
+from helpers import entry
 
 WORKERS = 4
 BATCHES = 10

@@ -11,11 +11,12 @@ import pytest
 from beancount import loader
 from beancount.core import data, realization
 
-from helpers import entry, post
 from ledger import companies, periods, reversal
 from ledger.export import export_beancount
 from ledger.money import format_amount
 from ledger.reports import trial_balance
+
+from helpers import entry, post
 
 HOSTILE = 'quote " backslash \\ newline\n tab\t return\r unicode ünïcödé 🚀 and "\\n" literal'
 

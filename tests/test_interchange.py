@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config import limits
-from helpers import entry, jsonl, post
 from ledger.interchange import parse_entry, read_json_lines
 from ledger.records import EntryDraft, PostingDraft, Refused
 from ledger.reports import get_entry
 from ledger.schemas import EntryDocumentSchema
+
+from helpers import entry, jsonl, post
 
 
 def problems_of(document) -> list[tuple[str, str | None]]:

@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 
-from helpers import entry, post
 from ledger import periods
 from ledger.records import LedgerError
+
+from helpers import entry, post
 
 
 def test_close_and_list(db):

@@ -10,16 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from helpers import entry, post, post_lines
 from ledger import audit, companies, periods
 from ledger.interchange import parse_entry
+from ledger.money import INT64_MAX, format_amount
 from ledger.posting import JournalWriter, _Refused, post_entries
 from ledger.records import EntryDraft, PostingDraft
-from ledger.rules import check_entry
-from ledger.money import INT64_MAX, format_amount
 from ledger.reports import trial_balance
+from ledger.rules import check_entry
 from ledger.schema import audit_log, daily_balances, journal_entries, postings
 from ledger.verify import verify
+
+from helpers import entry, post, post_lines
 
 
 def rows(db, table) -> int:

@@ -9,21 +9,28 @@ import shutil
 import tempfile
 from collections import defaultdict
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
-from conftest import BACKEND, fresh_pg_schema
 from ledger import companies, periods, posting
 from ledger.database import Database
 from ledger.interchange import parse_entry
 from ledger.money import format_amount
 from ledger.records import LedgerError
 from ledger.reports import trial_balance
-from ledger.reversal import reverse_entry, reversal_id_for
+from ledger.reversal import reversal_id_for, reverse_entry
 from ledger.schema import metadata
 from ledger.verify import verify
+
+from conftest import BACKEND, fresh_pg_schema
 
 FIRST_DAY = dt.date(2026, 9, 1)
 DAYS = 90
@@ -59,7 +66,7 @@ class Model:
         self.reversals: set[str] = set()
         self.closed_through: dict[str, dt.date] = {}
 
-    def copy(self) -> "Model":
+    def copy(self) -> Model:
         other = Model()
         other.postings = list(self.postings)
         other.content = dict(self.content)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from helpers import entry, post
 from ledger.reports import account_statement, trial_balance
+
+from helpers import entry, post
 
 
 def seed(db):

@@ -6,12 +6,13 @@ import datetime as dt
 
 import pytest
 
-from helpers import entry, post
 from ledger import periods
 from ledger.records import LedgerError
 from ledger.reports import get_entry, trial_balance
 from ledger.reversal import reverse_entry
 from ledger.verify import verify
+
+from helpers import entry, post
 
 
 def test_reversal_negates_and_links(db):

@@ -11,13 +11,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from conftest import fresh_pg_schema
 from ecoledger import migrate
 from ecoledger.schema import metadata
-from helpers import entry, post
 from ledger.database import Database
 from ledger.reversal import reverse_entry
 from ledger.schema import expected_triggers
+
+from conftest import fresh_pg_schema
+from helpers import entry, post
 
 
 def snapshot(db: Database) -> dict:

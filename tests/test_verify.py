@@ -7,12 +7,13 @@ import datetime as dt
 import pytest
 from sqlalchemy import text
 
-from helpers import entry, post
 from ledger import periods, reversal
 from ledger.database import Database
 from ledger.hashing import payload_hash
 from ledger.schema import sqlite_immutability_ddl
 from ledger.verify import CHECKS, verify
+
+from helpers import entry, post
 
 
 def tamper(db: Database, *statements: str) -> None:

@@ -6,7 +6,8 @@ import contextlib
 import csv
 import json
 import sys
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import click
 from rich import box
