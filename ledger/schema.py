@@ -107,12 +107,17 @@ journal_entries = Table(
     CheckConstraint("reverses_id IS NULL OR reverses_id < id", name="reverses_earlier"),
 )
 
+# No foreign keys on this, the largest table: on PostgreSQL each one is a per-row trigger
+# that locks the parent row, and the two cost more than the rest of the insert (measured:
+# docs/decisions.md). Integrity holds without them: only the posting service writes here,
+# entries and accounts are never deleted (triggers below), a dangling posting breaks its
+# entry's payload hash, and verify reports orphans and unknown accounts.
 postings = Table(
     "postings",
     metadata,
-    Column("entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=False),
+    Column("entry_id", BigInteger, nullable=False),
     Column("line_no", Integer, nullable=False),
-    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", Integer, nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("dimensions", Text, nullable=True),
@@ -177,60 +182,65 @@ audit_log = Table(
 
 # -- Immutability, enforced by the database itself (invariant 4) ----------------------------
 
-IMMUTABLE_TABLES = ("journal_entries", "postings", "audit_log")
+# table -> (statements refused, why). Entries, postings and the audit log never change;
+# companies and accounts change (names, close dates) but are never deleted.
+PROTECTED_TABLES = {
+    "journal_entries": (("UPDATE", "DELETE"), "posted rows are immutable; post a reversal instead"),
+    "postings": (("UPDATE", "DELETE"), "posted rows are immutable; post a reversal instead"),
+    "audit_log": (("UPDATE", "DELETE"), "the audit log is immutable"),
+    "companies": (("DELETE",), "companies are never deleted; offboard them instead"),
+    "accounts": (("DELETE",), "accounts are never deleted; close them instead"),
+}
 
-IMMUTABILITY_MESSAGE = "posted rows are immutable; post a reversal instead"
-
-
-def sqlite_immutability_ddl(table: str) -> list[str]:
-    """SQLite triggers refusing UPDATE and DELETE on ``table``."""
-    return [
-        f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-        f"BEGIN SELECT RAISE(ABORT, '{table}: {IMMUTABILITY_MESSAGE}'); END"
-        for verb in ("UPDATE", "DELETE")
-    ]
-
-
-POSTGRESQL_REFUSE_FUNCTION = f"""\
+POSTGRESQL_REFUSE_FUNCTION = """\
 CREATE FUNCTION ecoledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION '%: {IMMUTABILITY_MESSAGE}', TG_TABLE_NAME
-        USING ERRCODE = 'restrict_violation';
+    RAISE EXCEPTION '%: %', TG_TABLE_NAME, TG_ARGV[0] USING ERRCODE = 'restrict_violation';
 END
 $$"""
 
 
-def postgresql_immutability_ddl(table: str) -> list[str]:
-    """PostgreSQL triggers refusing UPDATE, DELETE and TRUNCATE on ``table``."""
-    return [
-        f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
-        "FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change()",
-        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change()",
-    ]
+def protection_ddl(dialect: str) -> list[str]:
+    """The statements creating the refusing triggers on ``dialect`` (and, on PostgreSQL,
+    the function they call first)."""
+    statements = [] if dialect == "sqlite" else [POSTGRESQL_REFUSE_FUNCTION]
+    for table, (verbs, why) in PROTECTED_TABLES.items():
+        for verb in verbs:
+            name = f"{table}_no_{verb.lower()}"
+            if dialect == "sqlite":
+                statements.append(
+                    f"CREATE TRIGGER {name} BEFORE {verb} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table}: {why}'); END"
+                )
+            else:
+                statements.append(
+                    f"CREATE TRIGGER {name} BEFORE {verb} ON {table} "
+                    f"FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('{why}')"
+                )
+        if dialect == "postgresql":
+            statements.append(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('{why}')"
+            )
+    return statements
 
 
 def expected_triggers(dialect: str) -> set[tuple[str, str]]:
     """(table, trigger name) pairs that must exist; verify checks them."""
-    if dialect == "sqlite":
-        names = ("{t}_no_update", "{t}_no_delete")
-    else:
-        names = ("{t}_immutable", "{t}_no_truncate")
-    return {(t, n.format(t=t)) for t in IMMUTABLE_TABLES for n in names}
-
-
-def _ddl(statement: str, dialect: str) -> DDL:
-    # DDL() applies %-formatting to its text; the SQL itself wants literal percent signs.
-    return DDL(statement.replace("%", "%%")).execute_if(dialect=dialect)
+    result = set()
+    for table, (verbs, _) in PROTECTED_TABLES.items():
+        result |= {(table, f"{table}_no_{verb.lower()}") for verb in verbs}
+        if dialect == "postgresql":
+            result.add((table, f"{table}_no_truncate"))
+    return result
 
 
 def _attach_triggers() -> None:
-    event.listen(metadata, "after_create", _ddl(POSTGRESQL_REFUSE_FUNCTION, "postgresql"))
-    for table in IMMUTABLE_TABLES:
-        for statement in sqlite_immutability_ddl(table):
-            event.listen(metadata, "after_create", _ddl(statement, "sqlite"))
-        for statement in postgresql_immutability_ddl(table):
-            event.listen(metadata, "after_create", _ddl(statement, "postgresql"))
+    for dialect in ("sqlite", "postgresql"):
+        for statement in protection_ddl(dialect):
+            # DDL() applies %-formatting to its text; the SQL wants literal percent signs.
+            ddl = DDL(statement.replace("%", "%%")).execute_if(dialect=dialect)
+            event.listen(metadata, "after_create", ddl)
 
 
 _attach_triggers()

@@ -130,14 +130,27 @@ def test_database_refuses_to_change_posted_rows(db, statement):
             conn.execute(text(statement))
 
 
+@pytest.mark.parametrize(
+    "statement, reason",
+    [
+        ("DELETE FROM accounts WHERE name = 'Assets:Bank'", "accounts are never deleted"),
+        ("DELETE FROM companies WHERE code = 'VEND'", "companies are never deleted"),
+    ],
+)
+def test_database_refuses_to_delete_companies_and_accounts(db, statement, reason):
+    with pytest.raises(DBAPIError, match=reason):
+        with db.engine.begin() as conn:
+            conn.execute(text(statement))
+
+
 @pytest.mark.postgres
 def test_postgresql_refuses_truncate(pg_schema_url):
     """SQLite has no TRUNCATE; on PostgreSQL a statement trigger refuses it."""
     db = Database(pg_schema_url)
     try:
         metadata.create_all(db.engine)
-        for table in ("postings", "journal_entries", "audit_log"):
-            with pytest.raises(DBAPIError, match="immutable"):
+        for table in ("postings", "journal_entries", "audit_log", "accounts", "companies"):
+            with pytest.raises(DBAPIError, match="immutable|never deleted"):
                 with db.engine.begin() as conn:
                     conn.execute(text(f"TRUNCATE {table} CASCADE"))
     finally:

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from ledger import periods, reversal
 from ledger.database import Database
 from ledger.hashing import payload_hash
-from ledger.schema import sqlite_immutability_ddl
+from ledger.schema import protection_ddl
 from ledger.verify import CHECKS, verify
 
 from helpers import entry, post
@@ -26,8 +26,8 @@ def tamper(db: Database, *statements: str) -> None:
                     conn.execute(text(f"DROP TRIGGER {table}_no_{verb}"))
             for statement in statements:
                 conn.execute(text(statement))
-            for table in ("journal_entries", "postings"):
-                for ddl in sqlite_immutability_ddl(table):
+            for ddl in protection_ddl("sqlite"):
+                if " ON journal_entries " in ddl or " ON postings " in ddl:
                     conn.execute(text(ddl))
         else:
             conn.execute(text("SET LOCAL session_replication_role = replica"))
@@ -145,7 +145,23 @@ def test_missing_trigger_is_detected(ledger):
         if ledger.is_sqlite:
             conn.execute(text("DROP TRIGGER postings_no_update"))
         else:
-            conn.execute(text("ALTER TABLE postings DISABLE TRIGGER postings_immutable"))
+            conn.execute(text("ALTER TABLE postings DISABLE TRIGGER postings_no_update"))
     report = verify(ledger)
     assert failed(report) == {"immutability": {None}}
     assert "postings" in report.violations[0].message
+
+
+def test_dangling_postings_are_detected(ledger):
+    """Postings have no foreign keys (docs/decisions.md); verify stands in for them."""
+    tamper(
+        ledger,
+        "INSERT INTO postings (entry_id, line_no, account_id, amount_minor, currency, effective_date) "
+        "VALUES (99, 1, 1, 5, 'EUR', '2026-10-05')",
+        "INSERT INTO postings (entry_id, line_no, account_id, amount_minor, currency, effective_date) "
+        "VALUES (2, 3, 9999, 0, 'EUR', '2026-10-02')",
+    )
+    report = verify(ledger)
+    messages = [v.message for v in report.violations]
+    assert "posting 99/1 belongs to no entry" in messages
+    assert any("account id 9999, which does not exist" in m for m in messages)
+    assert failed(report)["hash_chain"] == {"second"}

@@ -16,37 +16,50 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-IMMUTABLE_TABLES = ("journal_entries", "postings", "audit_log")
-MESSAGE = "posted rows are immutable; post a reversal instead"
-
-POSTGRESQL_REFUSE_FUNCTION = f"""\
+POSTGRESQL_REFUSE_FUNCTION = """\
 CREATE FUNCTION ecoledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION '%: {MESSAGE}', TG_TABLE_NAME
-        USING ERRCODE = 'restrict_violation';
+    RAISE EXCEPTION '%: %', TG_TABLE_NAME, TG_ARGV[0] USING ERRCODE = 'restrict_violation';
 END
 $$"""
+
+# Refuse UPDATE and DELETE on posted rows and the audit log, DELETE on companies and
+# accounts (and TRUNCATE of all five on PostgreSQL).
+SQLITE_TRIGGERS = [
+    "CREATE TRIGGER journal_entries_no_update BEFORE UPDATE ON journal_entries BEGIN SELECT RAISE(ABORT, 'journal_entries: posted rows are immutable; post a reversal instead'); END",
+    "CREATE TRIGGER journal_entries_no_delete BEFORE DELETE ON journal_entries BEGIN SELECT RAISE(ABORT, 'journal_entries: posted rows are immutable; post a reversal instead'); END",
+    "CREATE TRIGGER postings_no_update BEFORE UPDATE ON postings BEGIN SELECT RAISE(ABORT, 'postings: posted rows are immutable; post a reversal instead'); END",
+    "CREATE TRIGGER postings_no_delete BEFORE DELETE ON postings BEGIN SELECT RAISE(ABORT, 'postings: posted rows are immutable; post a reversal instead'); END",
+    "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log: the audit log is immutable'); END",
+    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log: the audit log is immutable'); END",
+    "CREATE TRIGGER companies_no_delete BEFORE DELETE ON companies BEGIN SELECT RAISE(ABORT, 'companies: companies are never deleted; offboard them instead'); END",
+    "CREATE TRIGGER accounts_no_delete BEFORE DELETE ON accounts BEGIN SELECT RAISE(ABORT, 'accounts: accounts are never deleted; close them instead'); END",
+]
+
+POSTGRESQL_TRIGGERS = [
+    "CREATE TRIGGER journal_entries_no_update BEFORE UPDATE ON journal_entries FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('posted rows are immutable; post a reversal instead')",
+    "CREATE TRIGGER journal_entries_no_delete BEFORE DELETE ON journal_entries FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('posted rows are immutable; post a reversal instead')",
+    "CREATE TRIGGER journal_entries_no_truncate BEFORE TRUNCATE ON journal_entries FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('posted rows are immutable; post a reversal instead')",
+    "CREATE TRIGGER postings_no_update BEFORE UPDATE ON postings FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('posted rows are immutable; post a reversal instead')",
+    "CREATE TRIGGER postings_no_delete BEFORE DELETE ON postings FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('posted rows are immutable; post a reversal instead')",
+    "CREATE TRIGGER postings_no_truncate BEFORE TRUNCATE ON postings FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('posted rows are immutable; post a reversal instead')",
+    "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('the audit log is immutable')",
+    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('the audit log is immutable')",
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('the audit log is immutable')",
+    "CREATE TRIGGER companies_no_delete BEFORE DELETE ON companies FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('companies are never deleted; offboard them instead')",
+    "CREATE TRIGGER companies_no_truncate BEFORE TRUNCATE ON companies FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('companies are never deleted; offboard them instead')",
+    "CREATE TRIGGER accounts_no_delete BEFORE DELETE ON accounts FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('accounts are never deleted; close them instead')",
+    "CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON accounts FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('accounts are never deleted; close them instead')",
+]
 
 
 def _create_triggers() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        for table in IMMUTABLE_TABLES:
-            for verb in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, '{table}: {MESSAGE}'); END"
-                )
+        statements = SQLITE_TRIGGERS
     else:
-        op.execute(POSTGRESQL_REFUSE_FUNCTION)
-        for table in IMMUTABLE_TABLES:
-            op.execute(
-                f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change()"
-            )
+        statements = [POSTGRESQL_REFUSE_FUNCTION, *POSTGRESQL_TRIGGERS]
+    for statement in statements:
+        op.execute(statement)
 
 
 def upgrade() -> None:
@@ -140,8 +153,6 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('dimensions', sa.Text(), nullable=True),
     sa.Column('effective_date', sa.Date(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_postings_account_id_accounts')),
-    sa.ForeignKeyConstraint(['entry_id'], ['journal_entries.id'], name=op.f('fk_postings_entry_id_journal_entries')),
     sa.PrimaryKeyConstraint('entry_id', 'line_no', name=op.f('pk_postings'))
     )
     with op.batch_alter_table('postings', schema=None) as batch_op:

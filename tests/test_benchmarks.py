@@ -1,0 +1,39 @@
+"""The benchmarks still run (tiny sizes). They report figures; tests never assert timings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import BACKEND, POSTGRES_URL, require_postgres
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def database_args() -> list[str]:
+    if BACKEND == "postgresql":
+        require_postgres()
+        return ["--database", POSTGRES_URL]
+    return []
+
+
+def test_post_entries_benchmark_runs(database_args):
+    out = run("post_entries.py", "--entries", "300", "--batch-size", "100", "--input", "all", *database_args)
+    assert "baseline:" in out and out.count("entries/s") == 4 and "x baseline" in out
+
+
+def test_read_paths_benchmark_runs(database_args):
+    out = run("read_paths.py", "--entries", "300", *database_args)
+    assert "ecoledger verify" in out and "beancount loads" in out and "trial balance" in out
