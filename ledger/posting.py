@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
@@ -254,6 +255,7 @@ class JournalWriter:
         # days fold the open and close dates and the company's closed periods together.
         self.postable: dict[tuple[str, str], tuple] = {}
         self._dimensions_json: dict = {}  # memo: dimension sets repeat across entries
+        self._names: dict[str | None, list[str]] = {}  # for suggestions in error messages
         self._entries = BulkWriter(conn, journal_entries, ENTRY_COLUMNS)
         self._postings = BulkWriter(conn, postings, POSTING_COLUMNS)
         self._daily = BulkWriter(
@@ -316,6 +318,22 @@ class JournalWriter:
             if key not in self.postable:
                 first, last = posting_window(account, self.closed_through.get(account.company_id))
                 self.postable[key] = (account.id, account.company_id, account.currencies, first, last, account)
+
+    def _suggest(self, company: str | None, name: str) -> str | None:
+        """The closest existing account name of ``company`` (or company code), for messages.
+        Names are read once per company and kept: a file of typos costs one query each."""
+        if company not in self._names:
+            if company is None:
+                query = select(companies.c.code)
+            else:
+                query = (
+                    select(accounts.c.name)
+                    .join(companies, companies.c.id == accounts.c.company_id)
+                    .where(companies.c.code == company)
+                )
+            self._names[company] = list(self.conn.execute(query).scalars())
+        matches = difflib.get_close_matches(name, self._names[company], n=1, cutoff=0.75)
+        return matches[0] if matches else None
 
     def _existing(self, external_ids: list[str]) -> dict[str, tuple[int, str]]:
         """(journal position, payload hash) of the ids already in the journal.
@@ -426,7 +444,7 @@ class JournalWriter:
         else:
             if not any(sums.values()):
                 return lines, line_accounts
-        problems = check_entry(draft, self.accounts, self.companies, self.closed_through)
+        problems = check_entry(draft, self.accounts, self.companies, self.closed_through, self._suggest)
         if problems:
             raise _Refused(problems)
         raise AssertionError(f"entry {draft.external_id!r}: fast path refused what check_entry accepts")

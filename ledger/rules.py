@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from ledger.money import INT64_MAX, format_amount
@@ -56,10 +56,13 @@ def check_entry(
     accounts: Mapping[tuple[str, str], AccountInfo],
     known_companies: Mapping[str, int],
     closed_through: Mapping[int, dt.date],
+    suggest: Callable[[str | None, str], str | None] | None = None,
 ) -> list[Problem]:
     """Problems of ``draft`` against the chart and the closed periods (empty: it may post).
 
     ``closed_through`` maps a company id to the end of its latest closed period.
+    ``suggest(company, name)`` may offer the closest existing account of ``company`` (or,
+    with company None, the closest company code) for a name that does not exist.
     """
     problems: list[Problem] = []
     day = draft.effective_date
@@ -70,19 +73,22 @@ def check_entry(
         account = accounts.get(key)
         if account is None:
             if posting.company not in known_companies:
+                hint = suggest(None, posting.company) if suggest else None
                 problems.append(
                     Problem(
                         E_UNKNOWN_COMPANY,
                         f"postings[{index}].company",
-                        f"no company {show(posting.company)}",
+                        f"no company {show(posting.company)}" + (f"; did you mean {hint}?" if hint else ""),
                     )
                 )
             else:
+                hint = suggest(posting.company, posting.account) if suggest else None
                 problems.append(
                     Problem(
                         E_UNKNOWN_ACCOUNT,
                         f"postings[{index}].account",
-                        f"company {posting.company} has no account {show(posting.account)}",
+                        f"company {posting.company} has no account {show(posting.account)}"
+                        + (f"; did you mean {hint}?" if hint else ""),
                     )
                 )
             continue

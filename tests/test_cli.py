@@ -179,3 +179,24 @@ def test_demo_runs_end_to_end_from_the_console_script(tmp_path):
     assert (tmp_path / "ecoledger-demo.db").exists() and (tmp_path / "ecoledger-demo.beancount").exists()
     again = subprocess.run([executable, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr  # recreated, not appended to
+
+
+def test_typos_get_a_suggestion(ready):
+    typo = entry("t", "2026-10-05", ("OPFI", "Assets:Bank", "1.00"), ("OPFI", "Income:Usag", "-1.00"))
+    code, out, _ = ready("post", "-", input=jsonl(typo, entry("u", "2026-10-05", ("OPFX", "Assets:Bank", "1.00"), ("OPFI", "Assets:Bank", "-1.00"))))
+    assert code == 1
+    assert "company OPFI has no account 'Income:Usag'; did you mean Income:Usage? [unknown_account]" in out
+    assert "no company 'OPFX'; did you mean OPFI? [unknown_company]" in out
+
+
+def test_hostile_text_cannot_drive_the_terminal(ready):
+    hostile = "\x1b[2J\x1b[31mred [bold]markup[/bold] \x07bell"
+    doc = entry("h", "2026-10-05", description=hostile, metadata={"note": hostile})
+    assert ready("post", "-", input=jsonl(doc))[0] == 0
+    code, out, _ = ready("entry", "show", "h")
+    assert code == 0 and "\x1b" not in out and "\x07" not in out
+    assert "\\x1b[2J" in out  # shown as an escape, not acted on
+    code, out, _ = ready("account-statement", "--company", "OPFI", "--account", "Income:Usage")
+    assert "\x1b" not in out and "[bold]markup[/bold]" in out  # literal, not rich markup
+    code, out, _ = ready("entry", "show", "h", "--format", "json")
+    assert json.loads(out)["description"] == hostile  # data formats keep the exact text

@@ -20,6 +20,7 @@ from ecoledger.cli.output import (
     emit_table,
     format_option,
     note,
+    printable,
     progress_bar,
 )
 from ledger import export, posting, reports, reversal
@@ -151,7 +152,7 @@ def _print_report(name: str, report: posting.PostingReport) -> None:
     if report.accepted:
         click.echo(f"journal positions {report.first_entry_seq}..{report.last_entry_seq}")
     for outcome in report.rejections:
-        where = f"line {outcome.ref}" + (f" ({outcome.external_id})" if outcome.external_id else "")
+        where = f"line {outcome.ref}" + (f" ({printable(outcome.external_id)})" if outcome.external_id else "")
         for problem in outcome.problems:
             click.echo(f"  {where}: {problem} [{problem.code}]")
     if report.rejections_omitted:
@@ -196,17 +197,17 @@ def entry_show(app, entry_id: str, fmt: str) -> None:
     if fmt == JSON:
         emit_json(EntryDocumentSchema().dump(stored))
         return
-    click.echo(f"{stored.external_id}  {stored.effective_date}  {stored.description}")
+    click.echo(f"{stored.external_id}  {stored.effective_date}  {printable(stored.description)}")
     click.echo(
         f"journal #{stored.entry_seq}, recorded {stored.recorded_at:%Y-%m-%d %H:%M:%S} UTC, "
-        f"source {stored.source['type']}" + (f":{stored.source['id']}" if stored.source["id"] else "")
+        f"source {stored.source['type']}" + (f":{printable(stored.source['id'])}" if stored.source["id"] else "")
     )
     if stored.reverses:
         click.echo(f"reverses {stored.reverses}")
     if stored.reversed_by:
         click.echo(f"reversed by {stored.reversed_by}")
     for key, value in stored.metadata.items():
-        click.echo(f"{key}: {value}")
+        click.echo(f"{key}: {printable(value)}")
     emit_table(
         ["Company", "Account", "Amount", "Currency", "Dimensions"],
         [

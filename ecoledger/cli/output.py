@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 TABLE, JSON, CSV = "table", "json", "csv"
 
@@ -53,6 +55,15 @@ def emit_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         writer.writerow(["" if value is None else value for value in row])
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """User text made safe for a terminal: control characters (escape sequences that could
+    rewrite the screen) shown as escapes instead of being acted on."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def emit_table(
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
@@ -66,12 +77,17 @@ def emit_table(
     for column in columns:
         table.add_column(column, justify="right" if column in right else "left", overflow="fold")
     for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
+        table.add_row(*(_cell(value) for value in row))
     if footer:
         table.add_section()
         for row in footer:
-            table.add_row(*("" if value is None else str(value) for value in row), style="bold")
+            table.add_row(*(_cell(value) for value in row), style="bold")
     _console().print(table)
+
+
+def _cell(value: Any) -> Text:
+    # Text, not str: rich would read "[...]" in a description as markup.
+    return Text("" if value is None else printable(str(value)))
 
 
 def note(message: str) -> None:
