@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import limits  # noqa: E402
+from ledger.database import scratch_postgres_schema  # noqa: E402
 
 FIRST_DAY = dt.date(2026, 10, 1)
 HASH = "0" * 64
@@ -209,24 +210,6 @@ def in_child(function, *args) -> dict:
         return pool.apply(function, args)
 
 
-def fresh_postgres_schema(url: str) -> tuple[str, callable]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    return scoped.render_as_string(hide_password=False), drop
-
-
 INPUTS = {
     "drafts": "posting service, drafts in (as posting rules, reversals, the API after parsing)",
     "documents": "interchange documents in, through the parser (as the API)",
@@ -260,7 +243,7 @@ def main() -> None:
     def target() -> str:
         if backend == "sqlite":
             return f"sqlite:///{workdir}/{uuid.uuid4().hex}.db"
-        url, drop = fresh_postgres_schema(args.database)
+        url, drop = scratch_postgres_schema(args.database, prefix="bench")
         cleanups.append(drop)
         return url
 

@@ -27,11 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from post_entries import FIRST_DAY, drafts, fresh_postgres_schema  # noqa: E402
+from post_entries import FIRST_DAY, drafts  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from ledger import companies  # noqa: E402
-from ledger.database import Database  # noqa: E402
+from ledger.database import Database, scratch_postgres_schema  # noqa: E402
 from ledger.export import export_beancount  # noqa: E402
 from ledger.posting import post_entries  # noqa: E402
 from ledger.reports import trial_balance  # noqa: E402
@@ -58,7 +58,7 @@ def main() -> None:
     workdir = tempfile.mkdtemp(prefix="ecoledger-bench-")
     cleanup = None
     if args.database:
-        url, cleanup = fresh_postgres_schema(args.database)
+        url, cleanup = scratch_postgres_schema(args.database, prefix="bench")
     else:
         url = f"sqlite:///{workdir}/ledger.db"
     db = Database(url)

@@ -12,6 +12,7 @@ See docs/decisions.md ("One writer at a time").
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -182,3 +183,21 @@ class BulkWriter:
                     copy.write_row(row)
         else:
             self._conn.exec_driver_sql(self._sql, list(converted))
+
+
+def scratch_postgres_schema(url: str, prefix: str = "scratch") -> tuple[str, Callable[[], None]]:
+    """Create a new, empty schema in the PostgreSQL database at ``url``; return a URL whose
+    connections work in it (through search_path) and a function that drops it. For tests
+    and benchmarks that each need a ledger of their own in one database."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return scoped.render_as_string(hide_password=False), drop

@@ -245,10 +245,8 @@ def _parse_posting_carefully(raw: Any, index: int, problems: list[Problem]) -> P
     account = raw.get("account")
     currency = raw.get("currency")
     amount = raw.get("amount")
-    if not _plain(company, COMPANY_CHARS_MAX):
-        check_text(company, f"{where}.company", COMPANY_CHARS_MAX, problems)
-    if not _plain(account, ACCOUNT_CHARS_MAX):
-        check_text(account, f"{where}.account", ACCOUNT_CHARS_MAX, problems)
+    check_text(company, f"{where}.company", COMPANY_CHARS_MAX, problems)
+    check_text(account, f"{where}.account", ACCOUNT_CHARS_MAX, problems)
     if type(currency) is not str or currency not in MINOR_UNITS:
         if currency is None:
             problems.append(Problem(E_MISSING, f"{where}.currency", "is required"))

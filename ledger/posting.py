@@ -179,7 +179,8 @@ def post_entries(
     batch_entries: int = limits.BATCH_ENTRIES_MAX,
 ) -> PostingReport:
     """Post entries (drafts, or inputs already refused by the parser, which count as
-    rejected). ``progress`` is called with the number of entries handled after each batch.
+    rejected). ``progress`` is called with the number of entries handled so far, after each
+    batch.
     ``collect_results`` keeps one outcome per entry in input order (bounded inputs only)."""
     if not 1 <= batch_entries <= limits.BATCH_ENTRIES_MAX:
         raise ValueError(f"batch_entries must be 1..{limits.BATCH_ENTRIES_MAX}")
@@ -192,7 +193,7 @@ def post_entries(
                 for batch in batches:
                     writer.post_batch(batch, report)
                     if progress:
-                        progress(len(batch))
+                        progress(report.total)
                 if report.rejected:
                     raise _Rollback
                 audit_post(conn, actor, report, request_id)
@@ -206,7 +207,7 @@ def post_entries(
                 if report.accepted > before:
                     audit_post(conn, actor, report, request_id, since=before)
             if progress:
-                progress(len(batch))
+                progress(report.total)
     return report
 
 

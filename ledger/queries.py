@@ -134,3 +134,15 @@ def journal_stream(
         if on_orphan is not None:
             on_orphan(pending)
         pending = next(posting_rows, None)
+
+
+def entry_lines(conn: Connection, entry_seq: int) -> list:
+    """An entry's postings in line order: (company code, account name, amount_minor,
+    currency, dimensions JSON)."""
+    return conn.execute(
+        select(companies.c.code, accounts.c.name, postings.c.amount_minor, postings.c.currency, postings.c.dimensions)
+        .join(accounts, accounts.c.id == postings.c.account_id)
+        .join(companies, companies.c.id == accounts.c.company_id)
+        .where(postings.c.entry_id == entry_seq)
+        .order_by(postings.c.line_no)
+    ).all()

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from ledger.database import Database
 from ledger.hashing import pairs_from_json
-from ledger.queries import BalanceLine, account_id, balances_as_of, company_id
+from ledger.queries import BalanceLine, account_id, balances_as_of, company_id, entry_lines
 from ledger.records import E_INVALID, E_NOT_FOUND, LedgerError, Problem, show
-from ledger.schema import accounts, companies, journal_entries, postings
+from ledger.schema import journal_entries, postings
 
 CONSOLIDATED = "(consolidated)"
 
@@ -169,13 +169,7 @@ def get_entry(db: Database, external_id: str) -> StoredEntry:
         row = conn.execute(select(journal_entries).where(e.external_id == external_id)).first()
         if row is None:
             raise LedgerError(Problem(E_NOT_FOUND, "entry", f"no entry {show(external_id)}"))
-        lines = conn.execute(
-            select(companies.c.code, accounts.c.name, postings.c.amount_minor, postings.c.currency, postings.c.dimensions)
-            .join(accounts, accounts.c.id == postings.c.account_id)
-            .join(companies, companies.c.id == accounts.c.company_id)
-            .where(postings.c.entry_id == row.id)
-            .order_by(postings.c.line_no)
-        ).all()
+        lines = entry_lines(conn, row.id)
         reverses = None
         if row.reverses_id is not None:
             reverses = conn.execute(select(e.external_id).where(e.id == row.reverses_id)).scalar()

@@ -13,6 +13,7 @@ from config import limits
 from ledger.database import Database
 from ledger.hashing import pairs_from_json
 from ledger.posting import JournalWriter, PostingReport, audit_post
+from ledger.queries import entry_lines
 from ledger.records import (
     ACCEPTED,
     E_ALREADY_REVERSED,
@@ -24,7 +25,7 @@ from ledger.records import (
     Problem,
     show,
 )
-from ledger.schema import accounts, companies, journal_entries, postings
+from ledger.schema import journal_entries
 
 REVERSAL_SOURCE = "reversal"
 
@@ -85,13 +86,7 @@ def reverse_entry(
                     f"a reversal cannot precede its entry ({original.effective_date})",
                 )
             )
-        lines = conn.execute(
-            select(companies.c.code, accounts.c.name, postings.c.amount_minor, postings.c.currency, postings.c.dimensions)
-            .join(accounts, accounts.c.id == postings.c.account_id)
-            .join(companies, companies.c.id == accounts.c.company_id)
-            .where(postings.c.entry_id == original.id)
-            .order_by(postings.c.line_no)
-        ).all()
+        lines = entry_lines(conn, original.id)
         text = description or f"Reversal of {external_id}: {original.description}"
         draft = EntryDraft(
             external_id=reversal_id_for(external_id),

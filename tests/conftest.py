@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from ledger import companies
-from ledger.database import Database
+from ledger.database import Database, scratch_postgres_schema
 from ledger.schema import metadata
 
 BACKEND = os.environ.get("ECOLEDGER_TEST_BACKEND", "sqlite")
@@ -63,19 +61,9 @@ def require_postgres() -> None:
 def fresh_pg_schema(request) -> str:
     """A URL whose connections live in a new, empty PostgreSQL schema, dropped after the test."""
     require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
+    url, drop = scratch_postgres_schema(POSTGRES_URL, prefix="t")
     request.addfinalizer(drop)
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
+    return url
 
 
 @pytest.fixture

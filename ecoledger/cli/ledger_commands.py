@@ -105,24 +105,14 @@ def post(app, file, partial: bool, fmt: str) -> None:
     size = _size_of(file)
     label = getattr(file, "name", "<stdin>")
     label = "stdin" if label in ("-", "<stdin>") else label
-    with progress_bar(f"posting {label}", size, unit="bytes" if size else "entries") as advance:
-        position = 0
-
-        def on_batch(entries: int) -> None:
-            nonlocal position
-            if size:
-                now = file.tell()
-                advance(now - position)
-                position = now
-            else:
-                advance(entries)
-
+    with progress_bar(f"posting {label}", size, unit="bytes" if size else "entries") as update:
         report = posting.post_entries(
             db,
             read_json_lines(file),
             actor=app.actor,
             all_or_nothing=not partial,
-            progress=on_batch,
+            # Through a file: how far it has been read; through a pipe: entries handled.
+            progress=(lambda _entries: update(file.tell())) if size else update,
         )
     if fmt == JSON:
         emit_json(PostingReportSchema().dump(report))
@@ -352,15 +342,8 @@ def verify_command(app, fmt: str) -> None:
     posted into closed periods; immutability triggers present. Prints the chain head:
     record it elsewhere to detect a rewrite of the whole chain later.
     """
-    with progress_bar("verifying the journal", None, unit="entries") as advance:
-        done = 0
-
-        def on_progress(entries: int) -> None:
-            nonlocal done
-            advance(entries - done)
-            done = entries
-
-        report = verify(app.database(), progress=on_progress)
+    with progress_bar("verifying the journal", None, unit="entries") as update:
+        report = verify(app.database(), progress=update)
     if fmt == JSON:
         emit_json(VerifyReportSchema().dump(report))
     else:
@@ -399,17 +382,13 @@ def export_beancount(app, company: str | None, out_path: str) -> None:
         summary = export.export_beancount(db, sys.stdout, company=company)
     else:
         tmp = Path(out_path).with_name(Path(out_path).name + ".partial")
-        with progress_bar("exporting", None, unit="entries") as advance:
-            done = 0
-
-            def on_progress(entries: int) -> None:
-                nonlocal done
-                advance(entries - done)
-                done = entries
-
-            with tmp.open("w", encoding="utf-8") as out:
-                summary = export.export_beancount(db, out, company=company, progress=on_progress)
-        tmp.replace(out_path)  # never leave half a file under the real name
+        try:
+            with progress_bar("exporting", None, unit="entries") as update:
+                with tmp.open("w", encoding="utf-8") as out:
+                    summary = export.export_beancount(db, out, company=company, progress=update)
+            tmp.replace(out_path)  # never leave half a file under the real name
+        finally:
+            tmp.unlink(missing_ok=True)
     note(
         f"exported {summary.entries} entries, {summary.accounts} accounts, "
         f"{summary.balance_assertions} balance assertions"

@@ -97,9 +97,10 @@ def note(message: str) -> None:
 
 @contextlib.contextmanager
 def progress_bar(label: str, total: float | None, unit: str = "") -> Iterator:
-    """A progress bar on a terminal (stderr); a no-op elsewhere. Yields advance(n)."""
+    """A progress bar on a terminal (stderr); a no-op elsewhere. Yields update(done), which
+    takes the amount done so far (the services report cumulative counts)."""
     if not sys.stderr.isatty():
-        yield lambda _n: None
+        yield lambda _done: None
         return
     columns = [SpinnerColumn(), TextColumn("[bold]{task.description}")]
     if total:
@@ -109,4 +110,4 @@ def progress_bar(label: str, total: float | None, unit: str = "") -> Iterator:
         columns += [TextColumn("{task.completed:,.0f} " + unit), TimeElapsedColumn()]
     with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda n: bar.update(task, advance=n)
+        yield lambda done: bar.update(task, completed=done)
