@@ -26,6 +26,7 @@ import datetime as dt
 import difflib
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from typing import NoReturn
 
 from sqlalchemy import Connection, and_, bindparam, func, select, tuple_, update
 
@@ -46,6 +47,7 @@ from ledger.records import (
     Refused,
 )
 from ledger.rules import (
+    EXTERNAL_ID_CHARS_MAX,
     AccountInfo,
     BalanceTimeline,
     check_entry,
@@ -196,35 +198,37 @@ def post_entries(
                         progress(report.total)
                 if report.rejected:
                     raise _Rollback
-                audit_post(conn, actor, report, request_id)
+                audit_post(conn, actor, report.accepted, writer.first_seq, writer.last_seq, request_id)
         except _Rollback:
             report.roll_back()
     else:
         for batch in batches:
             with db.write() as conn:
+                writer = JournalWriter(conn)
                 before = report.accepted
-                JournalWriter(conn).post_batch(batch, report)
+                writer.post_batch(batch, report)
                 if report.accepted > before:
-                    audit_post(conn, actor, report, request_id, since=before)
+                    audit_post(conn, actor, report.accepted - before, writer.first_seq, writer.last_seq, request_id)
             if progress:
                 progress(report.total)
     return report
 
 
 def audit_post(
-    conn: Connection, actor: str, report: PostingReport, request_id: str | None, since: int = 0
+    conn: Connection,
+    actor: str,
+    accepted: int,
+    first_seq: int | None,
+    last_seq: int,
+    request_id: str | None = None,
 ) -> None:
+    """One audit row per transaction that wrote entries: how many, at which positions."""
     audit.record(
         conn,
         actor=actor,
         action="entries.post",
-        target=f"journal {report.first_entry_seq}..{report.last_entry_seq}",
-        details={
-            "accepted": report.accepted - since,
-            "duplicates": report.duplicates,
-            "rejected": report.rejected,
-            "last_entry_seq": report.last_entry_seq,
-        },
+        target=f"journal {first_seq}..{last_seq}",
+        details={"accepted": accepted, "first_entry_seq": first_seq, "last_entry_seq": last_seq},
         request_id=request_id,
     )
 
@@ -248,6 +252,7 @@ class JournalWriter:
             .limit(1)
         ).first()
         self.last_seq, self.last_hash = (head.id, head.chain_hash) if head else (0, GENESIS)
+        self.first_seq: int | None = None  # first position this writer appended
         self.accounts: dict[tuple[str, str], AccountInfo] = {}
         self.companies: dict[str, int] = {}
         self.closed_through: dict[int, dt.date] = {}
@@ -278,6 +283,7 @@ class JournalWriter:
             ):
                 self.companies[row.code] = row.id
         wanted = sorted(key for key in keys if key not in self.accounts and key[0] in self.companies)
+        loaded: list[AccountInfo] = []
         for chunk in _chunks(wanted):
             query = (
                 select(
@@ -295,16 +301,18 @@ class JournalWriter:
                 .where(tuple_(companies.c.code, accounts.c.name).in_(chunk))
             )
             for row in self.conn.execute(query):
-                self.accounts[(row.code, row.name)] = AccountInfo(
-                    row.id,
-                    row.company_id,
-                    row.code,
-                    row.name,
-                    row.type,
-                    frozenset(row.currencies),
-                    row.balance_constraint,
-                    row.open_date,
-                    row.close_date,
+                loaded.append(
+                    AccountInfo(
+                        row.id,
+                        row.company_id,
+                        row.code,
+                        row.name,
+                        row.type,
+                        frozenset(row.currencies),
+                        row.balance_constraint,
+                        row.open_date,
+                        row.close_date,
+                    )
                 )
         company_ids = sorted({self.companies[c] for c in codes if c in self.companies})
         for chunk in _chunks(company_ids):
@@ -315,10 +323,11 @@ class JournalWriter:
             )
             for company_id, end_date in self.conn.execute(query):
                 self.closed_through[company_id] = end_date
-        for key, account in self.accounts.items():
-            if key not in self.postable:
-                first, last = posting_window(account, self.closed_through.get(account.company_id))
-                self.postable[key] = (account.id, account.company_id, account.currencies, first, last, account)
+        for account in loaded:  # closed periods of every company they belong to are known now
+            key = (account.company_code, account.name)
+            first, last = posting_window(account, self.closed_through.get(account.company_id))
+            self.accounts[key] = account
+            self.postable[key] = (account.id, account.company_id, account.currencies, first, last, account)
 
     def _suggest(self, company: str | None, name: str) -> str | None:
         """The closest existing account name of ``company`` (or company code), for messages.
@@ -380,7 +389,8 @@ class JournalWriter:
         external_ids = []
         for item in batch:
             if type(item) is EntryDraft:
-                external_ids.append(item.external_id)
+                if type(item.external_id) is str:  # anything else is refused by the rules
+                    external_ids.append(item.external_id)
                 day = item.effective_date
                 for company, account, _, currency, _ in item.postings:
                     key = (company, account, currency)
@@ -419,6 +429,14 @@ class JournalWriter:
         Anything doubtful goes to rules.check_entry, the reference, which also explains;
         tests/test_posting.py holds both to the same verdicts."""
         day = draft.effective_date
+        external_id = draft.external_id
+        if (
+            type(day) is not dt.date
+            or not draft.postings
+            or type(external_id) is not str
+            or not 0 < len(external_id) <= EXTERNAL_ID_CHARS_MAX
+        ):
+            self._refuse(draft)
         postable, memo = self.postable, self._dimensions_json
         lines: list[tuple] = []
         line_accounts: list[AccountInfo] = []
@@ -426,10 +444,16 @@ class JournalWriter:
         for company, name, amount, currency, dimensions in draft.postings:
             found = postable.get((company, name))
             if found is None:
-                break
+                self._refuse(draft)
             account_id, company_id, currencies, first, last, account = found
-            if currency not in currencies or day < first or day > last:
-                break
+            if (
+                currency not in currencies
+                or day < first
+                or day > last
+                or type(amount) is not int
+                or not -INT64_MAX <= amount <= INT64_MAX
+            ):
+                self._refuse(draft)
             if dimensions:
                 dimensions_json = memo.get(dimensions)
                 if dimensions_json is None:
@@ -442,13 +466,16 @@ class JournalWriter:
             line_accounts.append(account)
             key = (company_id, currency)
             sums[key] = sums.get(key, 0) + amount
-        else:
-            if not any(sums.values()):
-                return lines, line_accounts
+        if any(sums.values()):
+            self._refuse(draft)
+        return lines, line_accounts
+
+    def _refuse(self, draft: EntryDraft) -> NoReturn:
+        """The careful path: rules.check_entry says what is wrong, with suggestions."""
         problems = check_entry(draft, self.accounts, self.companies, self.closed_through, self._suggest)
-        if problems:
-            raise _Refused(problems)
-        raise AssertionError(f"entry {draft.external_id!r}: fast path refused what check_entry accepts")
+        if not problems:
+            raise AssertionError(f"entry {draft.external_id!r}: fast path refused what check_entry accepts")
+        raise _Refused(problems)
 
     def _plan(self, batch: list[Item], existing: dict, exact: dict, collect: bool) -> _Plan:
         plan = _Plan(self.last_seq, self.last_hash, self._load_timelines(exact))
@@ -550,6 +577,8 @@ class JournalWriter:
         _update_balances(self.conn, balances, changed_pairs, day_column=False)
         self._daily.write(new_days)
         self._balances.write(new_pairs)
+        if self.first_seq is None and plan.first_seq is not None:
+            self.first_seq = plan.first_seq
         self.last_seq, self.last_hash = plan.last_seq, plan.last_hash
 
 

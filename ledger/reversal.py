@@ -107,9 +107,10 @@ def reverse_entry(
             reverses_seq=original.id,
         )
         report = PostingReport(all_or_nothing=True, results=[])
-        JournalWriter(conn).post_batch([draft], report)
+        writer = JournalWriter(conn)
+        writer.post_batch([draft], report)
         outcome = report.results[0]
         if outcome.status != ACCEPTED:
             raise LedgerError(*outcome.problems)
-        audit_post(conn, actor, report, request_id)
+        audit_post(conn, actor, 1, outcome.entry_seq, outcome.entry_seq, request_id)
     return Reversal(external_id, draft.external_id, outcome.entry_seq, effective_date, True)

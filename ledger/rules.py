@@ -17,9 +17,11 @@ from typing import NamedTuple
 from ledger.money import INT64_MAX, format_amount
 from ledger.records import (
     E_ACCOUNT_NOT_OPEN,
+    E_AMOUNT_RANGE,
     E_BALANCE_CONSTRAINT,
     E_CLOSED_PERIOD,
     E_CURRENCY_NOT_ALLOWED,
+    E_INVALID,
     E_UNBALANCED,
     E_UNKNOWN_ACCOUNT,
     E_UNKNOWN_COMPANY,
@@ -27,6 +29,10 @@ from ledger.records import (
     Problem,
     show,
 )
+
+# journal_entries.external_id holds 255 characters: caller ids (200) plus suffixes that
+# ecoledger adds itself (reversals).
+EXTERNAL_ID_CHARS_MAX = 255
 
 NON_NEGATIVE = "non_negative"
 NON_POSITIVE = "non_positive"
@@ -66,9 +72,29 @@ def check_entry(
     """
     problems: list[Problem] = []
     day = draft.effective_date
+    # Drafts from code (posting rules, rating) skip the interchange parser: the shapes the
+    # parser guarantees are checked again here, cheaply, so that no caller can store them.
+    if type(draft.external_id) is not str or not 0 < len(draft.external_id) <= EXTERNAL_ID_CHARS_MAX:
+        problems.append(
+            Problem(E_INVALID, "id", f"must be a string of 1 to {EXTERNAL_ID_CHARS_MAX} characters")
+        )
+    if type(day) is not dt.date:
+        return problems + [Problem(E_INVALID, "date", f"must be a date, not {type(day).__name__}")]
+    if not draft.postings:
+        problems.append(Problem(E_INVALID, "postings", "an entry needs at least one posting"))
     sums: dict[tuple[str, str], int] = {}
     closed_reported: set[int] = set()
     for index, posting in enumerate(draft.postings):
+        amount = posting.amount_minor
+        if type(amount) is not int or not -INT64_MAX <= amount <= INT64_MAX:
+            problems.append(
+                Problem(
+                    E_AMOUNT_RANGE,
+                    f"postings[{index}].amount",
+                    f"{show(amount)} is not a whole number of minor units within 64 bits",
+                )
+            )
+            continue
         key = (posting.company, posting.account)
         account = accounts.get(key)
         if account is None:

@@ -217,8 +217,18 @@ def test_every_post_is_audited(db):
         latest = audit.entries(conn, limit=1)[0]
     assert latest["action"] == "entries.post"
     assert latest["actor"] == "test"
-    assert latest["details"]["accepted"] == 2
+    assert latest["details"] == {"accepted": 2, "first_entry_seq": 1, "last_entry_seq": 2}
     assert latest["target"] == "journal 1..2"
+
+
+def test_partial_mode_audits_each_transaction_with_its_own_counts(db):
+    docs = [entry(f"e{i}") for i in range(5)]
+    post_entries(db, [parse_entry(d, i) for i, d in enumerate(docs)], actor="t", all_or_nothing=False, batch_entries=2)
+    with db.read() as conn:
+        rows = [r for r in audit.entries(conn, limit=10) if r["action"] == "entries.post"]
+    assert [(r["target"], r["details"]["accepted"]) for r in reversed(rows)] == [
+        ("journal 1..2", 2), ("journal 3..4", 2), ("journal 5..5", 1)
+    ]
 
 
 def test_report_counts_add_up(db):
@@ -273,3 +283,23 @@ def chart_db(db):
     companies.close_account(db, "OPFI", "Assets:Old", dt.date(2026, 6, 30), actor="t")
     periods.close_period(db, "VEND", "2026-03", actor="t")
     return db
+
+
+@pytest.mark.parametrize(
+    "draft, code, field",
+    [
+        (EntryDraft("f", dt.date(2026, 10, 5), (PostingDraft("OPFI", "Assets:Bank", 1.5, "EUR"), PostingDraft("OPFI", "Income:Usage", -1.5, "EUR"))), "amount_range", "postings[0].amount"),
+        (EntryDraft("g", dt.date(2026, 10, 5), (PostingDraft("OPFI", "Assets:Bank", 2**63, "EUR"), PostingDraft("OPFI", "Income:Usage", -(2**63), "EUR"))), "amount_range", "postings[0].amount"),
+        (EntryDraft("h", dt.datetime(2026, 10, 5, 12), (PostingDraft("OPFI", "Assets:Bank", 1, "EUR"),)), "invalid_value", "date"),
+        (EntryDraft("i", dt.date(2026, 10, 5), ()), "invalid_value", "postings"),
+        (EntryDraft(17, dt.date(2026, 10, 5), (PostingDraft("OPFI", "Assets:Bank", 1, "EUR"), PostingDraft("OPFI", "Income:Usage", -1, "EUR"))), "invalid_value", "id"),
+        (EntryDraft("x" * 256, dt.date(2026, 10, 5), (PostingDraft("OPFI", "Assets:Bank", 1, "EUR"), PostingDraft("OPFI", "Income:Usage", -1, "EUR"))), "invalid_value", "id"),
+    ],
+)
+def test_drafts_from_code_are_checked_too(db, draft, code, field):
+    """Posting rules hand drafts over without the parser; the service still refuses what
+    could not be stored exactly."""
+    report = post_entries(db, [draft], actor="t", collect_results=True)
+    problem = report.results[0].problems[0]
+    assert (problem.code, problem.field) == (code, field)
+    assert rows(db, journal_entries) == 0
