@@ -188,6 +188,7 @@ PROTECTED_TABLES = {
     "journal_entries": (("UPDATE", "DELETE"), "posted rows are immutable; post a reversal instead"),
     "postings": (("UPDATE", "DELETE"), "posted rows are immutable; post a reversal instead"),
     "audit_log": (("UPDATE", "DELETE"), "the audit log is immutable"),
+    "closed_periods": (("UPDATE", "DELETE"), "closed periods are reopened only by the audited close"),
     "companies": (("DELETE",), "companies are never deleted; offboard them instead"),
     "accounts": (("DELETE",), "accounts are never deleted; close them instead"),
 }

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ecoledger import migrate
 from ecoledger.schema import metadata
+from ledger import periods
 from ledger.database import Database
 from ledger.reversal import reverse_entry
 from ledger.schema import expected_triggers
@@ -135,9 +136,12 @@ def test_database_refuses_to_change_posted_rows(db, statement):
     [
         ("DELETE FROM accounts WHERE name = 'Assets:Bank'", "accounts are never deleted"),
         ("DELETE FROM companies WHERE code = 'VEND'", "companies are never deleted"),
+        ("UPDATE closed_periods SET end_date = '2026-01-01'", "reopened only by the audited close"),
+        ("DELETE FROM closed_periods", "reopened only by the audited close"),
     ],
 )
 def test_database_refuses_to_delete_companies_and_accounts(db, statement, reason):
+    periods.close_period(db, "OPFI", "2026-09", actor="t")
     with pytest.raises(DBAPIError, match=reason):
         with db.engine.begin() as conn:
             conn.execute(text(statement))
@@ -149,8 +153,8 @@ def test_postgresql_refuses_truncate(pg_schema_url):
     db = Database(pg_schema_url)
     try:
         metadata.create_all(db.engine)
-        for table in ("postings", "journal_entries", "audit_log", "accounts", "companies"):
-            with pytest.raises(DBAPIError, match="immutable|never deleted"):
+        for table in ("postings", "journal_entries", "audit_log", "closed_periods", "accounts", "companies"):
+            with pytest.raises(DBAPIError, match="immutable|never deleted|audited close"):
                 with db.engine.begin() as conn:
                     conn.execute(text(f"TRUNCATE {table} CASCADE"))
     finally:

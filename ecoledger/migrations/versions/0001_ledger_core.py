@@ -23,8 +23,8 @@ BEGIN
 END
 $$"""
 
-# Refuse UPDATE and DELETE on posted rows and the audit log, DELETE on companies and
-# accounts (and TRUNCATE of all five on PostgreSQL).
+# Refuse UPDATE and DELETE on posted rows, the audit log and closed periods, DELETE on
+# companies and accounts (and TRUNCATE of all six on PostgreSQL).
 SQLITE_TRIGGERS = [
     "CREATE TRIGGER journal_entries_no_update BEFORE UPDATE ON journal_entries BEGIN SELECT RAISE(ABORT, 'journal_entries: posted rows are immutable; post a reversal instead'); END",
     "CREATE TRIGGER journal_entries_no_delete BEFORE DELETE ON journal_entries BEGIN SELECT RAISE(ABORT, 'journal_entries: posted rows are immutable; post a reversal instead'); END",
@@ -32,6 +32,8 @@ SQLITE_TRIGGERS = [
     "CREATE TRIGGER postings_no_delete BEFORE DELETE ON postings BEGIN SELECT RAISE(ABORT, 'postings: posted rows are immutable; post a reversal instead'); END",
     "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log: the audit log is immutable'); END",
     "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log: the audit log is immutable'); END",
+    "CREATE TRIGGER closed_periods_no_update BEFORE UPDATE ON closed_periods BEGIN SELECT RAISE(ABORT, 'closed_periods: closed periods are reopened only by the audited close'); END",
+    "CREATE TRIGGER closed_periods_no_delete BEFORE DELETE ON closed_periods BEGIN SELECT RAISE(ABORT, 'closed_periods: closed periods are reopened only by the audited close'); END",
     "CREATE TRIGGER companies_no_delete BEFORE DELETE ON companies BEGIN SELECT RAISE(ABORT, 'companies: companies are never deleted; offboard them instead'); END",
     "CREATE TRIGGER accounts_no_delete BEFORE DELETE ON accounts BEGIN SELECT RAISE(ABORT, 'accounts: accounts are never deleted; close them instead'); END",
 ]
@@ -46,6 +48,9 @@ POSTGRESQL_TRIGGERS = [
     "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('the audit log is immutable')",
     "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('the audit log is immutable')",
     "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('the audit log is immutable')",
+    "CREATE TRIGGER closed_periods_no_update BEFORE UPDATE ON closed_periods FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('closed periods are reopened only by the audited close')",
+    "CREATE TRIGGER closed_periods_no_delete BEFORE DELETE ON closed_periods FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('closed periods are reopened only by the audited close')",
+    "CREATE TRIGGER closed_periods_no_truncate BEFORE TRUNCATE ON closed_periods FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('closed periods are reopened only by the audited close')",
     "CREATE TRIGGER companies_no_delete BEFORE DELETE ON companies FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('companies are never deleted; offboard them instead')",
     "CREATE TRIGGER companies_no_truncate BEFORE TRUNCATE ON companies FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('companies are never deleted; offboard them instead')",
     "CREATE TRIGGER accounts_no_delete BEFORE DELETE ON accounts FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('accounts are never deleted; close them instead')",
