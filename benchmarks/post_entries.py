@@ -93,11 +93,11 @@ def peak_rss_mb() -> float:
 
 
 def run_ecoledger(url: str, count: int, batch: int, input_kind: str, jsonl_path: str | None) -> dict:
+    from ecoledger.schema import metadata
     from ledger import companies
     from ledger.database import Database
     from ledger.interchange import parse_entry, read_json_lines
     from ledger.posting import post_entries
-    from ledger.schema import metadata
 
     db = Database(url)
     metadata.create_all(db.engine)

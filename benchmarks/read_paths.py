@@ -30,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from post_entries import FIRST_DAY, drafts  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from ecoledger.schema import metadata  # noqa: E402
 from ledger import companies  # noqa: E402
 from ledger.database import Database, scratch_postgres_schema  # noqa: E402
 from ledger.export import export_beancount  # noqa: E402
 from ledger.posting import post_entries  # noqa: E402
 from ledger.reports import trial_balance  # noqa: E402
-from ledger.schema import metadata  # noqa: E402
 from ledger.verify import verify  # noqa: E402
 
 

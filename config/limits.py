@@ -51,3 +51,17 @@ STREAM_ROWS_PER_FETCH = 10_000
 
 # SQLite: how long a writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
+
+# Jobs listed by `ecoledger job list` (newest first).
+JOBS_LISTED_MAX = 200
+
+# Runs of one job before the reaper gives up re-queuing it (each crash or lost worker is
+# one run); `ecoledger job retry` starts the count again.
+JOB_ATTEMPTS_MAX = 5
+
+# A job's result summary as stored (JSON); verify's lists at most VIOLATIONS_REPORTED_MAX
+# violations per check, far below this.
+JOB_RESULT_BYTES_MAX = 1_048_576
+
+# Progress is written to the jobs table at most this often; cancellation is seen as soon.
+JOB_PROGRESS_WRITE_SECONDS = 0.5

@@ -53,6 +53,32 @@ class Settings:
     # Log every SQL statement (debugging only).
     echo_sql: bool = False
 
+    # Celery broker for jobs. Empty: the embedded filesystem broker under data_dir, with
+    # no server to run. Production: redis://host:6379/0 (extra [redis]) or
+    # amqp://user:password@host:5672// (RabbitMQ).
+    broker_url: str = ""
+
+    # The broker queue this ledger's jobs travel on. Ledgers sharing one broker (staging
+    # and production on one Redis) need different queues.
+    job_queue: str = "ecoledger"
+
+    # Jobs: a running job's worker writes a heartbeat every job_heartbeat_seconds; a job
+    # whose heartbeat is older than job_stale_seconds is re-queued by the reaper, which
+    # every worker runs every job_reap_interval_seconds. A queued job nobody claimed for
+    # job_resend_seconds is sent to the broker again (a message lost with its worker).
+    job_heartbeat_seconds: float = 10.0
+    job_stale_seconds: float = 60.0
+    job_reap_interval_seconds: float = 15.0
+    job_resend_seconds: float = 120.0
+
+    # Redis and SQS redeliver an unacknowledged message after this long; it must exceed the
+    # longest job. The reaper recovers crashed jobs much sooner either way.
+    broker_visibility_timeout_seconds: int = 6 * 3600
+
+    # Run the recurring jobs of config/schedule.py (nightly verify, ...) from `ecoledger
+    # worker --beat`.
+    schedule_enabled: bool = True
+
     def with_overrides(self, **overrides: object) -> Settings:
         """Return a copy with the given non-None values replaced (CLI options)."""
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -67,6 +93,17 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 def _coerce(name: str, raw: object, source: str) -> object:
     field_type = _FIELDS[name].type
+    if field_type in ("int", "float"):
+        number_type = int if field_type == "int" else float
+        if isinstance(raw, bool):
+            raise SettingsError(f"{source}: {name} must be a number, not {raw!r}")
+        try:
+            value = number_type(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{source}: {name} must be a number, not {raw!r}") from None
+        if value <= 0:
+            raise SettingsError(f"{source}: {name} must be greater than zero, not {raw!r}")
+        return value
     if field_type in ("bool", bool):
         if isinstance(raw, bool):
             return raw

@@ -55,15 +55,18 @@ class Database:
         self.engine.dispose()
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, ledger_lock: bool = True) -> Iterator[Connection]:
         """A write transaction holding the ledger's write lock; commits when the block ends.
 
-        Any exception rolls everything back: a rejected batch writes nothing.
+        Any exception rolls everything back: a rejected batch writes nothing. Writes that
+        do not touch the ledger's state (the jobs table: heartbeats, progress) pass
+        ``ledger_lock=False`` so that they do not queue behind a posting batch on
+        PostgreSQL; SQLite has one writer at a time whatever we ask.
         """
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{_WRITE_OPTION: True})
             with conn.begin():
-                if self.dialect_name == "postgresql":
+                if ledger_lock and self.dialect_name == "postgresql":
                     # Scoped to the schema, so that ledgers in separate schemas of one
                     # database (tests, tenants) do not wait for each other.
                     conn.execute(

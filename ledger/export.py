@@ -23,7 +23,7 @@ from sqlalchemy import select
 from config import limits
 from ledger.database import Database
 from ledger.money import format_amount
-from ledger.queries import balances_as_of, company_id, journal_stream
+from ledger.queries import balances_as_of, company_id, journal_head, journal_stream
 from ledger.schema import accounts, closed_periods, companies, journal_entries
 
 # Posting-metadata keys beancount sets itself; user dimensions named so are prefixed.
@@ -83,7 +83,10 @@ def export_beancount(
             )
         )
         title = f"ecoledger: {company}" if company else "ecoledger: all companies"
-        out.write(f"; Exported by ecoledger on {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}\n")
+        # The same ledger always exports to the same bytes: no clock in the file. The chain
+        # head names the state exported.
+        head_seq, head_hash = journal_head(conn)
+        out.write(f"; ecoledger export of journal #1..#{head_seq}, chain head {head_hash or '-'}\n")
         out.write(f"option \"title\" {quote(title)}\n")
         for currency in functional:
             out.write(f'option "operating_currency" "{currency}"\n')

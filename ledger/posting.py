@@ -35,6 +35,7 @@ from ledger import audit
 from ledger.database import BulkWriter, Database
 from ledger.hashing import GENESIS, chain_hash, pairs_json, payload_hash, recorded_at_text
 from ledger.money import INT64_MAX
+from ledger.queries import journal_head
 from ledger.records import (
     ACCEPTED,
     DUPLICATE,
@@ -246,12 +247,8 @@ class JournalWriter:
         self.conn = conn
         self.recorded_at = recorded_at or dt.datetime.now(dt.UTC)
         self.recorded_text = recorded_at_text(self.recorded_at)
-        head = conn.execute(
-            select(journal_entries.c.id, journal_entries.c.chain_hash)
-            .order_by(journal_entries.c.id.desc())
-            .limit(1)
-        ).first()
-        self.last_seq, self.last_hash = (head.id, head.chain_hash) if head else (0, GENESIS)
+        self.last_seq, head_hash = journal_head(conn)
+        self.last_hash = head_hash or GENESIS
         self.first_seq: int | None = None  # first position this writer appended
         self.accounts: dict[tuple[str, str], AccountInfo] = {}
         self.companies: dict[str, int] = {}

@@ -13,6 +13,14 @@ from ledger.records import E_NOT_FOUND, E_UNKNOWN_COMPANY, LedgerError, Problem,
 from ledger.schema import accounts, balances, companies, daily_balances, journal_entries, postings
 
 
+def journal_head(conn: Connection) -> tuple[int, str | None]:
+    """(journal position, chain hash) of the last entry; (0, None) for an empty journal."""
+    row = conn.execute(
+        select(journal_entries.c.id, journal_entries.c.chain_hash).order_by(journal_entries.c.id.desc()).limit(1)
+    ).first()
+    return (row.id, row.chain_hash) if row else (0, None)
+
+
 def company_id(conn: Connection, code: str, field: str = "company") -> int:
     found = conn.execute(select(companies.c.id).where(companies.c.code == code)).scalar()
     if found is None:

@@ -171,3 +171,27 @@ class VerifyReportSchema(Schema):
     head_hash = fields.String()
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     violations = fields.List(fields.Nested(ViolationSchema))
+
+
+class JobSchema(Schema):
+    """A job as `ecoledger job show --format json` prints it (and the API will answer)."""
+
+    id = fields.String()
+    kind = fields.String()
+    dedup_key = fields.String()
+    partition_key = fields.String(allow_none=True)
+    params = fields.Dict()
+    status = fields.String(metadata={"description": "queued, running, succeeded, failed or cancelled"})
+    cancel_requested = fields.Boolean()
+    progress = fields.Function(
+        lambda job: {"done": job.progress_done, "total": job.progress_total, "message": job.progress_message}
+    )
+    attempts = fields.Integer(metadata={"description": "runs started; more than one after a crash"})
+    worker = fields.String(allow_none=True)
+    heartbeat_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    created_by = fields.String()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    result = fields.Dict(allow_none=True)
+    error = fields.String(allow_none=True)

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
+from ecoledger.schema import metadata
 from ledger import companies
 from ledger.database import Database, scratch_postgres_schema
-from ledger.schema import metadata
 
 BACKEND = os.environ.get("ECOLEDGER_TEST_BACKEND", "sqlite")
 POSTGRES_URL = os.environ.get(

@@ -57,7 +57,7 @@ def test_every_command_has_help(path):
 
 def test_init_is_idempotent(cli):
     code, out, _ = cli("init")
-    assert code == 0 and "(empty) -> 0001" in out
+    assert code == 0 and "(empty) -> 0002" in out
     code, out, _ = cli("init")
     assert code == 0 and "up to date" in out
 
@@ -200,3 +200,34 @@ def test_hostile_text_cannot_drive_the_terminal(ready):
     assert "\x1b" not in out and "[bold]markup[/bold]" in out  # literal, not rich markup
     code, out, _ = ready("entry", "show", "h", "--format", "json")
     assert json.loads(out)["description"] == hostile  # data formats keep the exact text
+
+
+def test_job_commands(ready, tmp_path):
+    ready("post", "-", input=jsonl(entry("a")))
+    code, out, _ = ready("job", "run", "verify", "--format", "json")
+    ran = json.loads(out)
+    assert code == 0 and ran["status"] == "succeeded" and ran["result"]["ok"] is True
+    code, out, _ = ready("job", "run", "export-beancount", "-p", f"out={tmp_path / 'x.beancount'}", "-p", "company=OPFI")
+    assert code == 0 and "export-beancount succeeded" in out and (tmp_path / "x.beancount").exists()
+    code, out, err = ready("job", "run", "export-beancount")
+    assert code == 1 and "params.out: Missing data for required field. [invalid_value]" in err
+    code, out, err = ready("job", "run", "export-beancount", "-p", "oops")
+    assert code == 1 and "is not KEY=VALUE" in err
+    code, out, _ = ready("job", "start", "verify", "--format", "json")  # no worker: stays queued
+    queued = json.loads(out)
+    assert code == 0 and queued["status"] == "queued"
+    code, out, _ = ready("job", "start", "verify")
+    assert code == 0 and f"job {queued['id']} with the same key is already queued" in out
+    code, out, _ = ready("job", "list", "--format", "csv")
+    assert code == 0 and out.count("\n") == 4  # header and three jobs
+    code, out, _ = ready("job", "cancel", queued["id"])
+    assert code == 0 and "cancelled" in out
+    code, out, _ = ready("job", "retry", queued["id"], "--here")
+    assert code == 0 and "verify succeeded" in out
+    code, out, _ = ready("job", "show", queued["id"], "--watch", "--format", "json")
+    shown = json.loads(out)
+    assert shown["status"] == "succeeded" and shown["progress"] == {"done": 1, "total": 1, "message": "verifying the journal"}
+    code, out, _ = ready("job", "kinds", "--format", "json")
+    assert {k["kind"] for k in json.loads(out)} == {"verify", "export-beancount"}
+    code, _, err = ready("job", "show", "nope")
+    assert code == 1 and "no job 'nope' [not_found]" in err

@@ -8,12 +8,12 @@ import multiprocessing
 
 import pytest
 
+from ecoledger.schema import metadata
 from ledger import companies
 from ledger.database import Database
 from ledger.interchange import parse_entry
 from ledger.posting import post_entries
 from ledger.reports import trial_balance
-from ledger.schema import metadata
 from ledger.verify import verify
 
 from helpers import entry

@@ -20,6 +20,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from ecoledger.schema import metadata
 from ledger import companies, periods, posting
 from ledger.database import Database
 from ledger.interchange import parse_entry
@@ -27,7 +28,6 @@ from ledger.money import format_amount
 from ledger.records import LedgerError
 from ledger.reports import trial_balance
 from ledger.reversal import reversal_id_for, reverse_entry
-from ledger.schema import metadata
 from ledger.verify import verify
 
 from conftest import BACKEND, fresh_pg_schema

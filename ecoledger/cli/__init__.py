@@ -79,7 +79,13 @@ def main(ctx: click.Context, database_url: str | None, actor: str | None) -> Non
     ctx.call_on_close(gc.unfreeze)  # for callers that embed the CLI (tests, scripts)
 
 
-from ecoledger.cli import chart_commands, demo_command, ledger_commands, period_commands  # noqa: E402
+from ecoledger.cli import (  # noqa: E402
+    chart_commands,
+    demo_command,
+    job_commands,
+    ledger_commands,
+    period_commands,
+)
 
-for module in (ledger_commands, chart_commands, period_commands, demo_command):
+for module in (ledger_commands, chart_commands, period_commands, job_commands, demo_command):
     module.register(main)

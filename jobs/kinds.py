@@ -1,0 +1,162 @@
+"""What each kind of job does. A kind has parameters (a marshmallow schema: validated the
+same way from the CLI, the API and the schedule), a dedup key, an optional partition, and a
+body that reports progress through its context and returns a JSON-able result summary.
+
+Bodies are idempotent: run again after a crash, a job finishes with exactly the result of
+an uninterrupted run. Read-only jobs (verify) are idempotent by nature; jobs that write
+make each step transactional (posting batches) or atomic (a file renamed into place).
+
+Clearing runs, billing runs, imports and closes join this registry with their issues.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from ledger.database import Database
+from ledger.export import export_beancount
+from ledger.queries import journal_head
+from ledger.records import E_INVALID, E_NOT_FOUND, LedgerError, Problem
+from ledger.schemas import VerifyReportSchema
+from ledger.verify import verify
+
+
+class JobContext(Protocol):
+    """What a running job body may use (given by jobs.runner)."""
+
+    db: Database
+    data_dir: Path
+
+    def progress(self, done: int, total: int | None = None, message: str | None = None) -> None:
+        """Report progress; raises to stop the body at this safe point if the job was
+        cancelled or its lease lost."""
+
+
+class JobFailed(Exception):
+    """The body ran to the end and the outcome is a failure (verify found violations): the
+    job is failed, and its result is kept."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    description: str
+    params: type[Schema]
+    run: Callable[[JobContext, dict[str, Any]], dict[str, Any]]
+    dedup_key: Callable[[dict[str, Any]], str]
+    partition_key: Callable[[dict[str, Any]], str | None] = lambda params: None
+
+    def load_params(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Validated parameters, or LedgerError naming each bad field."""
+        try:
+            return self.params().load(raw)
+        except ValidationError as exc:
+            problems = [
+                Problem(E_INVALID, f"params.{field}", "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages))
+                for field, messages in sorted(exc.normalized_messages().items())
+            ]
+            raise LedgerError(*problems) from exc
+
+
+# -- verify -----------------------------------------------------------------------------------
+
+
+class VerifyParams(Schema):
+    pass
+
+
+def run_verify(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    with ctx.db.read() as conn:
+        total, _ = journal_head(conn)
+    ctx.progress(0, total, "verifying the journal")
+    report = verify(ctx.db, progress=lambda done: ctx.progress(done, total))
+    result = VerifyReportSchema().dump(report)
+    if not report.ok:
+        count = sum(report.counts.values())
+        raise JobFailed(f"verification found {count} violation{'s' if count != 1 else ''}", result)
+    return result
+
+
+# -- export beancount ----------------------------------------------------------------------------
+
+
+class ExportBeancountParams(Schema):
+    out = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=1000),
+        metadata={"description": "file to write; a relative path is under the data directory's exports/"},
+    )
+    company = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
+
+
+def export_path(ctx_data_dir: Path, out: str) -> Path:
+    path = Path(out).expanduser()
+    return path if path.is_absolute() else ctx_data_dir / "exports" / path
+
+
+def run_export_beancount(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    target = export_path(ctx.data_dir, params["out"])
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LedgerError(Problem(E_NOT_FOUND, "params.out", f"cannot create {target.parent}: {exc.strerror}")) from exc
+    partial = target.with_name(target.name + ".partial")
+    with ctx.db.read() as conn:
+        total, _ = journal_head(conn)
+    ctx.progress(0, total, f"exporting to {target}")
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            summary = export_beancount(ctx.db, out, company=params["company"], progress=lambda done: ctx.progress(done, total))
+            out.flush()
+            os.fsync(out.fileno())
+        # Atomic: the file under its real name is always complete, from this run or the last.
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    return {
+        "path": str(target),
+        "sha256": digest,
+        "entries": summary.entries,
+        "accounts": summary.accounts,
+        "balance_assertions": summary.balance_assertions,
+    }
+
+
+KINDS: dict[str, JobKind] = {
+    kind.name: kind
+    for kind in (
+        JobKind(
+            "verify",
+            "recompute every invariant of the ledger (as `ecoledger verify`)",
+            VerifyParams,
+            run_verify,
+            dedup_key=lambda params: "verify",
+        ),
+        JobKind(
+            "export-beancount",
+            "write the ledger, or one company's books, as a beancount file",
+            ExportBeancountParams,
+            run_export_beancount,
+            dedup_key=lambda params: f"export-beancount:{params['company'] or '*'}:{params['out']}",
+        ),
+    )
+}
+
+
+def kind_of(name: str) -> JobKind:
+    kind = KINDS.get(name)
+    if kind is None:
+        raise LedgerError(Problem(E_NOT_FOUND, "kind", f"no job kind {name!r}; kinds: {', '.join(sorted(KINDS))}"))
+    return kind
