@@ -43,10 +43,6 @@ def database(settings: Settings) -> Database:
     return _databases[key]
 
 
-def timing(settings: Settings) -> JobTiming:
-    return JobTiming(settings.job_heartbeat_seconds, settings.job_stale_seconds)
-
-
 def broker_configuration(settings: Settings) -> dict:
     if settings.broker_url:
         return {
@@ -99,7 +95,7 @@ def _register_kind(app: Celery, kind: str) -> None:
     def run_job(task, job_id: str) -> None:
         settings = app.ecoledger_settings
         worker = f"{task.request.hostname or socket.gethostname()}:{os.getpid()}"
-        job = execute(database(settings), job_id, worker=worker, timing=timing(settings), data_dir=settings.data_path)
+        job = execute(database(settings), job_id, worker=worker, timing=JobTiming.from_settings(settings), data_dir=settings.data_path)
         if job.status == store.QUEUED:  # another job of its partition is running: later
             raise task.retry(countdown=settings.job_heartbeat_seconds)
 

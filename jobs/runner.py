@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from config import limits
+from config import Settings, limits
 from jobs import store
 from jobs.kinds import JobFailed, kind_of
 from jobs.store import Claim, Job
@@ -33,6 +33,10 @@ class StopJob(Exception):
 class JobTiming:
     heartbeat_seconds: float
     stale_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobTiming:
+        return cls(settings.job_heartbeat_seconds, settings.job_stale_seconds)
 
 
 class _Context:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from jobs import store
 from jobs.kinds import kind_of
+from jobs.runner import JobTiming, execute
 from jobs.store import Job
 from ledger.database import Database
 from ledger.records import E_INVALID, LedgerError, Problem
@@ -29,3 +32,21 @@ def start(
         partition_key=job_kind.partition_key(params),
         actor=actor,
     )
+
+
+def run(
+    db: Database,
+    kind: str,
+    raw_params: dict[str, Any],
+    *,
+    actor: str,
+    worker: str,
+    timing: JobTiming,
+    data_dir: Path,
+    dedup_key: str | None = None,
+    on_progress: Callable[[Job, int, int | None], None] | None = None,
+) -> Job:
+    """Start a job and run it in this process, through the jobs table like any other run.
+    If a worker already runs the same job, it is returned as it stands (still running)."""
+    job, _ = start(db, kind, raw_params, actor=actor, dedup_key=dedup_key)
+    return execute(db, job.id, worker=worker, timing=timing, data_dir=data_dir, on_progress=on_progress)

@@ -11,13 +11,20 @@ from sqlalchemy import select
 
 from ecoledger import demo, migrate
 from ecoledger.cli.ledger_commands import print_trial_balance
-from ledger import export, reports
+from jobs import service
+from jobs.runner import JobTiming
+from ledger import reports
 from ledger.database import Database
 from ledger.records import LedgerError, Problem
 from ledger.schema import companies
-from ledger.verify import verify
 
 DEMO_URL = "sqlite:///ecoledger-demo.db"
+
+
+def _run_job(db: Database, kind: str, params: dict):
+    """Run a job here, through the jobs table, as `ecoledger job run` does."""
+    return service.run(db, kind, params, actor="demo", worker="demo",
+                       timing=JobTiming(heartbeat_seconds=10, stale_seconds=60), data_dir=Path(".ecoledger").resolve())
 
 
 def register(main: click.Group) -> None:
@@ -71,31 +78,38 @@ def demo_command(url: str, beancount_out: str) -> None:
         click.echo("\n7. Trial balances, October 2026")
         for code, _, _ in demo.COMPANIES:
             print_trial_balance(reports.trial_balance(db, company=code))
-        click.echo("8. Verify: every invariant recomputed from the stored rows")
-        report = verify(db)
-        failed = [name for name, count in report.counts.items() if count]
+        click.echo("8. Verify, as a job: every invariant recomputed from the stored rows")
+        verified = _run_job(db, "verify", {})
+        result = verified.result or {}
+        failed = [name for name, count in result.get("counts", {}).items() if count]
         click.echo(
-            f"   {report.entries} entries, {report.postings} postings, "
-            f"chain head #{report.head_seq} {report.head_hash[:16]}…: "
-            + ("OK" if report.ok else f"FAILED ({', '.join(failed)})")
+            f"   job {verified.id[:8]} {verified.status} in {verified.attempts} run: "
+            f"{result.get('entries')} entries, {result.get('postings')} postings, "
+            f"chain head #{result.get('head_seq')} {str(result.get('head_hash'))[:16]}…: "
+            + ("OK" if result.get("ok") else f"FAILED ({', '.join(failed) or verified.error})")
         )
-        click.echo(f"\n9. Beancount as the independent check: export to {beancount_out}")
-        with open(beancount_out, "w", encoding="utf-8") as out:
-            summary = export.export_beancount(db, out)
-        _, errors, _ = loader.load_file(beancount_out)
+        target = Path(beancount_out).resolve()
+        click.echo(f"\n9. Beancount as the independent check: an export job writes {beancount_out}")
+        exported = _run_job(db, "export-beancount", {"out": str(target)})
+        summary = exported.result or {}
+        _, errors, _ = loader.load_file(str(target)) if exported.status == "succeeded" else (None, ["export failed"], None)
         click.echo(
-            f"   {summary.entries} entries, {summary.balance_assertions} balance assertions; "
-            f"beancount reports {len(errors)} errors"
+            f"   job {exported.id[:8]} {exported.status}: {summary.get('entries')} entries, "
+            f"{summary.get('balance_assertions')} balance assertions; beancount reports {len(errors)} errors"
         )
         for error in errors[:10]:
-            click.echo(f"   {error.message}")
+            click.echo(f"   {getattr(error, 'message', error)}")
+        click.echo(
+            "\n   Jobs run here in the foreground; with `ecoledger worker` running, "
+            "`ecoledger job start verify` hands them to workers."
+        )
         click.echo(
             f"\nExplore: ecoledger --database {url} trial-balance --consolidated\n"
             f"         ecoledger --database {url} account-statement --company OPFI "
             "--account Assets:Receivables:Customers\n"
             f"         bean-check {beancount_out}   (and, with fava installed: fava {beancount_out})"
         )
-        if not report.ok or errors:
+        if verified.status != "succeeded" or errors:
             sys.exit(1)
     finally:
         db.dispose()

@@ -23,7 +23,7 @@ from ecoledger.cli.output import (
 )
 from jobs import service, store
 from jobs.kinds import KINDS
-from jobs.runner import execute
+from jobs.runner import JobTiming, execute
 from jobs.store import Job
 from ledger.records import E_INVALID, LedgerError, Problem
 from ledger.schemas import JobSchema
@@ -107,14 +107,11 @@ def _with_params(function):
 @click.pass_obj
 def job_run(app, kind, pairs, params_json, dedup_key, fmt) -> None:
     db = app.database()
-    started, _ = service.start(db, kind, _params(pairs, params_json), actor=app.actor, dedup_key=dedup_key)
-    settings = app.settings
-    from jobs.celery_app import timing
-
-    with progress_bar(f"{kind} ({started.id[:8]})", None, unit="") as update:
-        finished = execute(
-            db, started.id, worker=f"cli@{socket.gethostname()}:{os.getpid()}", timing=timing(settings),
-            data_dir=settings.data_path, on_progress=lambda _job, done, _total: update(done),
+    with progress_bar(kind, None, unit="") as update:
+        finished = service.run(
+            db, kind, _params(pairs, params_json), actor=app.actor, dedup_key=dedup_key,
+            worker=f"cli@{socket.gethostname()}:{os.getpid()}", timing=JobTiming.from_settings(app.settings),
+            data_dir=app.settings.data_path, on_progress=lambda _job, done, _total: update(done),
         )
         if not finished.finished:  # a worker runs it: follow it to the end
             finished = _follow(db, finished.id, update)
@@ -214,10 +211,8 @@ def job_retry(app, job_id: str, here: bool) -> None:
     db = app.database()
     queued = store.retry_job(db, job_id, actor=app.actor)
     if here:
-        from jobs.celery_app import timing
-
         finished = execute(db, job_id, worker=f"cli@{socket.gethostname()}:{os.getpid()}",
-                           timing=timing(app.settings), data_dir=app.settings.data_path)
+                           timing=JobTiming.from_settings(app.settings), data_dir=app.settings.data_path)
         _print_job(finished, TABLE)
         if finished.status != store.SUCCEEDED:
             sys.exit(1)
