@@ -110,7 +110,7 @@ def job_run(app, kind, pairs, params_json, dedup_key, fmt) -> None:
     with progress_bar(kind, None, unit="") as update:
         finished = service.run(
             db, kind, _params(pairs, params_json), actor=app.actor, dedup_key=dedup_key,
-            worker=f"cli@{socket.gethostname()}:{os.getpid()}", timing=JobTiming.from_settings(app.settings),
+            worker=_this_process(), timing=JobTiming.from_settings(app.settings),
             data_dir=app.settings.data_path, on_progress=lambda _job, done, _total: update(done),
         )
         if not finished.finished:  # a worker runs it: follow it to the end
@@ -137,6 +137,11 @@ def job_start(app, kind, pairs, params_json, dedup_key, fmt) -> None:
         click.echo(f"queued job {started.id} ({kind}); watch it with: ecoledger job show {started.id} --watch")
     else:
         click.echo(f"job {started.id} with the same key is already {started.status}; not started again")
+
+
+def _this_process() -> str:
+    """The worker name of a job run in the foreground."""
+    return f"cli@{socket.gethostname()}:{os.getpid()}"
 
 
 def _follow(db, job_id: str, update) -> Job:
@@ -211,7 +216,7 @@ def job_retry(app, job_id: str, here: bool) -> None:
     db = app.database()
     queued = store.retry_job(db, job_id, actor=app.actor)
     if here:
-        finished = execute(db, job_id, worker=f"cli@{socket.gethostname()}:{os.getpid()}",
+        finished = execute(db, job_id, worker=_this_process(),
                            timing=JobTiming.from_settings(app.settings), data_dir=app.settings.data_path)
         _print_job(finished, TABLE)
         if finished.status != store.SUCCEEDED:
