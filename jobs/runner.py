@@ -124,7 +124,11 @@ def execute(
         log.exception("job %s failed", job.id)
         store.finish(db, claimed, store.FAILED, error="".join(traceback.format_exception_only(crash)).strip())
     else:
-        if not store.finish(db, claimed, store.SUCCEEDED, result=result):
+        try:
+            recorded = store.finish(db, claimed, store.SUCCEEDED, result=result)
+        except ValueError as unstorable:  # a result too large to keep: fails the same way again
+            recorded = store.finish(db, claimed, store.FAILED, error=str(unstorable))
+        if not recorded:
             log.warning("job %s finished after losing its lease; its result is discarded", job.id)
     finally:
         heartbeat.stop()
