@@ -264,7 +264,7 @@ def test_jobs_are_listed_newest_first(db, tmp_path):
 
 
 def test_a_result_too_large_to_keep_fails_the_job_once(db, sleeper, tmp_path, monkeypatch):
-    monkeypatch.setattr(store.limits, "JOB_RESULT_BYTES_MAX", 10)
     job, _ = start(db, "test-sleep", {"partner": "P", "seconds": 0.01})
+    monkeypatch.setattr(store.limits, "JOB_RESULT_BYTES_MAX", 10)
     done = run(db, job.id, tmp_path)
     assert done.status == "failed" and "exceeds 10" in done.error and done.attempts == 1
