@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 from celery import Celery, signals
 from celery.schedules import crontab
@@ -23,6 +25,7 @@ from celery.schedules import crontab
 from config import Settings, load_settings
 from config.schedule import SCHEDULE
 from jobs import service, store
+from jobs.errors import BrokerUnavailable
 from jobs.kinds import KINDS
 from jobs.runner import JobTiming, execute
 from jobs.store import Job
@@ -44,6 +47,8 @@ def database(settings: Settings) -> Database:
 
 
 def broker_configuration(settings: Settings) -> dict:
+    if settings.broker_url.startswith(("redis://", "rediss://")) and importlib.util.find_spec("redis") is None:
+        raise BrokerUnavailable("a Redis broker needs the redis package: pip install 'ecoledger[redis]'")
     if settings.broker_url:
         return {
             "broker_url": settings.broker_url,
@@ -101,7 +106,29 @@ def _register_kind(app: Celery, kind: str) -> None:
 
 
 def enqueue(app: Celery, job: Job) -> None:
-    app.send_task(TASK_PREFIX + job.kind, args=[job.id], queue=app.ecoledger_settings.job_queue)
+    """Hand a queued job to the broker. If the broker is unreachable the job stays queued
+    and any worker's reaper sends it once the broker is back (job_resend_seconds)."""
+    try:
+        app.send_task(TASK_PREFIX + job.kind, args=[job.id], queue=app.ecoledger_settings.job_queue, retry=False)
+    except Exception as exc:  # kombu raises many kinds; all mean the same here
+        raise BrokerUnavailable(
+            f"job {job.id} is queued, but the broker {_shown(app)} cannot take it now ({exc.__class__.__name__}: "
+            f"{exc}); a worker's reaper will send it when the broker is back"
+        ) from exc
+
+
+def _shown(app: Celery) -> str:
+    url = app.ecoledger_settings.broker_url
+    return make_url_safe(url) if url else "(embedded filesystem broker)"
+
+
+def make_url_safe(url: str) -> str:
+    """A broker URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
 
 
 def _beat_schedule() -> dict:

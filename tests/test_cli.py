@@ -231,3 +231,22 @@ def test_job_commands(ready, tmp_path):
     assert {k["kind"] for k in json.loads(out)} == {"verify", "export-beancount"}
     code, _, err = ready("job", "show", "nope")
     assert code == 1 and "no job 'nope' [not_found]" in err
+
+
+def test_job_start_with_the_broker_down_keeps_the_job_queued(ready, monkeypatch):
+    monkeypatch.setenv("ECOLEDGER_BROKER_URL", "amqp://guest:secret@127.0.0.1:1//")
+    code, _, err = ready("job", "start", "verify")
+    assert code == 3 and "is queued, but the broker amqp://guest:***@127.0.0.1:1// cannot take it now" in err
+    assert "secret" not in err
+    code, out, _ = ready("job", "list", "--format", "json")
+    assert [j["status"] for j in json.loads(out)] == ["queued"]
+
+
+def test_redis_broker_without_its_client_says_what_to_install(ready, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "redis" else real(name, *a))
+    monkeypatch.setenv("ECOLEDGER_BROKER_URL", "redis://127.0.0.1:6379/0")
+    code, _, err = ready("job", "start", "verify")
+    assert code == 3 and "pip install 'ecoledger[redis]'" in err

@@ -126,7 +126,8 @@ class Workers:
         process.wait(timeout=30)
 
     def submit(self, kind: str, params: dict | None = None) -> str:
-        job, created = service.start(self.db, kind, params or {}, actor="test")
+        # Its own dedup key: tests share one ledger and must not merge into each other's jobs.
+        job, created = service.start(self.db, kind, params or {}, actor="test", dedup_key=f"{kind}-{uuid.uuid4().hex}")
         assert created
         enqueue(create_app(self.settings), job)
         return job.id

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from config import SettingsError, load_settings
 from ecoledger import __version__
 from ecoledger.cli.context import AppContext, NotReady
+from jobs.errors import BrokerUnavailable
 from ledger.database import DatabaseError
 from ledger.records import LedgerError
 
@@ -33,6 +34,9 @@ class EcoGroup(click.Group):
                 click.echo(f"error: {problem} [{problem.code}]", err=True)
             sys.exit(EXIT_PROBLEMS)
         except NotReady as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_UNAVAILABLE)
+        except BrokerUnavailable as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_UNAVAILABLE)
         except (DatabaseError, OperationalError) as exc:
