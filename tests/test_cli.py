@@ -250,3 +250,5 @@ def test_redis_broker_without_its_client_says_what_to_install(ready, monkeypatch
     monkeypatch.setenv("ECOLEDGER_BROKER_URL", "redis://127.0.0.1:6379/0")
     code, _, err = ready("job", "start", "verify")
     assert code == 3 and "pip install 'ecoledger[redis]'" in err
+    code, out, _ = ready("job", "list", "--format", "json")
+    assert json.loads(out) == []  # refused before anything was queued

@@ -128,9 +128,10 @@ def job_start(app, kind, pairs, params_json, dedup_key, fmt) -> None:
     from jobs.celery_app import create_app, enqueue
 
     db = app.database()
+    celery = create_app(app.settings)  # a broker that cannot work is refused before anything is queued
     started, created = service.start(db, kind, _params(pairs, params_json), actor=app.actor, dedup_key=dedup_key)
     if created:
-        enqueue(create_app(app.settings), started)
+        enqueue(celery, started)
     if fmt == JSON:
         emit_json(JobSchema().dump(started))
     elif created:
@@ -214,6 +215,10 @@ def job_cancel(app, job_id: str) -> None:
 def job_retry(app, job_id: str, here: bool) -> None:
     """Run a failed or cancelled job again from the start."""
     db = app.database()
+    if not here:
+        from jobs.celery_app import create_app, enqueue
+
+        celery = create_app(app.settings)  # refuse a broker that cannot work before re-queuing
     queued = store.retry_job(db, job_id, actor=app.actor)
     if here:
         finished = execute(db, job_id, worker=_this_process(),
@@ -222,9 +227,7 @@ def job_retry(app, job_id: str, here: bool) -> None:
         if finished.status != store.SUCCEEDED:
             sys.exit(1)
         return
-    from jobs.celery_app import create_app, enqueue
-
-    enqueue(create_app(app.settings), queued)
+    enqueue(celery, queued)
     click.echo(f"queued job {job_id} again")
 
 
