@@ -202,3 +202,49 @@ def test_export_through_a_worker(workers):
     done = workers.wait(job_id, lambda j: j.finished, "finished")
     assert done.status == "succeeded", done.error
     assert Path(done.result["path"]).is_file() and done.result["entries"] == ENTRIES
+
+
+def test_schedule_starts_jobs_through_the_jobs_table(db_url, tmp_path):
+    """Beat's entries come from config/schedule.py; the task they fire starts a job (once)."""
+    from celery.schedules import crontab
+
+    from ecoledger.schema import metadata
+    from jobs.celery_app import SCHEDULE_TASK
+
+    db = Database(db_url)
+    metadata.create_all(db.engine)
+    settings = Settings(database_url=db_url, data_dir=str(tmp_path / "data"), schedule_enabled=True)
+    app = create_app(settings)
+    nightly = app.conf.beat_schedule["nightly-verify"]
+    assert nightly["task"] == SCHEDULE_TASK and nightly["args"] == ("verify", {})
+    assert nightly["schedule"] == crontab(minute="0", hour="2")
+    app.tasks[SCHEDULE_TASK].run("verify", {})
+    app.tasks[SCHEDULE_TASK].run("verify", {})  # the second fire finds the first still queued
+    scheduled = store.list_jobs(db)
+    assert [(j.kind, j.status, j.created_by) for j in scheduled] == [("verify", "queued", "schedule")]
+    assert len(list((tmp_path / "data" / "broker" / "queue").iterdir())) == 1  # one message sent
+    assert create_app(Settings(database_url=db_url, data_dir=str(tmp_path), schedule_enabled=False)).conf.beat_schedule == {}
+    db.dispose()
+
+
+def test_worker_with_beat_starts(tmp_path, db_url):
+    """`ecoledger worker --beat` comes up with the schedule loaded, and stops cleanly."""
+    database = Database(db_url)
+    migrate.upgrade(database)
+    database.dispose()
+    env = {**os.environ, "ECOLEDGER_DATABASE_URL": db_url, "ECOLEDGER_DATA_DIR": str(tmp_path / "data"),
+           "ECOLEDGER_BROKER_URL": "", "ECOLEDGER_JOB_QUEUE": f"test-{uuid.uuid4().hex[:8]}"}
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([EXECUTABLE, "worker", "--beat", "--concurrency", "1", "--loglevel", "debug"],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "beat: Starting" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text(errors="replace")
+            time.sleep(0.2)
+        text = log.read_text(errors="replace")
+        assert "beat: Starting" in text and "nightly-verify" in text, text[-3000:]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
