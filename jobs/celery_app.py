@@ -184,7 +184,7 @@ def run_worker(app: Celery, *, concurrency: int | None, beat: bool, loglevel: st
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     if beat:
-        argv += ["--beat", f"--schedule={app.ecoledger_settings.data_path / 'beat-schedule'}"]
+        argv.append("--beat")  # its schedule file: beat_schedule_filename, under data_dir
     try:
         app.worker_main(argv)
     finally:

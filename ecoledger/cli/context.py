@@ -42,3 +42,4 @@ class AppContext:
     def close(self) -> None:
         if self._db is not None:
             self._db.dispose()
+            self._db = None

@@ -51,6 +51,7 @@ def worker(app, concurrency: int | None, beat: bool, loglevel: str) -> None:
     from jobs.celery_app import create_app, run_worker  # Celery loads only for workers
 
     app.database()  # refuse to start on an uninitialised database
+    app.close()  # and fork no open connection into the pool's processes
     run_worker(create_app(app.settings), concurrency=concurrency, beat=beat, loglevel=loglevel)
 
 
