@@ -83,10 +83,11 @@ def create_app(settings: Settings | None = None) -> Celery:
         beat_schedule_filename=str(settings.data_path / "beat-schedule"),
     )
     app.ecoledger_settings = settings
+    # Tasks are registered on this app only (shared=False): each closes over its settings.
     for name in KINDS:
         _register_kind(app, name)
 
-    @app.task(name=SCHEDULE_TASK)
+    @app.task(name=SCHEDULE_TASK, shared=False)
     def start_scheduled(kind: str, params: dict) -> None:
         job, created = service.start(database(settings), kind, params, actor="schedule")
         if created:
@@ -96,7 +97,9 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 
 def _register_kind(app: Celery, kind: str) -> None:
-    @app.task(name=TASK_PREFIX + kind, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+    @app.task(
+        name=TASK_PREFIX + kind, bind=True, shared=False, acks_late=True, reject_on_worker_lost=True, max_retries=None
+    )
     def run_job(task, job_id: str) -> None:
         settings = app.ecoledger_settings
         worker = f"{task.request.hostname or socket.gethostname()}:{os.getpid()}"
