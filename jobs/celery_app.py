@@ -55,11 +55,18 @@ def broker_configuration(settings: Settings) -> dict:
             "broker_transport_options": {"visibility_timeout": settings.broker_visibility_timeout_seconds},
         }
     # Producer and consumer share one folder: a message is a file, read once.
+    # The exchange tables go beside the queue, not into the working directory.
     folder = settings.data_path / "broker" / "queue"
+    control = settings.data_path / "broker" / "control"
     folder.mkdir(parents=True, exist_ok=True)
+    control.mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": "filesystem://",
-        "broker_transport_options": {"data_folder_in": str(folder), "data_folder_out": str(folder)},
+        "broker_transport_options": {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "control_folder": str(control),
+        },
     }
 
 
