@@ -79,6 +79,15 @@ class Settings:
     # worker --beat`.
     schedule_enabled: bool = True
 
+    # `ecoledger serve`: where the API listens, and how many processes (each with
+    # api_threads threads) answer. Bind 0.0.0.0 only behind a TLS-terminating proxy.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = 2
+    api_threads: int = 4
+    # Seconds a request may take before gunicorn restarts its worker.
+    api_timeout_seconds: int = 60
+
     def with_overrides(self, **overrides: object) -> Settings:
         """Return a copy with the given non-None values replaced (CLI options)."""
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,6 +1,7 @@
 """Every table of ecoledger, for migrations and schema checks: importing a capability's
 schema module registers its tables on the one shared MetaData."""
 
+import access.schema  # noqa: F401  (registers API keys and idempotency keys)
 import jobs.schema  # noqa: F401  (registers the jobs table)
 import ledger.schema  # noqa: F401  (registers the ledger tables)
 from ledger.schema import metadata

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
 from ledger.schema import audit_log
+
+# The request being served, set by the API per request: every audit row written while
+# serving it carries its id, without each service passing it along.
+current_request_id: ContextVar[str | None] = ContextVar("ecoledger_request_id", default=None)
 
 
 def record(
@@ -29,7 +34,7 @@ def record(
             action=action,
             target=target[:255],
             details=json.dumps(details, sort_keys=True, default=str),
-            request_id=request_id,
+            request_id=request_id or current_request_id.get(),
         )
     )
 

@@ -18,10 +18,12 @@ def _amount(attribute: str):
     )
 
 
-class ProblemSchema(Schema):
-    code = fields.String(metadata={"description": "stable error code"})
-    field = fields.String(allow_none=True, metadata={"description": "JSON path of the field"})
-    message = fields.String()
+class FieldErrorSchema(Schema):
+    """One problem with a request or an entry: its stable code, the field, the reason."""
+
+    code = fields.String(required=True, metadata={"description": "stable error code"})
+    field = fields.String(allow_none=True, metadata={"description": "JSON path of the field concerned"})
+    message = fields.String(required=True)
 
 
 class CompanySchema(Schema):
@@ -49,7 +51,7 @@ class OutcomeSchema(Schema):
     id = fields.String(attribute="external_id", allow_none=True)
     status = fields.String(metadata={"description": "accepted, duplicate or rejected"})
     entry_seq = fields.Integer(allow_none=True, metadata={"description": "journal position"})
-    problems = fields.List(fields.Nested(ProblemSchema))
+    problems = fields.List(fields.Nested(FieldErrorSchema))
 
 
 class PostingReportSchema(Schema):

@@ -16,11 +16,16 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
+from ecoledger.cli import main
 from ecoledger.schema import metadata
 from ledger import companies
 from ledger.database import Database, scratch_postgres_schema
+
+# The API harness and its `api` fixture, for every test module that asks for it.
+pytest_plugins = ["api_helpers"]
 
 BACKEND = os.environ.get("ECOLEDGER_TEST_BACKEND", "sqlite")
 POSTGRES_URL = os.environ.get(
@@ -104,3 +109,25 @@ def db(empty_db) -> Database:
         empty_db, "VEND", "Vendor Oy", "EUR", actor="test", roles=["vendor"], open_date=OPEN,
     )
     return empty_db
+
+
+@pytest.fixture
+def cli(db_url, tmp_path, monkeypatch):
+    """Run `ecoledger ...` against a fresh database; returns (exit code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ECOLEDGER_SETTINGS", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | bytes | None = None):
+        result = runner.invoke(main, ["--database", db_url, "--actor", "tester", *args], input=input, catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return run
+
+
+@pytest.fixture
+def ready(cli):
+    assert cli("init")[0] == 0
+    assert cli("company", "add", "OPFI", "--name", "Operator Oy", "--currency", "EUR", "--open-date", "2026-01-01")[0] == 0
+    assert cli("company", "add", "VEND", "--name", "Vendor Oy", "--currency", "EUR", "--role", "vendor", "--open-date", "2026-01-01")[0] == 0
+    return cli

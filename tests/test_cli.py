@@ -19,28 +19,6 @@ from ecoledger.cli import main
 from helpers import entry, jsonl
 
 
-@pytest.fixture
-def cli(db_url, tmp_path, monkeypatch):
-    """Run `ecoledger ...` against a fresh database; returns (exit code, stdout, stderr)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("ECOLEDGER_SETTINGS", raising=False)
-    runner = CliRunner()
-
-    def run(*args: str, input: str | bytes | None = None):
-        result = runner.invoke(main, ["--database", db_url, "--actor", "tester", *args], input=input, catch_exceptions=False)
-        return result.exit_code, result.stdout, result.stderr
-
-    return run
-
-
-@pytest.fixture
-def ready(cli):
-    assert cli("init")[0] == 0
-    assert cli("company", "add", "OPFI", "--name", "Operator Oy", "--currency", "EUR", "--open-date", "2026-01-01")[0] == 0
-    assert cli("company", "add", "VEND", "--name", "Vendor Oy", "--currency", "EUR", "--role", "vendor", "--open-date", "2026-01-01")[0] == 0
-    return cli
-
-
 def all_commands(group: click.Group, prefix=()):
     for name, command in group.commands.items():
         yield (*prefix, name)
@@ -57,7 +35,7 @@ def test_every_command_has_help(path):
 
 def test_init_is_idempotent(cli):
     code, out, _ = cli("init")
-    assert code == 0 and "(empty) -> 0002" in out
+    assert code == 0 and "(empty) -> 0003" in out
     code, out, _ = cli("init")
     assert code == 0 and "up to date" in out
 

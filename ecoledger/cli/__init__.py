@@ -84,6 +84,7 @@ def main(ctx: click.Context, database_url: str | None, actor: str | None) -> Non
 
 
 from ecoledger.cli import (  # noqa: E402
+    api_commands,
     chart_commands,
     demo_command,
     job_commands,
@@ -91,5 +92,5 @@ from ecoledger.cli import (  # noqa: E402
     period_commands,
 )
 
-for module in (ledger_commands, chart_commands, period_commands, job_commands, demo_command):
+for module in (ledger_commands, chart_commands, period_commands, job_commands, api_commands, demo_command):
     module.register(main)

@@ -1,0 +1,10 @@
+"""The API's resources, one blueprint each."""
+
+from __future__ import annotations
+
+from api.resources import access, companies, entries, health, jobs, ledgerwide
+
+
+def register(api) -> None:
+    for module in (health, companies, ledgerwide, entries, jobs, access):
+        api.register_blueprint(module.blp)
