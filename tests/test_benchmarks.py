@@ -37,3 +37,8 @@ def test_post_entries_benchmark_runs(database_args):
 def test_read_paths_benchmark_runs(database_args):
     out = run("read_paths.py", "--entries", "300", *database_args)
     assert "ecoledger verify" in out and "beancount loads" in out and "trial balance" in out
+
+
+def test_api_statements_benchmark_runs(database_args):
+    out = run("api_statements.py", "--entries", "300", "--rate", "20", "--seconds", "1", "--workers", "1", *database_args)
+    assert "baseline:" in out and "errors: 0 of 20" in out and "x baseline" in out
