@@ -16,7 +16,7 @@ import re
 import secrets
 from typing import NamedTuple
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from access.schema import ROLES, api_keys
 from ledger import audit
@@ -76,6 +76,23 @@ def issue_key(
     rotated_from: str | None = None,
 ) -> IssuedKey:
     """A new key. Partner keys name their company; other roles must not."""
+    with db.write(ledger_lock=False) as conn:
+        return create_key(conn, name=name, role=role, actor=actor, company=company, expires_at=expires_at,
+                          rotated_from=rotated_from)
+
+
+def create_key(
+    conn: Connection,
+    *,
+    name: str,
+    role: str,
+    actor: str,
+    company: str | None = None,
+    expires_at: dt.datetime | None = None,
+    rotated_from: str | None = None,
+) -> IssuedKey:
+    """issue_key inside a caller's transaction (partner onboarding issues the partner's key
+    in the same unit as the company)."""
     problems: list[Problem] = []
     check_text(name, "name", 200, problems)
     if role not in ROLES:
@@ -89,17 +106,16 @@ def issue_key(
         raise LedgerError(*problems)
     key_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
     secret = secrets.token_urlsafe(32)
-    with db.write(ledger_lock=False) as conn:
-        cid = company_id(conn, company) if company is not None else None
-        conn.execute(
-            insert(api_keys).values(
-                id=key_id, name=name, role=role, company_id=cid, secret_hash=_hash(secret), created_at=now,
-                created_by=actor[:200], expires_at=expires_at, revoked_at=None, rotated_from=rotated_from,
-            )
+    cid = company_id(conn, company) if company is not None else None
+    conn.execute(
+        insert(api_keys).values(
+            id=key_id, name=name, role=role, company_id=cid, secret_hash=_hash(secret), created_at=now,
+            created_by=actor[:200], expires_at=expires_at, revoked_at=None, rotated_from=rotated_from,
         )
-        audit.record(conn, actor=actor, action="api_key.issue", target=key_id,
-                     details={"name": name, "role": role, "company": company, "expires_at": expires_at})
-        row = conn.execute(_select().where(api_keys.c.id == key_id)).one()
+    )
+    audit.record(conn, actor=actor, action="api_key.issue", target=key_id,
+                 details={"name": name, "role": role, "company": company, "expires_at": expires_at})
+    row = conn.execute(_select().where(api_keys.c.id == key_id)).one()
     return IssuedKey(_key(row), f"eco_{key_id}_{secret}")
 
 

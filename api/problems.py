@@ -27,7 +27,7 @@ from ledger.records import (
     LedgerError,
     Problem,
 )
-from ledger.schemas import FieldErrorSchema, PostingReportSchema
+from ledger.schemas import FieldErrorSchema, PostingReportSchema, problems_from_messages
 
 log = logging.getLogger("ecoledger.api")
 
@@ -108,25 +108,7 @@ def from_ledger_error(error: LedgerError) -> ApiProblem:
 
 def from_validation_messages(messages: Any, status: int = 422) -> ApiProblem:
     """webargs/marshmallow messages ({"json": {"field": ["..."]}}) as field-level errors."""
-    errors: list[Problem] = []
-
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                if key in ("json", "query", "form", "headers", "path", "view_args") and not path:
-                    walk(inner, "")
-                else:
-                    walk(inner, f"{path}.{key}" if path else str(key))
-        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            for text in value:
-                errors.append(Problem("invalid_value", path or None, text))
-        elif isinstance(value, list):
-            for index, inner in enumerate(value):
-                walk(inner, f"{path}[{index}]")
-        else:
-            errors.append(Problem("invalid_value", path or None, str(value)))
-
-    walk(messages, "")
+    errors = problems_from_messages(messages)
     detail = "; ".join(str(e) for e in errors[:5]) or "the request is not valid"
     return ApiProblem(status, detail, code="invalid_value", errors=errors)
 

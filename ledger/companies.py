@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import Connection, exists, func, insert, select, update
 
 from config.currencies import MINOR_UNITS
 from ledger import audit
@@ -105,6 +105,25 @@ def add_company(
 ) -> Company:
     """Create a company with the accounts of a chart template: a shipped template's name,
     a loaded template, or None for no accounts."""
+    with db.write() as conn:
+        return create_company(conn, code, name, currency, actor=actor, roles=roles, template=template,
+                              extra_currencies=extra_currencies, open_date=open_date)
+
+
+def create_company(
+    conn: Connection,
+    code: str,
+    name: str,
+    currency: str,
+    *,
+    actor: str,
+    roles: Sequence[str] = ("operator",),
+    template: str | ChartTemplate | None = "default",
+    extra_currencies: Sequence[str] = (),
+    open_date: dt.date | None = None,
+) -> Company:
+    """add_company inside a caller's transaction (partner onboarding creates a company,
+    its agreements and its key as one unit)."""
     _check_company_fields(code, name, roles)
     _check_currency(currency, "currency")
     for extra in extra_currencies:
@@ -116,44 +135,43 @@ def add_company(
     currencies = [currency] + sorted(set(extra_currencies) - {currency})
     open_date = open_date or default_open_date()
     now = dt.datetime.now(dt.UTC)
-    with db.write() as conn:
-        if conn.execute(select(companies.c.id).where(companies.c.code == code)).first():
-            raise LedgerError(Problem(E_DUPLICATE, "code", f"company {code} already exists"))
-        company_id = conn.execute(
-            insert(companies)
-            .values(code=code, name=name, functional_currency=currency, roles=list(roles), created_at=now)
-            .returning(companies.c.id)
-        ).scalar_one()
-        if chart:
-            conn.execute(
-                insert(accounts),
-                [
-                    {
-                        "company_id": company_id,
-                        "name": entry.name,
-                        "type": account_type(entry.name),
-                        "currencies": currencies,
-                        "balance_constraint": entry.constraint,
-                        "open_date": open_date,
-                        "close_date": None,
-                        "description": entry.description,
-                    }
-                    for entry in chart
-                ],
-            )
-        audit.record(
-            conn,
-            actor=actor,
-            action="company.add",
-            target=code,
-            details={
-                "name": name,
-                "currency": currency,
-                "roles": list(roles),
-                "template": template.name if template else None,
-                "accounts": len(chart),
-            },
+    if conn.execute(select(companies.c.id).where(companies.c.code == code)).first():
+        raise LedgerError(Problem(E_DUPLICATE, "code", f"company {code} already exists"))
+    company_id = conn.execute(
+        insert(companies)
+        .values(code=code, name=name, functional_currency=currency, roles=list(roles), created_at=now)
+        .returning(companies.c.id)
+    ).scalar_one()
+    if chart:
+        conn.execute(
+            insert(accounts),
+            [
+                {
+                    "company_id": company_id,
+                    "name": entry.name,
+                    "type": account_type(entry.name),
+                    "currencies": currencies,
+                    "balance_constraint": entry.constraint,
+                    "open_date": open_date,
+                    "close_date": None,
+                    "description": entry.description,
+                }
+                for entry in chart
+            ],
         )
+    audit.record(
+        conn,
+        actor=actor,
+        action="company.add",
+        target=code,
+        details={
+            "name": name,
+            "currency": currency,
+            "roles": list(roles),
+            "template": template.name if template else None,
+            "accounts": len(chart),
+        },
+    )
     return Company(company_id, code, name, currency, roles, now, len(chart))
 
 

@@ -5,10 +5,39 @@ strings in major units beside their currency, as in the interchange format."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from marshmallow import Schema, fields
 
 from ledger.money import format_amount
+from ledger.records import E_INVALID, Problem
+
+
+def problems_from_messages(messages: Any) -> list[Problem]:
+    """marshmallow's (or webargs') error messages as problems whose fields are JSON paths:
+    {"agreements": {0: {"code": ["..."]}}} becomes agreements[0].code. The request part
+    that webargs adds ("json", "query", ...) is left out."""
+    problems: list[Problem] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if not path and key in ("json", "query", "form", "headers", "path", "view_args"):
+                    walk(inner, "")
+                elif isinstance(key, int):
+                    walk(inner, f"{path}[{key}]")
+                else:
+                    walk(inner, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            problems.extend(Problem(E_INVALID, path or None, text) for text in value)
+        elif isinstance(value, list):
+            for index, inner in enumerate(value):
+                walk(inner, f"{path}[{index}]")
+        else:
+            problems.append(Problem(E_INVALID, path or None, str(value)))
+
+    walk(messages, "")
+    return problems
 
 
 def _amount(attribute: str):

@@ -1,0 +1,228 @@
+"""Partner onboarding: one step, idempotent, all or nothing; agreements versioned and
+effective-dated; offboarding keeps history."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from access.keys import authenticate, list_keys
+from ecoledger.schema import metadata
+from ledger import companies
+from ledger.records import LedgerError
+from partners import service
+from partners.schema import agreement_versions, agreements, partners
+
+VENDOR = {
+    "code": "FIXR",
+    "name": "FieldFix Oy",
+    "currency": "EUR",
+    "roles": ["vendor"],
+    "open_date": "2026-01-01",
+    "settlement": {"frequency": "monthly", "payment_terms_days": 30, "netting": True},
+    "agreements": [
+        {
+            "code": "FIXR-SHARE",
+            "kind": "vendor_share",
+            "counterparty": "OPFI",
+            "versions": [
+                {"version": 1, "effective_from": "2026-01-01", "effective_to": "2026-10-14",
+                 "terms": {"basis": "percent_of_price", "percent": "60"}},
+                {"version": 2, "effective_from": "2026-10-15",
+                 "terms": {"basis": "percent_of_price", "percent": "62.50", "minimum_guarantee": "1000.00", "period": "month"}},
+            ],
+        },
+        {
+            "code": "FIXR-SLA",
+            "kind": "sla_sharing",
+            "counterparty": "OPFI",
+            "versions": [{"version": 1, "effective_from": "2026-01-01", "terms": {"method": "pro_rata"}}],
+        },
+    ],
+}
+
+RESELLER = {
+    "code": "RESL",
+    "name": "Channel Partners Ab",
+    "currency": "SEK",
+    "roles": ["reseller"],
+    "settlement": {"currency": "EUR", "frequency": "quarterly", "payment_terms_days": 45, "netting": False},
+    "agreements": [
+        {
+            "code": "RESL-COMM",
+            "kind": "reseller_commission",
+            "counterparty": "OPFI",
+            "versions": [{"version": 1, "effective_from": "2026-01-01", "terms": {
+                "tiers": [{"from": "0", "percent": "8"}, {"from": "10000.00", "percent": "10"}],
+                "tier_mode": "marginal", "period": "quarter", "clawback_days": 90}}],
+        }
+    ],
+}
+
+
+@pytest.fixture
+def eco(empty_db):
+    companies.add_company(empty_db, "OPFI", "Operator", "EUR", actor="t", roles=["operator"], open_date=dt.date(2026, 1, 1))
+    return empty_db
+
+
+def counts(db) -> dict[str, int]:
+    with db.read() as conn:
+        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in metadata.sorted_tables}
+
+
+def test_onboarding_creates_everything_in_one_step(eco):
+    result = service.onboard_partner(eco, VENDOR, actor="ops")
+    assert result.created and result.token.startswith("eco_")
+    partner = result.partner
+    assert (partner.code, partner.status, partner.roles) == ("FIXR", "active", ("vendor",))
+    assert partner.settlement == service.Settlement("EUR", "monthly", 30, True)
+    assert result.added_versions == ("FIXR-SHARE v1", "FIXR-SHARE v2", "FIXR-SLA v1")
+    # its chart of accounts, for its roles
+    names = {a.name for a in companies.list_accounts(eco, "FIXR")}
+    assert {"Assets:Ecosystem:DueFrom", "Income:Ecosystem"} <= names
+    # its key works, is a partner key of FIXR, and only its hash is stored
+    key = authenticate(eco, result.token)
+    assert key is not None and (key.role, key.company) == ("partner", "FIXR")
+    # the version in force at an event's date applies; money in minor units
+    share = {a.code: a for a in partner.agreements}["FIXR-SHARE"]
+    assert share.in_force(dt.date(2026, 10, 14)).terms == {"basis": "percent_of_price", "percent": "60"}
+    assert share.in_force(dt.date(2026, 10, 15)).terms == {
+        "basis": "percent_of_price", "percent": "62.5", "minimum_guarantee_minor": 100000, "period": "month"}
+    assert share.in_force(dt.date(2025, 12, 31)) is None
+
+
+def test_onboarding_is_idempotent(eco):
+    first = service.onboard_partner(eco, VENDOR, actor="ops")
+    before = counts(eco)
+    again = service.onboard_partner(eco, copy.deepcopy(VENDOR), actor="ops")
+    assert not again.created and again.token is None and again.added_versions == ()
+    assert again.partner == first.partner
+    assert counts(eco) == before  # no second key, no audit row, nothing
+    assert len(list_keys(eco)) == 1
+
+
+def test_a_document_that_adds_versions_adds_them(eco):
+    service.onboard_partner(eco, RESELLER, actor="ops")
+    grown = copy.deepcopy(RESELLER)
+    grown["agreements"][0]["versions"][0]["effective_to"] = "2026-12-31"
+    grown["agreements"][0]["versions"].append(
+        {"version": 2, "effective_from": "2027-01-01", "terms": {"percent": "9", "clawback_days": 60}})
+    result = service.onboard_partner(eco, grown, actor="ops")
+    assert result.added_versions == ("RESL-COMM v2",) and result.token is None
+    agreement, version = service.agreement_in_force(eco, "RESL-COMM", dt.date(2027, 3, 1))
+    assert version.version == 2 and agreement.versions[0].effective_to == dt.date(2026, 12, 31)
+    assert service.agreement_in_force(eco, "RESL-COMM", dt.date(2026, 12, 31))[1].version == 1
+
+
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        (lambda d: d["agreements"][0]["versions"][1]["terms"].update(percent="65"), "agreements[0].versions[version 2]",
+         "other terms"),
+        (lambda d: d.update(name="Other Oy"), "name", "was onboarded with"),
+        (lambda d: d["settlement"].update(payment_terms_days=60), "settlement.payment_terms_days", "was onboarded with"),
+        (lambda d: d["agreements"].pop(1), "agreements", "cannot be removed"),
+    ],
+)
+def test_changing_what_was_onboarded_is_a_conflict(eco, change, field, message):
+    service.onboard_partner(eco, VENDOR, actor="ops")
+    before = counts(eco)
+    changed = copy.deepcopy(VENDOR)
+    change(changed)
+    with pytest.raises(LedgerError) as caught:
+        service.onboard_partner(eco, changed, actor="ops")
+    assert any(p.field == field and message in p.message for p in caught.value.problems), caught.value.problems
+    assert counts(eco) == before
+
+
+def _invalid(update):
+    document = copy.deepcopy(VENDOR)
+    update(document)
+    return document
+
+
+@pytest.mark.parametrize(
+    "document, field, message",
+    [
+        (_invalid(lambda d: d.update(template="nope")), "template", "Must be one of"),
+        (_invalid(lambda d: d["agreements"][0]["versions"][1]["terms"].update(percent="-1")),
+         "agreements[0].versions[1].terms.percent", "between 0 and 100"),
+        (_invalid(lambda d: d["agreements"][0]["versions"][1]["terms"].update(percent="100.01")),
+         "agreements[0].versions[1].terms.percent", "between 0 and 100"),
+        (_invalid(lambda d: d["agreements"][0]["versions"][1].update(effective_from="2026-10-14")),
+         "agreements[0].versions[1].effective_from", "overlaps version 1"),
+        (_invalid(lambda d: d["agreements"][0]["versions"][0].update(effective_to=None)),
+         "agreements[0].versions[1].effective_from", "open-ended"),
+        (_invalid(lambda d: d["agreements"][0]["versions"][1]["terms"].update(minimum_guarantee="10.001")),
+         "agreements[0].versions[1].terms.minimum_guarantee", "EUR has 2"),
+        (_invalid(lambda d: d["agreements"][0]["versions"][1]["terms"].update(percent=None)),
+         "agreements[0].versions[1].terms.percent", "Field may not be null"),
+        (_invalid(lambda d: d["agreements"][0].update(kind="reseller_commission")),
+         "agreements[0].kind", "needs the partner role reseller"),
+        (_invalid(lambda d: d["agreements"][0].update(counterparty="NOPE")), "agreements[0].counterparty", "no company"),
+        (_invalid(lambda d: d.update(roles=["landlord"])), "roles[0]", "Must be one of"),
+        (_invalid(lambda d: d.update(surprise=1)), "surprise", "Unknown field"),
+        (_invalid(lambda d: d.pop("currency")), "currency", "Missing data"),
+        (_invalid(lambda d: d.update(name="\x00evil")), "name", "NUL character"),
+        (_invalid(lambda d: d["settlement"].update(payment_terms_days="30")), "settlement.payment_terms_days", "Not a valid integer"),
+    ],
+)
+def test_invalid_onboarding_leaves_nothing_behind(eco, document, field, message):
+    before = counts(eco)
+    with pytest.raises(LedgerError) as caught:
+        service.onboard_partner(eco, document, actor="ops")
+    assert any(p.field == field and message in p.message for p in caught.value.problems), caught.value.problems
+    assert counts(eco) == before
+
+
+def test_a_failure_after_the_company_was_written_rolls_everything_back(eco):
+    service.onboard_partner(eco, VENDOR, actor="ops")
+    before = counts(eco)
+    # A second partner whose agreement code belongs to FIXR: found only after its company
+    # and accounts were inserted in the same transaction.
+    other = copy.deepcopy(VENDOR)
+    other.update(code="FIX2", name="FieldFix Two Oy")
+    with pytest.raises(LedgerError) as caught:
+        service.onboard_partner(eco, other, actor="ops")
+    assert caught.value.problems[0].field == "agreements[0].code"
+    assert counts(eco) == before
+    assert "FIX2" not in {c.code for c in companies.list_companies(eco)}
+
+
+def test_duplicate_company_code(eco):
+    with pytest.raises(LedgerError) as caught:
+        service.onboard_partner(eco, {**VENDOR, "code": "OPFI", "agreements": []}, actor="ops")
+    assert "not a partner" in caught.value.problems[0].message
+
+
+def test_offboarding_keeps_history(eco):
+    service.onboard_partner(eco, VENDOR, actor="ops")
+    partner = service.offboard_partner(eco, "FIXR", on=dt.date(2026, 12, 31), reason="contract ended", actor="ops")
+    assert (partner.status, partner.offboarded_on, partner.offboard_reason) == ("offboarded", dt.date(2026, 12, 31), "contract ended")
+    assert len(partner.agreements) == 2  # history stays
+    assert service.offboard_partner(eco, "FIXR", on=dt.date(2027, 1, 31), reason="again", actor="ops").offboarded_on == dt.date(2026, 12, 31)
+    assert [p.code for p in service.list_partners(eco, status="active")] == []
+    changed = copy.deepcopy(VENDOR)
+    changed["settlement"]["netting"] = False
+    with pytest.raises(LedgerError, match="offboarded"):
+        service.onboard_partner(eco, changed, actor="ops")
+
+
+def test_the_database_refuses_what_the_service_refuses(eco):
+    service.onboard_partner(eco, VENDOR, actor="ops")
+    with eco.write() as conn:
+        agreement_id = conn.execute(select(agreements.c.id).where(agreements.c.code == "FIXR-SHARE")).scalar_one()
+    bad = [
+        (partners.update().values(payment_terms_days=400)),
+        (partners.update().values(status="offboarded")),  # without a date
+        (agreement_versions.update().where(agreement_versions.c.agreement_id == agreement_id)
+         .values(effective_to=dt.date(2020, 1, 1))),
+    ]
+    for statement in bad:
+        with pytest.raises(Exception, match="(?i)check|constraint"):
+            with eco.write() as conn:
+                conn.execute(statement)
