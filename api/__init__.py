@@ -208,8 +208,21 @@ def _store_if_idempotent(response: Response) -> None:
     if response.status_code >= 500:
         idempotency.release(database(), owner, key)  # the client may try again
     else:
-        stored = idempotency.Stored(response.status_code, response.content_type, response.get_data(as_text=True))
+        stored = idempotency.Stored(response.status_code, response.content_type, _without_secrets(response))
         idempotency.complete(database(), owner, key, stored)
+
+
+def _without_secrets(response: Response) -> str:
+    """The body to keep for replays. A secret shown once (a new API key's token) is never
+    stored: the replay answers the same document with the token null."""
+    body = response.get_data(as_text=True)
+    if '"token"' not in body or not response.is_json:
+        return body
+    document = json.loads(body)
+    if isinstance(document, dict) and document.get("token") is not None:
+        document["token"] = None
+        return json.dumps(document)
+    return body
 
 
 def _audit_request(status: int) -> None:

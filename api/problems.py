@@ -106,6 +106,15 @@ def from_ledger_error(error: LedgerError) -> ApiProblem:
     return ApiProblem(status, str(error), code=error.code, errors=list(error.problems))
 
 
+def from_body_error(error: LedgerError) -> ApiProblem:
+    """A refusal of what the request body says: 409 for duplicates and conflicts, else 422.
+    A company the body names that does not exist is bad content (422), not a missing
+    resource (404)."""
+    codes = {p.code for p in error.problems}
+    status = 409 if codes and codes <= {E_DUPLICATE, E_CONFLICT} else 422
+    return ApiProblem(status, str(error), code=error.code, errors=list(error.problems))
+
+
 def from_validation_messages(messages: Any, status: int = 422) -> ApiProblem:
     """webargs/marshmallow messages ({"json": {"field": ["..."]}}) as field-level errors."""
     errors = problems_from_messages(messages)

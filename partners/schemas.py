@@ -24,6 +24,7 @@ An onboarding document, in YAML or JSON:
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +42,7 @@ from config.currencies import MINOR_UNITS
 from ledger.chart import ROLES as COMPANY_ROLES
 from ledger.chart import available_templates
 from ledger.money import AmountError, format_amount, parse_amount
+from ledger.records import show
 from partners.agreements import CLAWBACK_DAYS_MAX, PERIODS, TIER_MODES, TIERS_MAX
 from partners.schema import AGREEMENT_KINDS, SETTLEMENT_FREQUENCIES
 
@@ -52,23 +54,56 @@ CURRENCY = validate.OneOf(sorted(MINOR_UNITS), error="not an ISO 4217 currency c
 AGREEMENTS_MAX = 50
 
 
-def _has_at_most_4_places(value: Decimal) -> None:
-    if value.as_tuple().exponent < -4:
-        raise ValidationError("at most 4 decimal places")
+_PERCENT_RE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?")
+_MONEY_RE = re.compile(r"[0-9]{1,19}(\.[0-9]{1,4})?")
 
 
-def Percent(**kwargs) -> fields.Decimal:  # noqa: N802  (a field factory, read like a field class)
-    return fields.Decimal(
-        as_string=True,
-        validate=[validate.Range(0, 100, error="must be between 0 and 100"), _has_at_most_4_places],
-        metadata={"description": "percentage, 0 to 100, up to 4 decimals"},
-        **kwargs,
-    )
+class _DecimalText(fields.Field):
+    """A decimal written as a string ("62.5") or an integer (60): never a float, whose
+    binary value is not the decimal the writer meant."""
+
+    pattern: re.Pattern
+    what = "a decimal"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if type(value) is int:
+            value = str(value)
+        if type(value) is not str or not self.pattern.fullmatch(value):
+            raise ValidationError(f"must be {self.what} as a string like \"62.5\" or an integer, not {show(value)}")
+        return value
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else str(value)
 
 
-def Money(**kwargs) -> fields.String:  # noqa: N802
-    return fields.String(validate=validate.Length(1, 41), metadata={"description": "decimal string in major units"},
-                         **kwargs)
+class PercentField(_DecimalText):
+    pattern = _PERCENT_RE
+    what = "a percentage from 0 to 100 with up to 4 decimals"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        number = Decimal(super()._deserialize(value, attr, data, **kwargs))
+        if number > 100:
+            raise ValidationError("must be between 0 and 100")
+        return number
+
+
+class MoneyField(_DecimalText):
+    pattern = _MONEY_RE
+    what = "a non-negative amount in major units"
+
+
+def Percent(**kwargs) -> PercentField:  # noqa: N802  (a field factory, read like a field class)
+    return PercentField(metadata={
+        "description": "percentage from 0 to 100, up to 4 decimals",
+        "anyOf": [{"type": "string", "pattern": f"^{_PERCENT_RE.pattern}$"}, {"type": "integer", "minimum": 0, "maximum": 100}],
+    }, **kwargs)
+
+
+def Money(**kwargs) -> MoneyField:  # noqa: N802
+    return MoneyField(metadata={
+        "description": "amount in major units of the agreement's currency",
+        "anyOf": [{"type": "string", "pattern": f"^{_MONEY_RE.pattern}$"}, {"type": "integer", "minimum": 0}],
+    }, **kwargs)
 
 
 class Strict(Schema):

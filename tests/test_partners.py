@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 
 import pytest
 from sqlalchemy import func, select
@@ -150,7 +151,7 @@ def _invalid(update):
     [
         (_invalid(lambda d: d.update(template="nope")), "template", "Must be one of"),
         (_invalid(lambda d: d["agreements"][0]["versions"][1]["terms"].update(percent="-1")),
-         "agreements[0].versions[1].terms.percent", "between 0 and 100"),
+         "agreements[0].versions[1].terms.percent", "a percentage from 0 to 100"),
         (_invalid(lambda d: d["agreements"][0]["versions"][1]["terms"].update(percent="100.01")),
          "agreements[0].versions[1].terms.percent", "between 0 and 100"),
         (_invalid(lambda d: d["agreements"][0]["versions"][1].update(effective_from="2026-10-14")),
@@ -169,6 +170,10 @@ def _invalid(update):
         (_invalid(lambda d: d.pop("currency")), "currency", "Missing data"),
         (_invalid(lambda d: d.update(name="\x00evil")), "name", "NUL character"),
         (_invalid(lambda d: d["settlement"].update(payment_terms_days="30")), "settlement.payment_terms_days", "Not a valid integer"),
+        (_invalid(lambda d: d["agreements"][0]["versions"][0]["terms"].update(percent=60.5)),
+         "agreements[0].versions[0].terms.percent", "not 60.5"),
+        (_invalid(lambda d: d["agreements"][0]["versions"][0]["terms"].update(percent=True)),
+         "agreements[0].versions[0].terms.percent", "not True"),
     ],
 )
 def test_invalid_onboarding_leaves_nothing_behind(eco, document, field, message):
@@ -226,3 +231,102 @@ def test_the_database_refuses_what_the_service_refuses(eco):
         with pytest.raises(Exception, match="(?i)check|constraint"):
             with eco.write() as conn:
                 conn.execute(statement)
+
+
+# --- through the API ------------------------------------------------------------------------
+
+
+def test_api_onboarding_answers_the_token_once(api):
+    response = api.call("operator_admin", "POST", "/partners", json=RESELLER, headers={"Idempotency-Key": "onboard-resl"})
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["created"] and body["token"].startswith("eco_") and body["partner"]["code"] == "RESL"
+    tiers = body["partner"]["agreements"][0]["versions"][0]["terms"]["tiers"]
+    assert tiers == [{"from": "0.00", "percent": "8"}, {"from": "10000.00", "percent": "10"}]
+    # A replay of the same request answers the same document, without the secret.
+    replay = api.call("operator_admin", "POST", "/partners", json=RESELLER, headers={"Idempotency-Key": "onboard-resl"})
+    assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json()["token"] is None and replay.get_json()["partner"] == body["partner"]
+    # The same document again, without the header: nothing changes.
+    again = api.call("operator_admin", "POST", "/partners", json=RESELLER)
+    assert again.status_code == 200 and again.get_json()["created"] is False and again.get_json()["token"] is None
+    # The new partner's key reaches its own record, and nobody else's.
+    own = api.client.get("/partners/RESL", headers={"Authorization": f"Bearer {body['token']}"})
+    assert own.status_code == 200 and own.get_json()["settlement"]["payment_terms_days"] == 45
+    assert api.client.get("/partners/VEND", headers={"Authorization": f"Bearer {body['token']}"}).status_code == 404
+    assert api.client.get("/partners", headers={"Authorization": f"Bearer {body['token']}"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "document, status, field",
+    [
+        ({**RESELLER, "agreements": [{**RESELLER["agreements"][0], "counterparty": "NOPE"}]}, 422, "agreements[0].counterparty"),
+        ({**RESELLER, "roles": ["vendor"]}, 422, "agreements[0].kind"),
+        ({**RESELLER, "code": "VEND", "agreements": []}, 409, "code"),
+        ({**RESELLER, "settlement": {"payment_terms_days": 400}}, 422, "settlement.payment_terms_days"),
+    ],
+)
+def test_api_onboarding_refusals(api, document, status, field):
+    response = api.call("operator_admin", "POST", "/partners", json=document)
+    assert response.status_code == status, response.get_json()
+    assert response.content_type == "application/problem+json"
+    assert field in [e["field"] for e in response.get_json()["errors"]]
+    assert api.call("operator_admin", "GET", "/partners").get_json() == []
+
+
+def test_api_offboarding(api):
+    api.call("operator_admin", "POST", "/partners", json=RESELLER)
+    response = api.call("operator_admin", "POST", "/partners/RESL/offboard", json={"date": "2026-12-31", "reason": "ended"})
+    assert response.status_code == 200 and response.get_json()["status"] == "offboarded"
+    listed = api.call("auditor", "GET", "/partners?status=active").get_json()
+    assert listed == []
+    assert api.call("operator_admin", "POST", "/partners/NOPE/offboard", json={"date": "2026-12-31", "reason": "x"}).status_code == 404
+
+
+# --- through the CLI ------------------------------------------------------------------------
+
+VENDOR_YAML = """\
+code: FIXR
+name: FieldFix Oy
+currency: EUR
+roles: [vendor]
+open_date: 2026-01-01
+settlement: {frequency: monthly, payment_terms_days: 30, netting: true}
+agreements:
+  - code: FIXR-SHARE
+    kind: vendor_share
+    counterparty: OPFI
+    versions:
+      - {version: 1, effective_from: 2026-01-01, terms: {basis: percent_of_price, percent: 62.5, minimum_guarantee: 1000}}
+"""
+
+
+def test_cli_partner_commands(ready, tmp_path):
+    path = tmp_path / "fixr.yaml"
+    path.write_text(VENDOR_YAML.replace("62.5, minimum_guarantee: 1000", "62.5, minimum_guarantee: 1000, period: month"))
+    code, out, err = ready("partner", "onboard", str(path))
+    assert code == 0 and "onboarded FIXR (vendor) with 1 agreements" in out and "shown only now" in err
+    assert out.splitlines()[-1].startswith("eco_")
+    code, out, _ = ready("partner", "onboard", str(path), "--format", "json")
+    assert code == 0 and json.loads(out)["created"] is False and json.loads(out)["token"] is None
+    code, out, _ = ready("partner", "show", "FIXR", "--format", "json")
+    terms = json.loads(out)["agreements"][0]["versions"][0]["terms"]
+    assert terms == {"basis": "percent_of_price", "percent": "62.5", "minimum_guarantee": "1000.00", "period": "month"}
+    code, out, _ = ready("partner", "list", "--format", "csv")
+    assert out.splitlines()[1] == "FIXR,FieldFix Oy,vendor,active,EUR,monthly,30,yes,1"
+    code, out, _ = ready("partner", "offboard", "FIXR", "--date", "2026-12-31", "--reason", "ended")
+    assert code == 0 and "offboarded on 2026-12-31" in out
+
+
+def test_cli_onboarding_errors_name_the_field(ready, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(VENDOR_YAML)  # a minimum guarantee without its period
+    code, out, err = ready("partner", "onboard", str(path))
+    assert code == 1 and "agreements[0].versions[0].terms.period: required for a fixed cost or a minimum guarantee" in err
+    path.write_text("code: [unclosed\n")
+    code, _, err = ready("partner", "onboard", str(path))
+    assert code == 1 and "not YAML or JSON" in err
+    path.write_text("- just\n- a list\n")
+    code, _, err = ready("partner", "onboard", str(path))
+    assert code == 1 and "mapping of fields" in err
+    assert json.loads(ready("partner", "list", "--format", "json")[1]) == []

@@ -89,8 +89,10 @@ from ecoledger.cli import (  # noqa: E402
     demo_command,
     job_commands,
     ledger_commands,
+    partner_commands,
     period_commands,
 )
 
-for module in (ledger_commands, chart_commands, period_commands, job_commands, api_commands, demo_command):
+for module in (ledger_commands, chart_commands, period_commands, partner_commands, job_commands, api_commands,
+               demo_command):
     module.register(main)
