@@ -92,17 +92,19 @@ class MoneyField(_DecimalText):
     what = "a non-negative amount in major units"
 
 
-def Percent(**kwargs) -> PercentField:  # noqa: N802  (a field factory, read like a field class)
+def Percent(metadata: dict | None = None, **kwargs) -> PercentField:  # noqa: N802  (a field factory)
     return PercentField(metadata={
         "description": "percentage from 0 to 100, up to 4 decimals",
         "anyOf": [{"type": "string", "pattern": f"^{_PERCENT_RE.pattern}$"}, {"type": "integer", "minimum": 0, "maximum": 100}],
+        **(metadata or {}),
     }, **kwargs)
 
 
-def Money(**kwargs) -> MoneyField:  # noqa: N802
+def Money(metadata: dict | None = None, **kwargs) -> MoneyField:  # noqa: N802
     return MoneyField(metadata={
         "description": "amount in major units of the agreement's currency",
         "anyOf": [{"type": "string", "pattern": f"^{_MONEY_RE.pattern}$"}, {"type": "integer", "minimum": 0}],
+        **(metadata or {}),
     }, **kwargs)
 
 

@@ -356,3 +356,9 @@ def _agreements(conn: Connection, company_ids: list[int] | None, *, code: str | 
         for code_, rows in grouped.items()
     ]
 
+
+
+def agreements_of(conn: Connection, company: str) -> list[Agreement]:
+    """Every agreement of a company (as the partner side), with all its versions."""
+    company_id = conn.execute(select(companies.c.id).where(companies.c.code == company)).scalar()
+    return [] if company_id is None else _agreements(conn, [company_id])

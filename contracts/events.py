@@ -1,0 +1,433 @@
+"""Contract events: each one changes the contract's state and posts through its posting rule.
+
+Built-in semantics by type (a type without built-in semantics, added by adding a rule, is
+applied once with the event's amount, quantity and component):
+
+- ``activated``: a draft contract starts; its one-off fees are charged, one application per
+  one-off component.
+- ``amended``: contract version ``version`` takes effect on the event's date (which must be
+  the version's effective_from); for each recurring fee billed in advance, the difference
+  between the new and old fee, prorated for the rest of the billing period by the
+  component's proration policy (negative for a downgrade).
+- ``suspended`` / ``resumed``: a service freeze and its end; status only.
+- ``terminated``: the event's date is the last day of service; for each recurring fee
+  billed in advance, the unused rest of the billing period is credited (negative amount).
+- ``one_off_charge``, ``credit``, ``sla_breach``: the event's amount, for the component it
+  names (whose vendor and reseller take part) or for the contract as a whole.
+
+Each event with postings becomes one journal entry with the external id ``event:<id>``,
+source ``contract_event``, and metadata naming the rule, its version and its content hash.
+The event and its entry are written together or not at all. Events are idempotent by id:
+the same id and content again is a duplicate; the same id with other content is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
+from typing import NamedTuple
+
+from marshmallow import ValidationError
+from sqlalchemy import Connection, insert, select, update
+
+from config import limits
+from contracts.billing_periods import billing_period, prorate
+from contracts.rules import Context, Rule, RuleError, RuleSet, evaluate
+from contracts.schema import contract_events, contracts
+from contracts.schemas import EventSchema
+from contracts.service import Contract, load_contract
+from ledger.database import Database
+from ledger.interchange import decode_json
+from ledger.money import AmountError, parse_amount
+from ledger.posting import JournalWriter, PostingReport, audit_post
+from ledger.records import (
+    ACCEPTED,
+    DUPLICATE,
+    E_CONFLICT,
+    E_INVALID,
+    E_MALFORMED,
+    E_NOT_FOUND,
+    EntryDraft,
+    LedgerError,
+    Outcome,
+    PostingDraft,
+    Problem,
+    Refused,
+    show,
+)
+from ledger.schemas import problems_from_messages
+from partners.agreements import Agreement
+from partners.service import agreements_of
+
+EVENT_BYTES_MAX = 64 * 1024
+EVENTS_PER_IMPORT_MAX = 1_000_000
+SOURCE_TYPE = "contract_event"
+ENTRY_ID_PREFIX = "event:"
+
+# Which contract statuses accept each built-in type, and the status it leaves.
+_STATUS_RULES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "activated": (("draft",), "active"),
+    "amended": (("active", "suspended"), None),
+    "suspended": (("active",), "suspended"),
+    "resumed": (("suspended",), "active"),
+    "terminated": (("active", "suspended"), "terminated"),
+    "one_off_charge": (("active",), None),
+    "credit": (("active", "suspended", "terminated"), None),
+    "sla_breach": (("active", "suspended", "terminated"), None),
+}
+_CUSTOM_STATUSES = ("active",)
+
+
+class _Rejected(Exception):
+    def __init__(self, *problems: Problem) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+
+@dataclasses.dataclass
+class EventReport:
+    """Counts add up to the input: accepted + duplicates + rejected + not_applied."""
+
+    all_or_nothing: bool
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    not_applied: int = 0
+    entries_posted: int = 0
+    outcomes: list[Outcome] = dataclasses.field(default_factory=list)  # duplicates and rejections, the first ones
+    outcomes_omitted: int = 0
+
+    def note(self, outcome: Outcome) -> None:
+        if len(self.outcomes) < limits.REJECTIONS_REPORTED_MAX:
+            self.outcomes.append(outcome)
+        else:
+            self.outcomes_omitted += 1
+
+    @property
+    def total(self) -> int:
+        return self.accepted + self.duplicates + self.rejected + self.not_applied
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected == 0
+
+
+class _Application(NamedTuple):
+    component: dict | None
+    amount_minor: int
+    quantity: Decimal
+
+
+def read_events(stream) -> Iterator[dict | Refused]:
+    """Events from a JSON-lines stream; ``ref`` of a refused line is its 1-based number."""
+    for number, line in enumerate(stream, start=1):
+        if len(line) > EVENT_BYTES_MAX:
+            yield Refused(number, None, (Problem(E_MALFORMED, None, f"line longer than {EVENT_BYTES_MAX} bytes"),))
+            continue
+        if not line.strip():
+            continue
+        try:
+            value = decode_json(line)
+        except ValueError as exc:
+            yield Refused(number, None, (Problem(E_MALFORMED, None, f"not JSON: {exc}"),))
+            continue
+        if not isinstance(value, dict):
+            yield Refused(number, None, (Problem(E_MALFORMED, None, "an event is a JSON object"),))
+            continue
+        yield {"__ref": number, **value}
+
+
+def import_events(db: Database, events: Iterable[dict | Refused], *, rules: RuleSet, actor: str,
+                  all_or_nothing: bool = True, progress: Callable[[int], None] | None = None) -> EventReport:
+    """Apply events in order. All-or-nothing (the default): any rejection and nothing is
+    written; otherwise the accepted ones are applied and the rejected ones reported."""
+    report = EventReport(all_or_nothing)
+
+    class _Rollback(Exception):
+        pass
+
+    try:
+        with db.write() as conn:
+            applier = _Applier(conn, rules, actor)
+            for index, item in enumerate(events):
+                if index >= EVENTS_PER_IMPORT_MAX:
+                    raise LedgerError(Problem(E_INVALID, None, f"more than {EVENTS_PER_IMPORT_MAX} events in one import"))
+                applier.apply(item, report)
+                if progress and (index + 1) % 100 == 0:
+                    progress(index + 1)
+            if all_or_nothing and report.rejected:
+                raise _Rollback
+            if report.entries_posted:
+                audit_post(conn, actor, report.entries_posted, applier.first_seq, applier.last_seq, None)
+    except _Rollback:
+        report.not_applied, report.accepted, report.entries_posted = report.accepted, 0, 0
+    return report
+
+
+class _Applier:
+    def __init__(self, conn: Connection, rules: RuleSet, actor: str) -> None:
+        self.conn, self.rules, self.actor = conn, rules, actor
+        self.writer = JournalWriter(conn)
+        self.contracts: dict[str, Contract] = {}
+        self.agreements: dict[str, list[Agreement]] = {}
+        self.first_seq: int | None = None
+        self.last_seq: int | None = None
+
+    def apply(self, item: dict | Refused, report: EventReport) -> None:
+        if isinstance(item, Refused):
+            report.rejected += 1
+            report.note(Outcome(item.ref, item.external_id, "rejected", None, item.problems))
+            return
+        ref = item.pop("__ref", None)
+        raw_id = item.get("id") if isinstance(item.get("id"), str) else None
+        try:
+            status, seq = self._apply(item)
+        except _Rejected as rejected:
+            report.rejected += 1
+            report.note(Outcome(ref, raw_id, "rejected", None, rejected.problems))
+            return
+        except LedgerError as error:
+            report.rejected += 1
+            report.note(Outcome(ref, raw_id, "rejected", None, error.problems))
+            return
+        if status == DUPLICATE:
+            report.duplicates += 1
+            report.note(Outcome(ref, raw_id, DUPLICATE, seq, ()))
+        else:
+            report.accepted += 1
+            if seq is not None:
+                report.entries_posted += 1
+
+    def _apply(self, raw: dict) -> tuple[str, int | None]:
+        try:
+            event = EventSchema().load(raw)
+        except ValidationError as exc:
+            raise _Rejected(*problems_from_messages(exc.messages)) from None
+        payload = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        payload_hash = hashlib.sha256(payload.encode()).hexdigest()
+        stored = self.conn.execute(select(contract_events.c.payload_hash, contract_events.c.entry_seq)
+                                   .where(contract_events.c.id == event["id"])).first()
+        if stored is not None:
+            if stored.payload_hash == payload_hash:
+                return DUPLICATE, stored.entry_seq
+            raise _Rejected(Problem(E_CONFLICT, "id", f"event {show(event['id'])} was recorded with other content"))
+        rule = self.rules.rules.get(event["type"])
+        if rule is None:
+            raise _Rejected(Problem(E_INVALID, "type", f"no posting rule for event type {show(event['type'])}; "
+                                    f"rules: {', '.join(sorted(self.rules.rules))}"))
+        contract = self._contract(event["contract"])
+        new_status = self._check_status(contract, event)
+        applications = self._applications(contract, event)
+        draft = self._draft(contract, event, rule, applications)
+        seq = None
+        if draft is not None:
+            outcome = self._post(draft)
+            seq = outcome.entry_seq
+        self.conn.execute(insert(contract_events).values(
+            id=event["id"], contract_id=contract.id, type=event["type"], event_date=event["date"],
+            payload_hash=payload_hash, payload=payload, entry_seq=seq, rule=rule.event_type,
+            rule_version=rule.version, rule_hash=rule.content_hash, recorded_at=dt.datetime.now(dt.UTC),
+            recorded_by=self.actor[:200]))
+        if new_status is not None:
+            self.conn.execute(update(contracts).where(contracts.c.id == contract.id)
+                              .values(status=new_status, status_since=event["date"]))
+            self.contracts[contract.code] = contract._replace(status=new_status, status_since=event["date"])
+        return ACCEPTED, seq
+
+    def _contract(self, code: str) -> Contract:
+        if code not in self.contracts:
+            try:
+                self.contracts[code] = load_contract(self.conn, code)
+            except LedgerError as error:
+                raise _Rejected(*error.problems) from None
+        return self.contracts[code]
+
+    def _check_status(self, contract: Contract, event: dict) -> str | None:
+        allowed, becomes = _STATUS_RULES.get(event["type"], (_CUSTOM_STATUSES, None))
+        if contract.status not in allowed:
+            raise _Rejected(Problem(E_INVALID, "type", f"contract {contract.code} is {contract.status}; "
+                                    f"{event['type']} needs it {' or '.join(allowed)}"))
+        day = event["date"]
+        if day < contract.start or (contract.end is not None and day > contract.end and event["type"] != "credit"):
+            raise _Rejected(Problem(E_INVALID, "date", f"{day} is outside contract {contract.code} "
+                                    f"({contract.start} to {contract.end or 'open-ended'})"))
+        if contract.status_since is not None and day < contract.status_since:
+            raise _Rejected(Problem(E_INVALID, "date", f"{day} is before the contract's last status change "
+                                    f"({contract.status} since {contract.status_since}); events apply in date order"))
+        return becomes
+
+    def _applications(self, contract: Contract, event: dict) -> list[_Application]:
+        kind, day = event["type"], event["date"]
+        version = contract.version_at(day)
+        if kind == "activated":
+            return [_Application(c, c["amount_minor"], Decimal(1)) for c in version.components if c["type"] == "one_off_fee"]
+        if kind in ("suspended", "resumed"):
+            return []
+        if kind == "amended":
+            return self._amendment(contract, event)
+        if kind == "terminated":
+            return self._termination(contract, day)
+        component = None
+        if "component" in event:
+            component = version.component(event["component"])
+            if component is None:
+                raise _Rejected(Problem(E_NOT_FOUND, "component", f"contract {contract.code} has no component "
+                                        f"{show(event['component'])} in version {version.version}"))
+        if "amount" not in event and "quantity" not in event:
+            raise _Rejected(Problem(E_INVALID, "amount", f"a {kind} event needs an amount"))
+        amount = 0
+        if "amount" in event:
+            try:
+                amount = parse_amount(event["amount"], contract.currency)
+            except AmountError as exc:
+                raise _Rejected(Problem(exc.code, "amount", str(exc))) from None
+        return [_Application(component, amount, Decimal(event.get("quantity", "1")))]
+
+    def _period(self, contract: Contract, day: dt.date) -> tuple[dt.date, dt.date]:
+        return billing_period(day, start=contract.start, frequency=contract.billing_frequency,
+                              billing_day=contract.billing_day)
+
+    def _amendment(self, contract: Contract, event: dict) -> list[_Application]:
+        day = event["date"]
+        number = event.get("version")
+        target = next((v for v in contract.versions if v.version == number), None)
+        if number is None or target is None:
+            raise _Rejected(Problem(E_NOT_FOUND, "version", f"an amended event names a stored version of contract "
+                                    f"{contract.code} (loaded: {', '.join(str(v.version) for v in contract.versions)})"))
+        if target.effective_from != day:
+            raise _Rejected(Problem(E_INVALID, "date", f"version {number} takes effect on {target.effective_from}, not {day}"))
+        before = contract.version_at(day - dt.timedelta(days=1))
+        period = self._period(contract, day)
+        applications = []
+        codes = {c["code"] for c in before.components} | {c["code"] for c in target.components}
+        for code in sorted(codes):
+            old, new = before.component(code), target.component(code)
+            fee_old = _advance_fee(old)
+            fee_new = _advance_fee(new)
+            if fee_old == fee_new:
+                continue
+            policy = (new or old)["proration"]
+            difference = prorate(fee_new - fee_old, day, period[1], period, policy)
+            if difference:
+                applications.append(_Application(new or old, difference, Decimal(1)))
+        return applications
+
+    def _termination(self, contract: Contract, last_day: dt.date) -> list[_Application]:
+        version = contract.version_at(last_day)
+        period = self._period(contract, last_day)
+        applications = []
+        for component in version.components:
+            fee = _advance_fee(component)
+            unused = prorate(fee, last_day + dt.timedelta(days=1), period[1], period, component.get("proration") or "daily")
+            if unused:
+                applications.append(_Application(component, -unused, Decimal(1)))
+        return applications
+
+    def _draft(self, contract: Contract, event: dict, rule: Rule, applications: list[_Application]) -> EntryDraft | None:
+        postings: list[PostingDraft] = []
+        for application in applications:
+            component = application.component or {}
+            parties = {"billing": contract.billing_company, "vendor": component.get("vendor"),
+                       "reseller": component.get("reseller")}
+            dimensions = {"customer": contract.customer, "contract": contract.code,
+                          "service": component.get("service") or event.get("service"), "component": component.get("code")}
+            context = Context(application.amount_minor, application.quantity, parties, dimensions,
+                              self._functions(contract, parties, event["date"], application.quantity))
+            try:
+                lines = evaluate(rule, context)
+            except (RuleError, _Rejected) as error:
+                problems = error.problems if isinstance(error, _Rejected) else (Problem(E_INVALID, "type", str(error)),)
+                raise _Rejected(*problems) from None
+            for posting, amount in lines:
+                pairs = {name: dimensions[name] for name in posting.dimensions if dimensions.get(name)}
+                if posting.counterparty:
+                    pairs["counterparty"] = parties[posting.counterparty]
+                postings.append(PostingDraft(parties[posting.company], posting.account, amount, contract.currency,
+                                             tuple(sorted(pairs.items()))))
+        if not postings:
+            return None
+        description = f"{event['type']} {contract.code}" + (f": {event['reason']}" if event.get("reason") else "")
+        metadata = (("contract", contract.code), ("event_type", event["type"]), ("rule", rule.event_type),
+                    ("rule_hash", rule.content_hash), ("rule_version", str(rule.version)))
+        return EntryDraft(ENTRY_ID_PREFIX + event["id"], event["date"], tuple(postings), description[:500],
+                          SOURCE_TYPE, event["id"], metadata)
+
+    def _post(self, draft: EntryDraft) -> Outcome:
+        report = PostingReport(all_or_nothing=False, results=[])
+        self.writer.post_batch([draft], report)
+        outcome = report.results[0]
+        if outcome.status != ACCEPTED:
+            if outcome.status == DUPLICATE:
+                raise _Rejected(Problem(E_CONFLICT, "id", f"an entry {draft.external_id} exists that no event recorded"))
+            raise _Rejected(*(Problem(p.code, f"entry.{p.field}" if p.field else "entry", p.message) for p in outcome.problems))
+        self.first_seq = self.first_seq or outcome.entry_seq
+        self.last_seq = outcome.entry_seq
+        return outcome
+
+    def _functions(self, contract: Contract, parties: dict, day: dt.date, quantity: Decimal) -> dict:
+        def terms(role: str, kind: str) -> dict | None:
+            partner = parties.get(role)
+            if partner is None:
+                return None
+            if partner not in self.agreements:
+                self.agreements[partner] = agreements_of(self.conn, partner)
+            for agreement in self.agreements[partner]:
+                if agreement.kind == kind and agreement.counterparty == contract.billing_company:
+                    version = agreement.in_force(day)
+                    if version is not None:
+                        if agreement.currency != contract.currency and any(k.endswith("_minor") for k in version.terms):
+                            raise _Rejected(Problem(E_INVALID, "contract", f"agreement {agreement.code} is in "
+                                                    f"{agreement.currency}, contract {contract.code} in {contract.currency}"))
+                        return version.terms
+            return None
+
+        def required(role: str, kind: str) -> dict | None:
+            found = terms(role, kind)
+            if found is None and parties.get(role) is not None:
+                raise _Rejected(Problem(E_NOT_FOUND, f"component.{role}", f"no {kind} agreement of {parties[role]} with "
+                                        f"{contract.billing_company} in force on {day}"))
+            return found
+
+        def vendor_share(price: Decimal) -> Decimal:
+            found = required("vendor", "vendor_share")
+            if found is None:
+                return Decimal(0)
+            if found["basis"] == "percent_of_price":
+                return price * Decimal(found["percent"]) / 100
+            if found["basis"] == "per_unit_cost":
+                return quantity * found["unit_cost_minor"] * (1 if price >= 0 else -1)
+            return Decimal(0)  # a fixed cost per period accrues in the clearing run, not per event
+
+        def commission(price: Decimal) -> Decimal:
+            found = required("reseller", "reseller_commission")
+            if found is None:
+                return Decimal(0)
+            # Tiers depend on the period's volume: events accrue at the first tier's rate and
+            # the clearing run trues up to the tier reached.
+            rate = found.get("percent") or found["tiers"][0]["percent"]
+            return price * Decimal(rate) / 100
+
+        def sla_share(credit: Decimal) -> Decimal:
+            found = terms("vendor", "sla_sharing")
+            if found is None:
+                return Decimal(0)  # no SLA agreement: the operator bears the credit
+            if found["method"] == "borne_by":
+                return credit if found["party"] == "partner" else Decimal(0)
+            share = required("vendor", "vendor_share")
+            if share is None or share["basis"] != "percent_of_price":
+                raise _Rejected(Problem(E_INVALID, "component.vendor", f"pro rata SLA sharing of {parties['vendor']} "
+                                        "needs a percent_of_price vendor share in force"))
+            return credit * Decimal(share["percent"]) / 100
+
+        return {"vendor_share": vendor_share, "commission": commission, "sla_share": sla_share}
+
+
+def _advance_fee(component: dict | None) -> int:
+    if component is None or component["type"] != "recurring_fee" or component.get("timing") != "in_advance":
+        return 0
+    return component["amount_minor"]
+
