@@ -218,11 +218,14 @@ def _without_secrets(response: Response) -> str:
     body = response.get_data(as_text=True)
     if '"token"' not in body or not response.is_json:
         return body
-    document = json.loads(body)
-    if isinstance(document, dict) and document.get("token") is not None:
-        document["token"] = None
-        return json.dumps(document)
-    return body
+    def forget(value):
+        if isinstance(value, dict):
+            return {k: (None if k == "token" else forget(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [forget(v) for v in value]
+        return value
+
+    return json.dumps(forget(json.loads(body)))
 
 
 def _audit_request(status: int) -> None:

@@ -79,6 +79,10 @@ class Settings:
     # worker --beat`.
     schedule_enabled: bool = True
 
+    # Posting rules of contract events (YAML; see contracts/rules.py). Empty: the shipped
+    # config/posting_rules.yaml. An ecosystem overrides them with its own file.
+    posting_rules: str = ""
+
     # `ecoledger serve`: where the API listens, and how many processes (each with
     # api_threads threads) answer. Bind 0.0.0.0 only behind a TLS-terminating proxy.
     api_host: str = "127.0.0.1"

@@ -31,6 +31,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from ledger.money import AmountError, format_amount, parse_amount
+from ledger.schemas import OutcomeSchema
 from partners.schemas import CODE, CURRENCY, Money, Percent, Strict
 
 LOCAL_CODE = [validate.Length(1, 64), validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$",
@@ -199,3 +200,34 @@ class CustomerDocumentSchema(Strict):
     parent = fields.String(allow_none=True)
     cost_centre = fields.String(allow_none=True)
 
+
+
+class EventReportSchema(Strict):
+    all_or_nothing = fields.Boolean()
+    accepted = fields.Integer()
+    duplicates = fields.Integer()
+    rejected = fields.Integer()
+    not_applied = fields.Integer(metadata={"description": "valid events not applied: their all-or-nothing import had a rejection"})
+    entries_posted = fields.Integer()
+    outcomes = fields.List(fields.Nested(OutcomeSchema), metadata={"description": "duplicates and rejections (the first ones)"})
+    outcomes_omitted = fields.Integer()
+
+
+class SectionCountsSchema(Strict):
+    created = fields.Integer()
+    unchanged = fields.Integer()
+    updated = fields.Integer()
+
+
+class IssuedPartnerKeySchema(Strict):
+    company = fields.String()
+    api_key_id = fields.String()
+    token = fields.String(allow_none=True, metadata={"description": "shown once: store it now"})
+
+
+class LoadReportSchema(Strict):
+    companies = fields.Nested(SectionCountsSchema)
+    partners = fields.Nested(SectionCountsSchema)
+    customers = fields.Nested(SectionCountsSchema)
+    contracts = fields.Nested(SectionCountsSchema)
+    api_keys = fields.List(fields.Nested(IssuedPartnerKeySchema))

@@ -12,9 +12,14 @@ import io
 import json
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from ledger import companies, periods, posting, reversal
+from contracts.ecosystem import load_ecosystem
+from contracts.events import import_events
+from contracts.rules import load_rules
+from ecoledger.documents import parse_document
+from ledger import periods, posting, reversal
 from ledger.database import Database
 from ledger.interchange import read_json_lines
 
@@ -22,6 +27,21 @@ MONTH_START = dt.date(2026, 10, 1)
 MONTH_END = dt.date(2026, 10, 31)
 PERIOD = "2026-10"
 
+ECOSYSTEM_FILE = Path(__file__).with_name("demo_ecosystem.yaml")
+
+# Contract events of October, in the order they happened.
+EVENTS = [
+    {"id": "SD-C-17-activated", "type": "activated", "contract": "SD-C-17", "date": "2026-10-01"},
+    {"id": "SD-C-23-activated", "type": "activated", "contract": "SD-C-23", "date": "2026-10-01"},
+    {"id": "SD-C-42-activated", "type": "activated", "contract": "SD-C-42", "date": "2026-10-01"},
+    {"id": "SD-C-23-upgrade", "type": "amended", "contract": "SD-C-23", "date": "2026-10-16", "version": 2},
+    {"id": "SD-C-42-sla-2026-10-21", "type": "sla_breach", "contract": "SD-C-42", "date": "2026-10-21",
+     "amount": "50.00", "component": "FIELD", "reason": "technician arrived 6 hours late"},
+    {"id": "SD-C-17-part-2026-10-22", "type": "one_off_charge", "contract": "SD-C-17", "date": "2026-10-22",
+     "amount": "80.00", "component": "FIELD", "reason": "replacement card reader"},
+]
+
+# The companies the ecosystem file creates, in the order the trial balances are shown.
 COMPANIES = [
     # code, name, roles
     ("OPFI", "Northwind Services Oy (operator, billing entity)", ("operator",)),
@@ -180,10 +200,15 @@ def _jsonl(entries: list[dict[str, Any]]) -> io.BytesIO:
 
 def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     """Build the demo ecosystem in an empty database, narrating each step through ``say``."""
-    say("1. Onboarding the ecosystem: an operator with two legal entities, a vendor, a reseller")
-    for code, name, roles in COMPANIES:
-        created = companies.add_company(db, code, name, "EUR", actor=actor, roles=roles, open_date=MONTH_START)
-        say(f"   {code:5} {name}: {created.account_count} accounts from the default chart")
+    say(f"1. Loading the ecosystem file ({ECOSYSTEM_FILE.name}): an operator with two legal entities,")
+    say("   a vendor and a reseller with their agreements, customers and contracts, in one step")
+    document = parse_document(ECOSYSTEM_FILE.read_bytes(), str(ECOSYSTEM_FILE))
+    loaded = load_ecosystem(db, document, actor=actor)
+    for section in ("companies", "partners", "customers", "contracts"):
+        say(f"   {section}: {getattr(loaded, section).created} created")
+    say(f"   partner API keys issued for {', '.join(k['company'] for k in loaded.api_keys)} (ecoledger api-key list)")
+    again = load_ecosystem(db, document, actor=actor)
+    say(f"   the same file again: {'changes nothing' if not again.changed else 'CHANGED SOMETHING'}")
 
     entries = month_of_entries()
     say(f"\n2. Posting October 2026: {len(entries)} entries (subscriptions, rated usage with vendor")
@@ -206,7 +231,15 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     undone = reversal.reverse_entry(db, MISTAKE["id"], dt.date(2026, 10, 15), actor=actor)
     say(f"   {undone.original_id} reversed by {undone.reversal_id} on {undone.effective_date}")
 
-    say(f"\n6. Closing {PERIOD} for every company: the month now refuses postings")
+    say("\n6. Contract events through the posting rules (config/posting_rules.yaml): activations,")
+    say("   an upgrade prorated for the rest of the month, an SLA breach shared with the vendor, a charge")
+    events = import_events(db, [dict(e) for e in EVENTS], rules=load_rules(), actor=actor)
+    say(f"   {events.accepted} events accepted, {events.entries_posted} entries posted, {events.rejected} rejected")
+    for outcome in events.outcomes:
+        for problem in outcome.problems:
+            say(f"   {outcome.external_id}: {problem} [{problem.code}]")
+
+    say(f"\n7. Closing {PERIOD} for every company: the month now refuses postings")
     for code, _, _ in COMPANIES:
         periods.close_period(db, code, PERIOD, actor=actor)
     late = _entry(

@@ -129,14 +129,20 @@ def _sha256(text: str) -> str:
 def onboard_partner(db: Database, document: Any, *, actor: str) -> OnboardingResult:
     """Onboard a partner from its document (see partners/schemas.py), in one transaction."""
     spec = parse_onboarding(document)
-    spec_hash = _sha256(_canonical_json({k: v for k, v in spec.items() if k != "api_key"}))
     with db.write() as conn:
-        existing = conn.execute(select(companies).where(companies.c.code == spec["code"])).first()
-        if existing is None:
-            result = _create(conn, spec, spec_hash, actor)
-        else:
-            result = _converge(conn, existing, spec, spec_hash, actor)
-        return result._replace(partner=_load_partner(conn, spec["code"]))
+        return onboard_in(conn, spec, actor=actor)
+
+
+def onboard_in(conn: Connection, spec: dict, *, actor: str) -> OnboardingResult:
+    """onboard_partner inside a caller's transaction, from a parsed document (the ecosystem
+    file loads partners, customers and contracts as one unit)."""
+    spec_hash = _sha256(_canonical_json({k: v for k, v in spec.items() if k != "api_key"}))
+    existing = conn.execute(select(companies).where(companies.c.code == spec["code"])).first()
+    if existing is None:
+        result = _create(conn, spec, spec_hash, actor)
+    else:
+        result = _converge(conn, existing, spec, spec_hash, actor)
+    return result._replace(partner=_load_partner(conn, spec["code"]))
 
 
 def _create(conn: Connection, spec: dict, spec_hash: str, actor: str) -> OnboardingResult:

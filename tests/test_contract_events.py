@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -244,3 +245,84 @@ def test_offboarded_partners_take_no_new_contracts(eco):
     contract.update(code="C-4", start="2026-12-01", amendments=[])
     with pytest.raises(LedgerError, match="offboarded on 2026-11-30"):
         service.save_contract(eco, contract, actor="t")
+
+
+# --- the ecosystem file, through the CLI and the API ----------------------------------------
+
+DEMO_FILE = Path(__file__).resolve().parents[1] / "ecoledger" / "demo_ecosystem.yaml"
+
+
+def test_cli_load_import_and_show(ready, tmp_path):
+    # `ready` has OPFI (an operator) and VEND; the demo file's OPFI matches it by code.
+    code, out, err = ready("load", str(DEMO_FILE))
+    assert code == 1 and "companies[0].name: company OPFI exists with 'Operator Oy'" in err  # a conflict, named
+    text = DEMO_FILE.read_text().replace("Northwind Services Oy (operator, billing entity)", "Operator Oy")
+    (tmp_path / "eco.yaml").write_text(text)
+    code, out, err = ready("load", str(tmp_path / "eco.yaml"))
+    assert code == 0, err
+    assert "companies: 0 created, 0 updated, 1 unchanged" in out and "partners: 3 created" in out
+    assert "contracts: 3 created" in out and [line.split("\t")[0] for line in out.splitlines() if "\teco_" in line] == ["FIXR", "CHNL"]
+    code, out, _ = ready("load", str(tmp_path / "eco.yaml"), "--format", "json")
+    assert json.loads(out)["contracts"] == {"created": 0, "unchanged": 3, "updated": 0} and json.loads(out)["api_keys"] == []
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(e) for e in [
+        {"id": "a1", "type": "activated", "contract": "SD-C-17", "date": "2026-10-01"},
+        {"id": "c1", "type": "one_off_charge", "contract": "SD-C-17", "date": "2026-10-02", "amount": "80.00", "component": "FIELD"},
+    ]) + "\n")
+    code, out, _ = ready("import", "events", str(events))
+    assert code == 0 and "2 accepted, 0 duplicate, 0 rejected; 2 entries posted" in out
+    code, out, _ = ready("import", "events", str(events))
+    assert code == 0 and "0 accepted, 2 duplicate, 0 rejected" in out
+    events.write_text('{"id": "x", "type": "activated", "contract": "SD-C-23", "date": "2026-10-01"}\nnot json\n')
+    code, out, _ = ready("import", "events", str(events))
+    assert code == 1 and "line 2: not JSON" in out and "1 valid events not applied" in out
+    code, out, _ = ready("import", "events", str(events), "--partial", "--format", "json")
+    assert code == 1 and json.loads(out)["accepted"] == 1
+
+    code, out, _ = ready("contract", "show", "SD-C-23", "--format", "json")
+    shown = json.loads(out)
+    assert shown["status"] == "active" and [v["version"] for v in shown["versions"]] == [1, 2]
+    assert shown["versions"][1]["components"][0]["amount"] == "450.00"
+    code, out, _ = ready("contract", "list", "--status", "active", "--format", "csv")
+    assert [line.split(",")[0] for line in out.splitlines()[1:]] == ["SD-C-17", "SD-C-23"]
+    code, out, _ = ready("customer", "list", "--format", "csv")
+    assert "C-23-NORTH,Fabrikam Clinics North,OPFI,EUR,C-23,4100" in out
+    code, _, err = ready("import", "events", str(events), "--rules", str(tmp_path / "eco.yaml"))
+    assert code == 2 and "posting rules refused" in err
+
+
+def test_api_ecosystem_contracts_and_events(api):
+    from ecoledger.documents import parse_document
+
+    document = parse_document(DEMO_FILE.read_bytes(), "demo")
+    document["companies"] = []  # the harness has OPFI already
+    response = api.call("operator_admin", "POST", "/ecosystem", json=document, headers={"Idempotency-Key": "eco-1"})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["partners"]["created"] == 3 and all(k["token"].startswith("eco_") for k in body["api_keys"])
+    replay = api.call("operator_admin", "POST", "/ecosystem", json=document, headers={"Idempotency-Key": "eco-1"})
+    assert all(k["token"] is None for k in replay.get_json()["api_keys"])  # secrets are not kept for replays
+
+    events = {"events": [{"id": "a1", "type": "activated", "contract": "SD-C-17", "date": "2026-10-01"},
+                         {"id": "s1", "type": "sla_breach", "contract": "SD-C-17", "date": "2026-10-02", "amount": "10.00",
+                          "component": "FIELD"}]}
+    response = api.call("controller", "POST", "/contract-events", json=events)
+    assert response.status_code == 201 and response.get_json()["entries_posted"] == 2
+    bad = {"events": [{"id": "b1", "type": "one_off_charge", "contract": "SD-C-42", "date": "2026-10-02", "amount": "1.00"}]}
+    response = api.call("controller", "POST", "/contract-events", json=bad)
+    assert response.status_code == 422 and response.get_json()["errors"][0]["field"] == "events[0].type"
+    contract = api.call("auditor", "GET", "/contracts/SD-C-17").get_json()
+    assert contract["status"] == "active" and contract["customer"] == "C-17"
+    assert api.call("auditor", "GET", "/contracts/NOPE").status_code == 404
+    assert {c["code"] for c in api.call("auditor", "GET", "/customers").get_json()} == {"C-17", "C-23", "C-23-NORTH", "C-42"}
+    # A contract posted alone: 201, then 200 unchanged; a rewrite is a conflict.
+    single = dict(document["contracts"][0], code="SD-NEW")
+    assert api.call("operator_admin", "POST", "/contracts", json=single).status_code == 201
+    assert api.call("operator_admin", "POST", "/contracts", json=single).get_json()["outcome"] == "unchanged"
+    rewrite = json.loads(json.dumps(single))
+    rewrite["components"][0]["amount"] = "999.00"
+    response = api.call("operator_admin", "POST", "/contracts", json=rewrite)
+    assert response.status_code == 409 and response.get_json()["errors"][0]["field"] == "code"
+    # The partner sees its own agreements through /partners, but not the register.
+    assert api.call("partner", "GET", "/contracts").status_code == 403

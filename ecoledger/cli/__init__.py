@@ -86,6 +86,7 @@ def main(ctx: click.Context, database_url: str | None, actor: str | None) -> Non
 from ecoledger.cli import (  # noqa: E402
     api_commands,
     chart_commands,
+    contract_commands,
     demo_command,
     job_commands,
     ledger_commands,
@@ -93,6 +94,6 @@ from ecoledger.cli import (  # noqa: E402
     period_commands,
 )
 
-for module in (ledger_commands, chart_commands, period_commands, partner_commands, job_commands, api_commands,
-               demo_command):
+for module in (ledger_commands, chart_commands, period_commands, partner_commands, contract_commands, job_commands,
+               api_commands, demo_command):
     module.register(main)

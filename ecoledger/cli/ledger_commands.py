@@ -4,7 +4,6 @@ verify, export beancount."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from ecoledger.cli.output import (
     emit_csv,
     emit_json,
     emit_table,
+    file_size,
     format_option,
     note,
     printable,
@@ -102,7 +102,7 @@ def post(app, file, partial: bool, fmt: str) -> None:
     rejected.
     """
     db = app.database()
-    size = _size_of(file)
+    size = file_size(file)
     label = getattr(file, "name", "<stdin>")
     label = "stdin" if label in ("-", "<stdin>") else label
     with progress_bar(f"posting {label}", size, unit="bytes" if size else "entries") as update:
@@ -120,15 +120,6 @@ def post(app, file, partial: bool, fmt: str) -> None:
         _print_report(label, report)
     if not report.ok:
         sys.exit(1)
-
-
-def _size_of(file) -> int | None:
-    try:
-        if file.seekable():
-            return os.fstat(file.fileno()).st_size or None
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def _print_report(name: str, report: posting.PostingReport) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -111,3 +112,13 @@ def progress_bar(label: str, total: float | None, unit: str = "") -> Iterator:
     with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done)
+
+
+def file_size(file) -> int | None:
+    """The size of a regular file being read (for a progress bar in bytes); None for pipes."""
+    try:
+        if file.seekable():
+            return os.fstat(file.fileno()).st_size or None
+    except (OSError, ValueError):
+        pass
+    return None

@@ -6,14 +6,11 @@ import datetime as dt
 import json
 
 import click
-import yaml
 
 from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
-from ledger.records import E_MALFORMED, LedgerError, Problem
+from ecoledger.documents import DOCUMENT_BYTES_MAX, parse_document
 from partners import service
 from partners.schemas import OnboardingResultSchema, PartnerSchema, terms_document
-
-DOCUMENT_BYTES_MAX = 4 * 1024 * 1024
 
 
 def register(main: click.Group) -> None:
@@ -26,29 +23,10 @@ def partner() -> None:
 
 
 def read_document(path: str) -> object:
-    """A YAML or JSON document from a file or stdin ('-'); JSON is YAML's subset."""
-    stream = click.open_file(path, "rb")
-    with stream:
+    """A YAML or JSON document from a file or stdin ('-')."""
+    with click.open_file(path, "rb") as stream:
         raw = stream.read(DOCUMENT_BYTES_MAX + 1)
-    if len(raw) > DOCUMENT_BYTES_MAX:
-        raise LedgerError(Problem(E_MALFORMED, None, f"{path}: larger than {DOCUMENT_BYTES_MAX} bytes"))
-    try:
-        # The safe loader builds plain data only (no Python objects from tags). Dates stay
-        # strings for the schema to check, as in a JSON document.
-        return yaml.load(raw.decode("utf-8"), Loader=_StringDatesLoader)
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise LedgerError(Problem(E_MALFORMED, None, f"{path}: not YAML or JSON: {exc}")) from None
-
-
-class _StringDatesLoader(yaml.SafeLoader):
-    pass
-
-
-# YAML would read 2026-10-01 as a date and 1.10 as a float; the schemas want the text.
-_StringDatesLoader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:float")]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    return parse_document(raw, path)
 
 
 @partner.command("onboard")
