@@ -55,3 +55,14 @@ def test_api_walk_through_runs(tmp_path):
     assert '"accepted":1' in result.stdout  # the batch was posted
     assert "\n404\n" in result.stdout  # the partner cannot see the operator's books
     assert '"ok":true' in result.stdout  # verify ran on the embedded worker
+
+
+def test_ecosystem_walk_through_runs(tmp_path):
+    script = block_after("<!-- ecosystem-walk-through -->", ROOT / "docs" / "ecosystem.md")
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=_environment(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "partners: 3 created" in result.stdout and "partners: 0 created, 0 updated, 3 unchanged" in result.stdout
+    assert "4 accepted, 0 duplicate, 0 rejected; 3 entries posted" in result.stdout
+    assert "77.42" in result.stdout  # 150 x 16/31, the prorated upgrade
+    assert "verify: OK" in result.stdout

@@ -240,7 +240,9 @@ def test_worker_with_beat_starts(tmp_path, db_url):
                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while "beat: Starting" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        # The schedule is logged a moment after beat starts: wait for both.
+        while not all(s in log.read_text(errors="replace") for s in ("beat: Starting", "nightly-verify")) \
+                and time.monotonic() < deadline:
             assert process.poll() is None, log.read_text(errors="replace")
             time.sleep(0.2)
         text = log.read_text(errors="replace")
