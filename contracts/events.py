@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import NamedTuple
@@ -41,6 +39,7 @@ from contracts.schema import contract_events, contracts
 from contracts.schemas import EventSchema
 from contracts.service import Contract, load_contract
 from ledger.database import Database
+from ledger.hashing import document_hash, document_json
 from ledger.interchange import decode_json
 from ledger.money import AmountError, parse_amount
 from ledger.posting import JournalWriter, PostingReport, audit_post
@@ -122,8 +121,8 @@ class _Application(NamedTuple):
     quantity: Decimal
 
 
-def read_events(stream) -> Iterator[dict | Refused]:
-    """Events from a JSON-lines stream; ``ref`` of a refused line is its 1-based number."""
+def read_events(stream) -> Iterator[tuple[int, dict] | Refused]:
+    """Events from a JSON-lines stream, each with its 1-based line number."""
     for number, line in enumerate(stream, start=1):
         if len(line) > EVENT_BYTES_MAX:
             yield Refused(number, None, (Problem(E_MALFORMED, None, f"line longer than {EVENT_BYTES_MAX} bytes"),))
@@ -138,13 +137,14 @@ def read_events(stream) -> Iterator[dict | Refused]:
         if not isinstance(value, dict):
             yield Refused(number, None, (Problem(E_MALFORMED, None, "an event is a JSON object"),))
             continue
-        yield {"__ref": number, **value}
+        yield number, value
 
 
-def import_events(db: Database, events: Iterable[dict | Refused], *, rules: RuleSet, actor: str,
+def import_events(db: Database, events: Iterable[tuple[object, dict] | Refused], *, rules: RuleSet, actor: str,
                   all_or_nothing: bool = True, progress: Callable[[int], None] | None = None) -> EventReport:
-    """Apply events in order. All-or-nothing (the default): any rejection and nothing is
-    written; otherwise the accepted ones are applied and the rejected ones reported."""
+    """Apply events, given with the reference that reports name (a line number, an index), in
+    order. All-or-nothing (the default): any rejection and nothing is written; otherwise the
+    accepted ones are applied and the rejected ones reported."""
     report = EventReport(all_or_nothing)
 
     class _Rollback(Exception):
@@ -177,12 +177,12 @@ class _Applier:
         self.first_seq: int | None = None
         self.last_seq: int | None = None
 
-    def apply(self, item: dict | Refused, report: EventReport) -> None:
+    def apply(self, item: tuple[object, dict] | Refused, report: EventReport) -> None:
         if isinstance(item, Refused):
             report.rejected += 1
             report.note(Outcome(item.ref, item.external_id, "rejected", None, item.problems))
             return
-        ref = item.pop("__ref", None)
+        ref, item = item
         raw_id = item.get("id") if isinstance(item.get("id"), str) else None
         try:
             status, seq = self._apply(item)
@@ -207,8 +207,7 @@ class _Applier:
             event = EventSchema().load(raw)
         except ValidationError as exc:
             raise _Rejected(*problems_from_messages(exc.messages)) from None
-        payload = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        payload_hash = hashlib.sha256(payload.encode()).hexdigest()
+        payload, payload_hash = document_json(raw), document_hash(raw)
         stored = self.conn.execute(select(contract_events.c.payload_hash, contract_events.c.entry_seq)
                                    .where(contract_events.c.id == event["id"])).first()
         if stored is not None:

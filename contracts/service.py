@@ -8,7 +8,6 @@ naming the field: a contract in force is changed by an amendment, never rewritte
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from typing import Any, NamedTuple
 
@@ -19,6 +18,7 @@ from contracts.schema import contract_versions, contracts, customers
 from contracts.schemas import ContractSchema, CustomerSchema
 from ledger import audit
 from ledger.database import Database
+from ledger.hashing import document_hash, document_json
 from ledger.interchange import check_text
 from ledger.records import E_CONFLICT, E_INVALID, E_NOT_FOUND, E_UNKNOWN_COMPANY, LedgerError, Problem, show
 from ledger.schema import accounts, companies
@@ -71,14 +71,6 @@ class Contract(NamedTuple):
         return found
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _load(schema, document: Any, what: str) -> dict:
     if not isinstance(document, dict):
         raise LedgerError(Problem(E_INVALID, None, f"a {what} is a mapping of fields"))
@@ -103,7 +95,7 @@ def upsert_customer(conn: Connection, document: Any, *, actor: str) -> str:
     check_text(spec["name"], "name", 200, problems)
     if problems:
         raise LedgerError(*problems)
-    digest = _sha256(_canonical(spec))
+    digest = document_hash(spec)
     stored = conn.execute(select(customers.c.document_hash).where(customers.c.code == spec["code"])).first()
     if stored is not None:
         if stored.document_hash == digest:
@@ -169,7 +161,7 @@ def upsert_contract(conn: Connection, document: Any, *, actor: str) -> tuple[str
     versions = [(1, spec["start"], spec["components"])] + [
         (a["version"], a["effective_from"], a["components"]) for a in sorted(spec["amendments"], key=lambda a: a["version"])]
     _check_contract(conn, spec, versions)
-    digest = _sha256(_canonical({k: v for k, v in spec.items() if k != "amendments"}))
+    digest = document_hash({k: v for k, v in spec.items() if k != "amendments"})
     stored = conn.execute(select(contracts).where(contracts.c.code == spec["code"])).first()
     now = dt.datetime.now(dt.UTC)
     if stored is None:
@@ -196,7 +188,7 @@ def upsert_contract(conn: Connection, document: Any, *, actor: str) -> tuple[str
         row = known.get(number)
         if row is None:
             new.append((number, effective_from, components))
-        elif row.effective_from != effective_from or json.loads(row.components) != json.loads(_canonical(components)):
+        elif row.effective_from != effective_from or row.components != document_json(components):
             raise LedgerError(Problem(E_CONFLICT, f"amendments[version {number}]",
                                       f"version {number} of {spec['code']} is stored with other terms; add a new version"))
     if len(new) + len(known) != len(versions):
@@ -211,7 +203,7 @@ def upsert_contract(conn: Connection, document: Any, *, actor: str) -> tuple[str
 def _insert_versions(conn: Connection, contract_id: int, versions: list, actor: str, now: dt.datetime) -> None:
     conn.execute(insert(contract_versions), [
         {"contract_id": contract_id, "version": number, "effective_from": effective_from,
-         "components": _canonical(components), "created_at": now, "created_by": actor[:200]}
+         "components": document_json(components), "created_at": now, "created_by": actor[:200]}
         for number, effective_from, components in versions
     ])
 

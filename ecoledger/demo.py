@@ -233,7 +233,7 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
 
     say("\n6. Contract events through the posting rules (config/posting_rules.yaml): activations,")
     say("   an upgrade prorated for the rest of the month, an SLA breach shared with the vendor, a charge")
-    events = import_events(db, [dict(e) for e in EVENTS], rules=load_rules(), actor=actor)
+    events = import_events(db, enumerate(EVENTS, start=1), rules=load_rules(), actor=actor)
     say(f"   {events.accepted} events accepted, {events.entries_posted} entries posted, {events.rejected} rejected")
     for outcome in events.outcomes:
         for problem in outcome.problems:

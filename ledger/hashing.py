@@ -106,3 +106,15 @@ def recorded_at_text(recorded_at: dt.datetime) -> str:
 def chain_hash(previous: str, entry_seq: int, recorded_at: str, payload: str) -> str:
     """Next link of the journal's hash chain."""
     return hashlib.sha256(f"{previous}|{entry_seq}|{recorded_at}|{payload}".encode()).hexdigest()
+
+
+def document_json(value: object) -> str:
+    """Canonical JSON of a loaded document (onboarding, contract, event): compact, keys
+    sorted, dates and decimals as their text. Stored as is and hashed by document_hash."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def document_hash(value: object) -> str:
+    """SHA-256 of a document's canonical JSON: the same document hashes alike whatever its
+    key order or spelling of the same values, so that loading it again changes nothing."""
+    return hashlib.sha256(document_json(value).encode()).hexdigest()

@@ -12,7 +12,6 @@ change behind its back.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -24,6 +23,7 @@ from access.keys import PARTNER, create_key
 from ledger import audit
 from ledger.companies import create_company
 from ledger.database import Database
+from ledger.hashing import document_hash, document_json
 from ledger.interchange import check_text
 from ledger.records import (
     E_CONFLICT,
@@ -118,14 +118,6 @@ def _versions(raw: Iterable[dict]) -> tuple[AgreementVersion, ...]:
                         key=lambda v: v.version))
 
 
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def onboard_partner(db: Database, document: Any, *, actor: str) -> OnboardingResult:
     """Onboard a partner from its document (see partners/schemas.py), in one transaction."""
     spec = parse_onboarding(document)
@@ -136,7 +128,7 @@ def onboard_partner(db: Database, document: Any, *, actor: str) -> OnboardingRes
 def onboard_in(conn: Connection, spec: dict, *, actor: str) -> OnboardingResult:
     """onboard_partner inside a caller's transaction, from a parsed document (the ecosystem
     file loads partners, customers and contracts as one unit)."""
-    spec_hash = _sha256(_canonical_json({k: v for k, v in spec.items() if k != "api_key"}))
+    spec_hash = document_hash({k: v for k, v in spec.items() if k != "api_key"})
     existing = conn.execute(select(companies).where(companies.c.code == spec["code"])).first()
     if existing is None:
         result = _create(conn, spec, spec_hash, actor)
@@ -192,8 +184,8 @@ def _insert_versions(conn: Connection, agreement_id: int, code: str, versions: I
                      now: dt.datetime) -> list[str]:
     rows = [
         {"agreement_id": agreement_id, "version": v["version"], "effective_from": v["effective_from"],
-         "effective_to": v["effective_to"], "terms": _canonical_json(v["terms"]),
-         "terms_hash": _sha256(_canonical_json(v["terms"])), "created_at": now, "created_by": actor[:200]}
+         "effective_to": v["effective_to"], "terms": document_json(v["terms"]),
+         "terms_hash": document_hash(v["terms"]), "created_at": now, "created_by": actor[:200]}
         for v in versions
     ]
     if rows:

@@ -88,7 +88,7 @@ def lines(db, event_id: str) -> list[tuple]:
 
 
 def test_every_event_type_posts_as_its_rule_says(eco):
-    report = import_events(eco, copy.deepcopy(EVENTS), rules=RULES, actor="t")
+    report = import_events(eco, enumerate(copy.deepcopy(EVENTS)), rules=RULES, actor="t")
     assert (report.accepted, report.rejected, report.entries_posted) == (9, 0, 7), report.outcomes
     # Activation charges the one-off fee; FIXR's share is 60% (version 1 in force on 1 October).
     assert lines(eco, "e1") == [
@@ -128,7 +128,7 @@ def test_every_event_type_posts_as_its_rule_says(eco):
 
 
 def test_mirror_postings_keep_every_intercompany_pair_equal_and_opposite(eco):
-    import_events(eco, copy.deepcopy(EVENTS), rules=RULES, actor="t")
+    import_events(eco, enumerate(copy.deepcopy(EVENTS)), rules=RULES, actor="t")
     balance = {(line.company, line.account): line.balance_minor for line in reports.trial_balance(eco).lines}
     due_to = {}
     for entry_id in [f"event:e{n}" for n in range(1, 10)]:
@@ -151,13 +151,13 @@ def count_rows(db) -> dict:
 
 
 def test_events_are_idempotent_by_id(eco):
-    import_events(eco, copy.deepcopy(EVENTS[:3]), rules=RULES, actor="t")
+    import_events(eco, enumerate(copy.deepcopy(EVENTS[:3])), rules=RULES, actor="t")
     before = count_rows(eco)
-    again = import_events(eco, copy.deepcopy(EVENTS[:3]), rules=RULES, actor="t")
+    again = import_events(eco, enumerate(copy.deepcopy(EVENTS[:3])), rules=RULES, actor="t")
     assert (again.accepted, again.duplicates, again.rejected) == (0, 3, 0)
     assert count_rows(eco) == before
     changed = {**EVENTS[1], "amount": "81.00"}
-    conflict = import_events(eco, [changed], rules=RULES, actor="t")
+    conflict = import_events(eco, enumerate([changed]), rules=RULES, actor="t")
     assert conflict.rejected == 1 and conflict.outcomes[0].problems[0].field == "id"
     assert count_rows(eco) == before
 
@@ -178,7 +178,7 @@ def test_events_are_idempotent_by_id(eco):
 )
 def test_bad_events_are_rejected_with_their_field(eco, event, field, message):
     before = count_rows(eco)
-    report = import_events(eco, [event], rules=RULES, actor="t")
+    report = import_events(eco, enumerate([event]), rules=RULES, actor="t")
     assert report.rejected == 1
     problems = report.outcomes[0].problems
     assert any(p.field == field and message in p.message for p in problems), problems
@@ -188,10 +188,10 @@ def test_bad_events_are_rejected_with_their_field(eco, event, field, message):
 def test_all_or_nothing_and_partial(eco):
     bad = {"id": "bad", "type": "one_off_charge", "contract": "C-1001", "date": "2026-10-05", "amount": "1.001"}
     before = count_rows(eco)
-    report = import_events(eco, copy.deepcopy(EVENTS[:2]) + [bad], rules=RULES, actor="t")
+    report = import_events(eco, enumerate(copy.deepcopy(EVENTS[:2]) + [bad]), rules=RULES, actor="t")
     assert (report.accepted, report.not_applied, report.rejected) == (0, 2, 1)
     assert count_rows(eco) == before
-    report = import_events(eco, copy.deepcopy(EVENTS[:2]) + [bad], rules=RULES, actor="t", all_or_nothing=False)
+    report = import_events(eco, enumerate(copy.deepcopy(EVENTS[:2]) + [bad]), rules=RULES, actor="t", all_or_nothing=False)
     assert (report.accepted, report.rejected) == (2, 1)
     assert report.outcomes[0].problems[0].field == "amount"
 
@@ -201,7 +201,7 @@ def test_an_entry_the_ledger_refuses_rejects_its_event(eco):
 
     close_period(eco, "OPFI", "2026-09", actor="t")
     close_period(eco, "OPFI", "2026-10", actor="t")
-    report = import_events(eco, copy.deepcopy(EVENTS[:1]), rules=RULES, actor="t")
+    report = import_events(eco, enumerate(copy.deepcopy(EVENTS[:1])), rules=RULES, actor="t")
     assert report.rejected == 1 and "closed" in str(report.outcomes[0].problems[0])
     assert service.get_contract(eco, "C-1001").status == "draft"
 
@@ -210,7 +210,7 @@ def test_a_missing_agreement_is_named(eco):
     contract = json.loads(json.dumps(CONTRACT))
     contract.update(code="C-2", start="2025-06-01", amendments=[])
     service.save_contract(eco, contract, actor="t")
-    report = import_events(eco, [{"id": "a", "type": "activated", "contract": "C-2", "date": "2025-06-01"}],
+    report = import_events(eco, enumerate([{"id": "a", "type": "activated", "contract": "C-2", "date": "2025-06-01"}]),
                            rules=RULES, actor="t")
     assert report.rejected == 1
     assert "no vendor_share agreement of FIXR with OPFI in force on 2025-06-01" in str(report.outcomes[0].problems[0])

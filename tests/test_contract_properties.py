@@ -52,7 +52,7 @@ def build(db: Database, share: Decimal, commission: Decimal) -> None:
                                "start": "2026-01-01", "components": [
                                    {"code": "X", "type": "one_off_fee", "service": "s", "amount": "0", "vendor": "FIXR",
                                     "reseller": "RESL"}]}, actor="t")
-    report = import_events(db, [{"id": "start", "type": "activated", "contract": "K", "date": "2026-01-01"}],
+    report = import_events(db, enumerate([{"id": "start", "type": "activated", "contract": "K", "date": "2026-01-01"}]),
                            rules=RULES, actor="t")
     assert report.ok
 
@@ -66,7 +66,7 @@ def test_partner_books_match_the_reference_model(tmp_path_factory, share, commis
         build(db, share, commission)
         batch = [{"id": f"e{i}", "type": kind, "contract": "K", "date": "2026-02-01", "amount": f"{amount // 100}.{amount % 100:02d}",
                   "component": "X"} for i, (kind, amount) in enumerate(happenings)]
-        report = import_events(db, batch, rules=RULES, actor="t")
+        report = import_events(db, enumerate(batch), rules=RULES, actor="t")
         assert report.ok, report.outcomes
         vendor = reseller = 0
         for kind, amount in happenings:

@@ -6,14 +6,18 @@ import base64
 import json
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from marshmallow import Schema, fields, validate
 
 from api.problems import ApiProblem
+from config import limits
 from jobs.errors import BrokerUnavailable
 from jobs.store import Job
+from ledger.interchange import decode_json
+from ledger.records import E_MALFORMED, Problem
 
 PAGE_ITEMS_MAX = 500
+ALL_OR_NOTHING, PARTIAL = "all_or_nothing", "partial"
 
 
 class PageArgsSchema(Schema):
@@ -50,3 +54,29 @@ def enqueue(job: Job) -> None:
         send(state["celery"], job)
     except BrokerUnavailable as exc:
         raise ApiProblem(503, str(exc), code="broker_unavailable", extra={"job_id": job.id}) from exc
+
+
+def json_body() -> Any:
+    """The request body as strict JSON (no NaN, no duplicate keys); 400 if it is not."""
+    try:
+        return decode_json(request.get_data(cache=True))
+    except ValueError as exc:
+        raise ApiProblem(400, f"the body is not valid JSON: {exc}", code=E_MALFORMED) from None
+
+
+def batch_body(name: str) -> tuple[list, bool]:
+    """A batch body {"<name>": [...], "mode": "all_or_nothing" | "partial"}: its records
+    and whether it is all or nothing."""
+    body = json_body()
+    if type(body) is not dict or type(body.get(name)) is not list or not set(body) <= {name, "mode"}:
+        raise ApiProblem(422, f'the body is an object {{"{name}": [...], "mode": ...}}', code=E_MALFORMED,
+                         errors=[Problem(E_MALFORMED, name, f"must be a list of {name}")])
+    records = body[name]
+    if not 0 < len(records) <= limits.BATCH_ENTRIES_MAX:
+        raise ApiProblem(422, f"a batch holds 1 to {limits.BATCH_ENTRIES_MAX} {name}", code="too_long",
+                         errors=[Problem("too_long", name, f"has {len(records)} {name}")])
+    mode = body.get("mode", ALL_OR_NOTHING)
+    if mode not in (ALL_OR_NOTHING, PARTIAL):
+        raise ApiProblem(422, f"mode is {ALL_OR_NOTHING} or {PARTIAL}", code="invalid_value",
+                         errors=[Problem("invalid_value", "mode", f"must be {ALL_OR_NOTHING} or {PARTIAL}")])
+    return records, mode == ALL_OR_NOTHING

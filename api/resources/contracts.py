@@ -3,7 +3,6 @@ ecosystem file in one call."""
 
 from __future__ import annotations
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -11,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from api import database, settings
 from api.auth import ONBOARD, POST, READ_ALL, principal, requires
 from api.problems import PROBLEM_CONTENT_TYPE, ApiProblem, ProblemSchema, from_body_error
+from api.resources.common import ALL_OR_NOTHING, PARTIAL, batch_body, json_body
 from config import limits
 from contracts import ecosystem, service
 from contracts.events import import_events
@@ -24,12 +24,9 @@ from contracts.schemas import (
     EventSchema,
     LoadReportSchema,
 )
-from ledger.interchange import decode_json
 from ledger.records import E_MALFORMED, LedgerError, Problem, Refused
 
 blp = Blueprint("contracts", __name__, description="Customers, contracts and contract events")
-
-ALL_OR_NOTHING, PARTIAL = "all_or_nothing", "partial"
 
 
 class ContractListArgsSchema(Schema):
@@ -62,13 +59,6 @@ class EcosystemSchema(Schema):
     contracts = fields.List(fields.Nested(ContractSchema))
 
 
-def _body() -> object:
-    try:
-        return decode_json(request.get_data(cache=True))
-    except ValueError as exc:
-        raise ApiProblem(400, f"the body is not valid JSON: {exc}", code=E_MALFORMED) from None
-
-
 def _saving(action):
     try:
         return action()
@@ -90,7 +80,7 @@ class Customers(MethodView):
     @blp.alt_response(200, schema=SavedSchema, description="loaded before with the same document: nothing changed")
     def post(self):
         """Add a customer (the same document again changes nothing)."""
-        outcome = _saving(lambda: service.save_customer(database(), _body(), actor=principal().actor))
+        outcome = _saving(lambda: service.save_customer(database(), json_body(), actor=principal().actor))
         return {"outcome": outcome, "versions_added": []}, 201 if outcome == service.CREATED else 200
 
 
@@ -109,7 +99,7 @@ class Contracts(MethodView):
     @blp.alt_response(200, schema=SavedSchema, description="unchanged, or the amendments this document adds")
     def post(self):
         """Add a contract, or its new amendments; a contract is never rewritten."""
-        outcome, added = _saving(lambda: service.save_contract(database(), _body(), actor=principal().actor))
+        outcome, added = _saving(lambda: service.save_contract(database(), json_body(), actor=principal().actor))
         return {"outcome": outcome, "versions_added": list(added)}, 201 if outcome == service.CREATED else 200
 
 
@@ -135,25 +125,17 @@ class ContractEvents(MethodView):
 
         All-or-nothing (the default) answers 422 and applies nothing if any event is
         rejected; rejections name events[i].field."""
-        body = _body()
-        if type(body) is not dict or type(body.get("events")) is not list or not set(body) <= {"events", "mode"}:
-            raise ApiProblem(422, 'the body is an object {"events": [...], "mode": ...}', code=E_MALFORMED,
-                             errors=[Problem(E_MALFORMED, "events", "must be a list of events")])
-        events, mode = body["events"], body.get("mode", ALL_OR_NOTHING)
-        if not 0 < len(events) <= limits.BATCH_ENTRIES_MAX or mode not in (ALL_OR_NOTHING, PARTIAL):
-            raise ApiProblem(422, f"1 to {limits.BATCH_ENTRIES_MAX} events; mode {ALL_OR_NOTHING} or {PARTIAL}",
-                             code="invalid_value")
+        events, all_or_nothing = batch_body("events")
         try:
             rules = load_rules(settings().posting_rules or DEFAULT_RULES)
         except RuleError as exc:
             raise ApiProblem(503, f"the server's posting rules are refused: {exc}", code="rules_unavailable") from None
-        items = [{"__ref": index, **event} if isinstance(event, dict) else event for index, event in enumerate(events)]
-        report = import_events(database(), _as_items(items), rules=rules, actor=principal().actor,
-                               all_or_nothing=mode == ALL_OR_NOTHING)
+        report = import_events(database(), _as_items(events), rules=rules, actor=principal().actor,
+                               all_or_nothing=all_or_nothing)
         document = EventReportSchema().dump(report)
         if report.ok:
             return document, 201
-        if mode == ALL_OR_NOTHING:
+        if all_or_nothing:
             errors = [Problem(p.code, f"events[{o.ref}]" + (f".{p.field}" if p.field else ""), p.message)
                       for o in report.outcomes if o.status == "rejected" for p in o.problems]
             raise ApiProblem(422, f"{report.rejected} of {report.total} events rejected; nothing was applied",
@@ -161,10 +143,10 @@ class ContractEvents(MethodView):
         return document, 200
 
 
-def _as_items(items):
-    for index, item in enumerate(items):
+def _as_items(events: list):
+    for index, item in enumerate(events):
         if isinstance(item, dict):
-            yield item
+            yield index, item
         else:
             yield Refused(index, None, (Problem(E_MALFORMED, None, "an event is a JSON object"),))
 
@@ -178,4 +160,4 @@ class Ecosystem(MethodView):
         """Load an ecosystem document (companies, partners, customers, contracts) in one
         step, all or nothing; the same document again changes nothing. Keys of newly
         onboarded partners are in this response only."""
-        return _saving(lambda: ecosystem.load_ecosystem(database(), _body(), actor=principal().actor))
+        return _saving(lambda: ecosystem.load_ecosystem(database(), json_body(), actor=principal().actor))

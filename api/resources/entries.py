@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -10,17 +9,16 @@ from marshmallow import Schema, fields, validate
 from api import database
 from api.auth import POST, READ, principal, requires, visible_company
 from api.problems import PROBLEM_CONTENT_TYPE, ApiProblem, RejectedBatchProblemSchema
-from api.resources.common import PageArgsSchema, decode_cursor, encode_cursor
+from api.resources.common import ALL_OR_NOTHING, PARTIAL, PageArgsSchema, batch_body, decode_cursor, encode_cursor
 from config import limits
 from config.currencies import MINOR_UNITS
 from ledger import posting, reports, reversal
-from ledger.interchange import decode_json, parse_entry
-from ledger.records import E_MALFORMED, Problem
+from ledger.interchange import parse_entry
+from ledger.records import Problem
 from ledger.schemas import EntryDocumentSchema, PostingReportSchema, ReversalSchema
 
 blp = Blueprint("entries", __name__, description="Journal entries")
 
-ALL_OR_NOTHING, PARTIAL = "all_or_nothing", "partial"
 
 
 # Documentation of the request body. The body is parsed by ledger.interchange, the same
@@ -80,22 +78,8 @@ class ReversalInputSchema(Schema):
 
 def _batch() -> tuple[list, bool]:
     """The request's entries, parsed as `ecoledger post` parses a file."""
-    try:
-        body = decode_json(request.get_data(cache=True))
-    except ValueError as exc:
-        raise ApiProblem(400, f"the body is not valid JSON: {exc}", code=E_MALFORMED) from None
-    if type(body) is not dict or type(body.get("entries")) is not list or not set(body) <= {"entries", "mode"}:
-        raise ApiProblem(422, 'the body is an object {"entries": [...], "mode": ...}', code=E_MALFORMED,
-                         errors=[Problem(E_MALFORMED, "entries", "must be a list of entries")])
-    entries = body["entries"]
-    if not 0 < len(entries) <= limits.BATCH_ENTRIES_MAX:
-        raise ApiProblem(422, f"a batch holds 1 to {limits.BATCH_ENTRIES_MAX} entries", code="too_long",
-                         errors=[Problem("too_long", "entries", f"has {len(entries)} entries")])
-    mode = body.get("mode", ALL_OR_NOTHING)
-    if mode not in (ALL_OR_NOTHING, PARTIAL):
-        raise ApiProblem(422, f"mode is {ALL_OR_NOTHING} or {PARTIAL}", code="invalid_value",
-                         errors=[Problem("invalid_value", "mode", f"must be {ALL_OR_NOTHING} or {PARTIAL}")])
-    return [parse_entry(raw, index) for index, raw in enumerate(entries)], mode == ALL_OR_NOTHING
+    entries, all_or_nothing = batch_body("entries")
+    return [parse_entry(raw, index) for index, raw in enumerate(entries)], all_or_nothing
 
 
 @blp.route("/entries")

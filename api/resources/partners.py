@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from api import database
 from api.auth import ONBOARD, READ, READ_ALL, principal, requires, visible_company
-from api.problems import ApiProblem, from_body_error
-from ledger.interchange import decode_json
-from ledger.records import E_MALFORMED, LedgerError
+from api.problems import from_body_error
+from api.resources.common import json_body
+from ledger.records import LedgerError
 from partners import service
 from partners.schemas import OnboardingResultSchema, OnboardingSchema, PartnerSchema
 
@@ -45,11 +44,7 @@ class Partners(MethodView):
         """Onboard a partner in one step: its company and chart of accounts, settlement terms,
         agreements and API key, all or nothing. The same document again changes nothing."""
         try:
-            document = decode_json(request.get_data(cache=True))
-        except ValueError as exc:
-            raise ApiProblem(400, f"the body is not valid JSON: {exc}", code=E_MALFORMED) from None
-        try:
-            result = service.onboard_partner(database(), document, actor=principal().actor)
+            result = service.onboard_partner(database(), json_body(), actor=principal().actor)
         except LedgerError as error:
             raise from_body_error(error) from None
         return result, 201 if result.created else 200
