@@ -3,11 +3,12 @@ step (docs/ecosystem.md). Everything in it is written in one transaction, or not
 
     companies: [...]   # operator entities that are not partners (like `ecoledger company add`)
     partners: [...]    # onboarding documents (partners/schemas.py)
+    price_plans: [...] # how usage is priced (contracts/schemas.py)
     customers: [...]   # parents before the organisations under them
     contracts: [...]   # contracts with their amendments (contracts/schemas.py)
 
 Loading the same file again changes nothing; a file that adds (partners, agreement versions,
-customers, contracts, amendments) adds that; anything else that differs from what is stored
+price plans, customers, contracts, amendments) adds that; anything else that differs from what is stored
 is a conflict naming the record and field.
 """
 
@@ -29,7 +30,7 @@ from ledger.schemas import problems_from_messages
 from partners import service as partners
 from partners.schemas import CODE, CURRENCY
 
-SECTIONS = ("companies", "partners", "customers", "contracts")
+SECTIONS = ("companies", "partners", "price_plans", "customers", "contracts")
 RECORDS_PER_SECTION_MAX = 10_000
 
 
@@ -58,6 +59,7 @@ class SectionCounts:
 class LoadReport:
     companies: SectionCounts = dataclasses.field(default_factory=SectionCounts)
     partners: SectionCounts = dataclasses.field(default_factory=SectionCounts)
+    price_plans: SectionCounts = dataclasses.field(default_factory=SectionCounts)
     customers: SectionCounts = dataclasses.field(default_factory=SectionCounts)
     contracts: SectionCounts = dataclasses.field(default_factory=SectionCounts)
     # Partner API keys issued by this load: shown once.
@@ -84,6 +86,8 @@ def load_ecosystem(db: Database, document: Any, *, actor: str) -> LoadReport:
             _in("companies", index, lambda r=record: _company(conn, r, actor, report.companies))
         for index, record in enumerate(document.get("partners") or []):
             _in("partners", index, lambda r=record: _partner(conn, r, actor, report))
+        for index, record in enumerate(document.get("price_plans") or []):
+            _in("price_plans", index, lambda r=record: _count(report.price_plans, register.upsert_price_plan(conn, r, actor=actor)))
         for index, record in enumerate(document.get("customers") or []):
             _in("customers", index, lambda r=record: _count(report.customers, register.upsert_customer(conn, r, actor=actor)))
         for index, record in enumerate(document.get("contracts") or []):

@@ -37,6 +37,22 @@ customers = Table(
     CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
 )
 
+# How usage is priced. A plan never changes once loaded: a new price is a new plan, which a
+# contract amendment names. Rating (the usage capability) reads the document.
+price_plans = Table(
+    "price_plans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("currency", String(3), nullable=False),
+    Column("model", String(16), nullable=False),
+    Column("document", Text, nullable=False),  # canonical JSON
+    Column("document_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("model IN ('per_unit', 'graduated', 'volume', 'package', 'percentage', 'allowance')",
+                    name="model_known"),
+)
+
 contracts = Table(
     "contracts",
     metadata,

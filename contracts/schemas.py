@@ -26,13 +26,15 @@ A contract event (one JSON object per line in an events file):
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from ledger.money import AmountError, format_amount, parse_amount
+from ledger.money import format_amount
 from ledger.schemas import OutcomeSchema
-from partners.schemas import CODE, CURRENCY, Money, Percent, Strict
+from partners.schemas import CODE, CURRENCY, DecimalText, Money, Percent, Strict, to_minor
 
 LOCAL_CODE = [validate.Length(1, 64), validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$",
                                                        error="letters, digits, '.', '_' and '-', starting with a letter or digit")]
@@ -59,6 +61,156 @@ _ALLOWED = {
     "prepayment": {"amount"},
 }
 _OPTIONAL_FIELDS = {"amount", "timing", "proration", "price_plan", "percent", "applies_to"}
+
+
+PRICE_MODELS = ("per_unit", "graduated", "volume", "package", "percentage", "allowance")
+PERIODS = ("month", "quarter", "year")
+TIERS_MAX = 50
+DRIVERS_MAX = 20
+_SIX_PLACES = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+
+
+class QuantityField(DecimalText):
+    pattern = _SIX_PLACES
+    what = "a non-negative decimal with up to 6 decimals"
+
+
+class MultiplierField(DecimalText):
+    pattern = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?")
+    what = "a multiplier like \"1.5\" (up to 4 decimals)"
+
+
+def _decimal_field(cls, description: str, **kwargs):
+    return cls(metadata={"description": description, "anyOf": [
+        {"type": "string", "pattern": f"^{cls.pattern.pattern}$"}, {"type": "integer", "minimum": 0}]}, **kwargs)
+
+
+def Quantity(description: str = "quantity in the plan's unit", **kwargs) -> QuantityField:  # noqa: N802
+    return _decimal_field(QuantityField, description, **kwargs)
+
+
+def UnitPrice(description: str = "price per unit in major units, up to 6 decimals", **kwargs) -> QuantityField:  # noqa: N802
+    return _decimal_field(QuantityField, description, **kwargs)
+
+
+class PriceTierSchema(Strict):
+    up_to = Quantity("upper bound of the tier, inclusive; null for the last tier", required=True, allow_none=True)
+    unit_price = UnitPrice(required=True)
+    flat_fee = Money(metadata={"description": "charged once when the tier is reached"})
+
+
+class DriverSchema(Strict):
+    """A price driver of service work: the unit price is multiplied by the factor of the
+    usage line's attribute value (work type, employee level, shift), or by the factor of a
+    calendar day (weekend, holiday). Factors of several drivers multiply."""
+
+    attribute = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$", error="a-z, 0-9 and _"))
+    values = fields.Dict(keys=fields.String(validate=validate.Length(1, 64)),
+                         values=MultiplierField(), validate=validate.Length(1, 50))
+    calendar = fields.String(validate=validate.OneOf(["weekend", "holiday"]))
+    multiplier = MultiplierField()
+
+    @validates_schema(skip_on_field_errors=True)
+    def _one_kind(self, data: dict, **_: Any) -> None:
+        if ("attribute" in data) == ("calendar" in data):
+            raise ValidationError("a driver is either {attribute, values} or {calendar, multiplier}")
+        if "attribute" in data and "values" not in data:
+            raise ValidationError({"values": ["required with attribute"]})
+        if "calendar" in data and "multiplier" not in data:
+            raise ValidationError({"multiplier": ["required with calendar"]})
+
+
+_PLAN_NEEDS = {
+    "per_unit": ("unit_price",),
+    "graduated": ("tiers",),
+    "volume": ("tiers",),
+    "package": ("package_size", "package_price"),
+    "percentage": ("percent",),
+    "allowance": ("included", "period", "overage_unit_price"),
+}
+_PLAN_FIELDS = {"unit_price", "tiers", "package_size", "package_price", "free_units", "percent", "minimum", "maximum",
+                "included", "period", "overage_unit_price"}
+_PLAN_ALLOWED = {
+    "per_unit": {"unit_price"},
+    "graduated": {"tiers", "period"},
+    "volume": {"tiers", "period"},
+    "package": {"package_size", "package_price", "free_units"},
+    "percentage": {"percent", "minimum", "maximum"},
+    "allowance": {"included", "period", "overage_unit_price"},
+}
+
+
+class PricePlanSchema(Strict):
+    """How a usage service is priced (rated by the usage capability). Models:
+
+    per_unit (unit_price); graduated and volume (tiers, each with up_to and unit_price;
+    graduated prices each unit at its tier's price, volume prices all units at the price of
+    the tier the period's total reaches; optional period, default the line); package
+    (package_size units for package_price, rounded up, after free_units); percentage
+    (percent of a pre-rated amount, with optional minimum and maximum); allowance (included
+    units per period, then overage_unit_price). Drivers multiply the unit price."""
+
+    code = fields.String(required=True, validate=LOCAL_CODE)
+    currency = fields.String(required=True, validate=CURRENCY)
+    unit = fields.String(required=True, validate=validate.Length(1, 32), metadata={"example": "hour"})
+    model = fields.String(required=True, validate=validate.OneOf(PRICE_MODELS))
+    description = fields.String(load_default="", validate=validate.Length(max=500))
+    unit_price = UnitPrice()
+    tiers = fields.List(fields.Nested(PriceTierSchema), validate=validate.Length(1, TIERS_MAX))
+    package_size = Quantity("units in one package")
+    package_price = Money(metadata={"description": "price of one package"})
+    free_units = Quantity("units free before packages are counted")
+    percent = Percent()
+    minimum = Money(metadata={"description": "least charge per line"})
+    maximum = Money(metadata={"description": "greatest charge per line"})
+    included = Quantity("units included per period")
+    period = fields.String(validate=validate.OneOf(PERIODS))
+    overage_unit_price = UnitPrice("price per unit beyond the included units")
+    drivers = fields.List(fields.Nested(DriverSchema), load_default=list, validate=validate.Length(max=DRIVERS_MAX))
+
+    @validates_schema(skip_on_field_errors=True)
+    def _fields_of_its_model(self, data: dict, **_: Any) -> None:
+        errors: dict = {}
+        model = data["model"]
+        for name in _PLAN_NEEDS[model]:
+            if data.get(name) is None:
+                errors[name] = [f"required for the {model} model"]
+        for name in _PLAN_FIELDS - _PLAN_ALLOWED[model]:
+            if data.get(name) is not None:
+                errors[name] = [f"not used by the {model} model"]
+        tiers = data.get("tiers") or []
+        for index, tier in enumerate(tiers):
+            last = index == len(tiers) - 1
+            if (tier["up_to"] is None) != last:
+                errors.setdefault("tiers", {})[index] = {"up_to": ["only the last tier is open-ended (null)" if not last
+                                                                   else "the last tier is open-ended: null"]}
+            elif index and not last and Decimal(tier["up_to"]) <= Decimal(tiers[index - 1]["up_to"]):
+                errors.setdefault("tiers", {})[index] = {"up_to": ["tiers go up: above the previous tier's up_to"]}
+        if data.get("minimum") is not None and data.get("maximum") is not None and (
+                Decimal(data["minimum"]) > Decimal(data["maximum"])):
+            errors["maximum"] = ["must not be below the minimum"]
+        if data.get("package_size") is not None and Decimal(data["package_size"]) == 0:
+            errors["package_size"] = ["must be above 0"]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _canonical(self, data: dict, **_: Any) -> dict:
+        """Money in minor units of the plan's currency (precision checked); the percentage
+        in one spelling."""
+        errors: dict = {}
+        if data.get("percent") is not None:
+            data["percent"] = format(data["percent"].normalize(), "f")
+        for name in ("package_price", "minimum", "maximum"):
+            if data.get(name) is not None:
+                data[f"{name}_minor"] = to_minor(data.pop(name), data["currency"], errors, (name,))
+        for index, tier in enumerate(data.get("tiers") or []):
+            if tier.get("flat_fee") is not None:
+                tier["flat_fee_minor"] = to_minor(tier.pop("flat_fee"), data["currency"], errors, ("tiers", index, "flat_fee"))
+        if errors:
+            raise ValidationError(errors)
+        return data
+
 
 
 class CustomerSchema(Strict):
@@ -137,15 +289,8 @@ def _components_to_minor(components: list[dict], currency: str, errors: dict, pa
         component.setdefault("proration", "daily" if component["type"] == "recurring_fee" else None)
         if component.get("percent") is not None:
             component["percent"] = format(component["percent"].normalize(), "f")
-        if component.get("amount") is None:
-            continue
-        try:
-            component["amount_minor"] = parse_amount(component.pop("amount"), currency)
-        except AmountError as exc:
-            node = errors
-            for key in (*path, index):
-                node = node.setdefault(key, {})
-            node["amount"] = [str(exc)]
+        if component.get("amount") is not None:
+            component["amount_minor"] = to_minor(component.pop("amount"), currency, errors, (*path, index, "amount"))
 
 
 class EventSchema(Strict):
@@ -192,6 +337,31 @@ class ContractDocumentSchema(Strict):
     versions = fields.List(fields.Nested(ContractVersionDocumentSchema))
 
 
+class PricePlanDocumentSchema(Strict):
+    code = fields.String()
+    currency = fields.String()
+    model = fields.String()
+    document = fields.Method("_document", metadata={"description": "the plan as loaded; money in major units"})
+
+    def _document(self, plan) -> dict:
+        return price_plan_document(plan.document)
+
+
+def price_plan_document(document: dict) -> dict:
+    """A stored plan as shown: money back in major units."""
+    currency = document["currency"]
+    shown = {}
+    for name, value in document.items():
+        if name.endswith("_minor") and value is not None:
+            shown[name.removesuffix("_minor")] = format_amount(value, currency)
+        elif name == "tiers":
+            shown["tiers"] = [{k.removesuffix("_minor"): format_amount(v, currency) if k.endswith("_minor") else v
+                               for k, v in tier.items()} for tier in value]
+        else:
+            shown[name] = value
+    return shown
+
+
 class CustomerDocumentSchema(Strict):
     code = fields.String()
     name = fields.String()
@@ -228,6 +398,7 @@ class IssuedPartnerKeySchema(Strict):
 class LoadReportSchema(Strict):
     companies = fields.Nested(SectionCountsSchema)
     partners = fields.Nested(SectionCountsSchema)
+    price_plans = fields.Nested(SectionCountsSchema)
     customers = fields.Nested(SectionCountsSchema)
     contracts = fields.Nested(SectionCountsSchema)
     api_keys = fields.List(fields.Nested(IssuedPartnerKeySchema))

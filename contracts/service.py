@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 from marshmallow import ValidationError
 from sqlalchemy import Connection, insert, select
 
-from contracts.schema import contract_versions, contracts, customers
-from contracts.schemas import ContractSchema, CustomerSchema
+from contracts.schema import contract_versions, contracts, customers, price_plans
+from contracts.schemas import ContractSchema, CustomerSchema, PricePlanSchema
 from ledger import audit
 from ledger.database import Database
 from ledger.hashing import document_hash, document_json
@@ -146,6 +146,45 @@ def _check_currency_billable(conn: Connection, company_id: int, code: str, curre
                                   f"{', '.join(allowed)})"))
 
 
+# --- price plans -----------------------------------------------------------------------------
+
+
+class PricePlan(NamedTuple):
+    code: str
+    currency: str
+    model: str
+    document: dict
+
+
+def save_price_plan(db: Database, document: Any, *, actor: str) -> str:
+    with db.write() as conn:
+        return upsert_price_plan(conn, document, actor=actor)
+
+
+def upsert_price_plan(conn: Connection, document: Any, *, actor: str) -> str:
+    """Create a price plan, or confirm one loaded with the same document. A plan never
+    changes: a new price is a new plan, named by a contract amendment."""
+    spec = _load(PricePlanSchema(), document, "price plan")
+    digest = document_hash(spec)
+    stored = conn.execute(select(price_plans.c.document_hash).where(price_plans.c.code == spec["code"])).first()
+    if stored is not None:
+        if stored.document_hash == digest:
+            return UNCHANGED
+        raise LedgerError(Problem(E_CONFLICT, "code", f"price plan {spec['code']} was loaded with other terms; "
+                                  "a new price is a new plan"))
+    conn.execute(insert(price_plans).values(code=spec["code"], currency=spec["currency"], model=spec["model"],
+                                            document=document_json(spec), document_hash=digest,
+                                            created_at=dt.datetime.now(dt.UTC)))
+    audit.record(conn, actor=actor, action="price_plan.add", target=spec["code"], details={"model": spec["model"]})
+    return CREATED
+
+
+def list_price_plans(db: Database) -> list[PricePlan]:
+    with db.read() as conn:
+        rows = conn.execute(select(price_plans).order_by(price_plans.c.code)).all()
+    return [PricePlan(r.code, r.currency, r.model, json.loads(r.document)) for r in rows]
+
+
 # --- contracts -------------------------------------------------------------------------------
 
 
@@ -230,6 +269,14 @@ def _check_contract(conn: Connection, spec: dict, versions: list) -> None:
             c_where = f"{where}.components[{c_index}]" if index else f"components[{c_index}]"
             if codes.count(component["code"]) > 1:
                 problems.append(Problem(E_INVALID, f"{c_where}.code", f"component {component['code']} appears twice"))
+            if component.get("price_plan"):
+                plan_currency = conn.execute(select(price_plans.c.currency).where(
+                    price_plans.c.code == component["price_plan"])).scalar()
+                if plan_currency is None:
+                    problems.append(Problem(E_NOT_FOUND, f"{c_where}.price_plan", f"no price plan {show(component['price_plan'])}"))
+                elif plan_currency != spec["currency"]:
+                    problems.append(Problem(E_INVALID, f"{c_where}.price_plan",
+                                            f"price plan {component['price_plan']} is in {plan_currency}, the contract in {spec['currency']}"))
             for other in component.get("applies_to") or []:
                 if other not in codes:
                     problems.append(Problem(E_INVALID, f"{c_where}.applies_to", f"no component {show(other)} in this version"))

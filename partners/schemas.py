@@ -58,7 +58,7 @@ _PERCENT_RE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?")
 _MONEY_RE = re.compile(r"[0-9]{1,19}(\.[0-9]{1,4})?")
 
 
-class _DecimalText(fields.Field):
+class DecimalText(fields.Field):
     """A decimal written as a string ("62.5") or an integer (60): never a float, whose
     binary value is not the decimal the writer meant."""
 
@@ -76,7 +76,7 @@ class _DecimalText(fields.Field):
         return None if value is None else str(value)
 
 
-class PercentField(_DecimalText):
+class PercentField(DecimalText):
     pattern = _PERCENT_RE
     what = "a percentage from 0 to 100 with up to 4 decimals"
 
@@ -87,7 +87,7 @@ class PercentField(_DecimalText):
         return number
 
 
-class MoneyField(_DecimalText):
+class MoneyField(DecimalText):
     pattern = _MONEY_RE
     what = "a non-negative amount in major units"
 
@@ -208,10 +208,10 @@ class OnboardingSchema(Strict):
                 terms = version["terms"]
                 for name in _MONEY_TERMS:
                     if name in terms:
-                        terms[f"{name}_minor"] = _minor(terms.pop(name), agreement["currency"], errors,
+                        terms[f"{name}_minor"] = to_minor(terms.pop(name), agreement["currency"], errors,
                                                        ("agreements", a_index, "versions", v_index, "terms", name))
                 for t_index, tier in enumerate(terms.get("tiers", [])):
-                    tier["from_minor"] = _minor(tier.pop("from_"), agreement["currency"], errors,
+                    tier["from_minor"] = to_minor(tier.pop("from_"), agreement["currency"], errors,
                                                 ("agreements", a_index, "versions", v_index, "terms", "tiers", t_index, "from"))
                 for name, value in list(terms.items()):
                     if isinstance(value, Decimal):
@@ -228,20 +228,17 @@ def _canonical(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _minor(text: str, currency: str, errors: dict, path: tuple) -> int | None:
+def to_minor(text: str, currency: str, errors: dict, path: tuple) -> int | None:
+    """A money field's text in minor units of ``currency``, or None with the reason put in
+    marshmallow's error dict at ``path``."""
     try:
-        value = parse_amount(text, currency)
+        return parse_amount(text, currency)
     except AmountError as exc:
-        message = str(exc)
-    else:
-        if value >= 0:
-            return value
-        message = "must not be negative"
-    node = errors
-    for key in path[:-1]:
-        node = node.setdefault(key, {})
-    node[path[-1]] = [message]
-    return None
+        node = errors
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = [str(exc)]
+        return None
 
 
 def terms_document(terms: dict, currency: str) -> dict:

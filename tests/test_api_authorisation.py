@@ -32,6 +32,8 @@ MATRIX = {
     ("POST", "/partners"): ADMIN,
     ("GET", "/partners/<code>"): EVERYONE,
     ("POST", "/partners/<code>/offboard"): ADMIN,
+    ("GET", "/price-plans"): INTERNAL,
+    ("POST", "/price-plans"): ADMIN,
     ("GET", "/customers"): INTERNAL,
     ("POST", "/customers"): ADMIN,
     ("GET", "/contracts"): INTERNAL,

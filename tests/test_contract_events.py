@@ -75,6 +75,8 @@ def eco(empty_db):
     companies.add_company(empty_db, "OPFI", "Operator", "EUR", actor="t", roles=["operator"], open_date=dt.date(2026, 1, 1))
     onboard_partner(empty_db, FIXR, actor="t")
     onboard_partner(empty_db, RESL, actor="t")
+    service.save_price_plan(empty_db, {"code": "FS-HOURLY", "currency": "EUR", "unit": "hour", "model": "per_unit",
+                                       "unit_price": "95.00"}, actor="t")
     service.save_customer(empty_db, {"code": "ACME", "name": "Acme Oy", "billing_company": "OPFI", "currency": "EUR"},
                           actor="t")
     assert service.save_contract(empty_db, CONTRACT, actor="t") == ("created", (1, 2))
@@ -229,7 +231,10 @@ def test_contract_register_refusals(eco):
     refused(lambda d: d["components"][1].update(timing="in_advance"), "components[1].timing", "not used by a one_off_fee")
     refused(lambda d: d.update(code="C-3") or d["components"][0].update(vendor="RESL"), "components[0].vendor", "not a vendor")
     refused(lambda d: d.update(code="C-3", customer="NOBODY"), "customer", "no customer")
-    refused(lambda d: d.update(code="C-3", currency="USD"), "currency", "does not bill in USD")
+    refused(lambda d: d.update(code="C-3", currency="USD") or d["components"].pop(2), "currency", "does not bill in USD")
+    refused(lambda d: d.update(code="C-3", currency="USD"), "components[2].price_plan", "FS-HOURLY is in EUR")
+    refused(lambda d: d.update(code="C-3") or d["components"][2].update(price_plan="NOPE"), "components[2].price_plan",
+            "no price plan 'NOPE'")
     refused(lambda d: d["amendments"][0].update(effective_from="2026-09-01"), "amendments[0].effective_from", "must be after")
     refused(lambda d: d["components"][0].update(amount="999.00"), "code", "change it with an amendment")
     # A new amendment is added; the same document again changes nothing.
@@ -326,3 +331,70 @@ def test_api_ecosystem_contracts_and_events(api):
     assert response.status_code == 409 and response.get_json()["errors"][0]["field"] == "code"
     # The partner sees its own agreements through /partners, but not the register.
     assert api.call("partner", "GET", "/contracts").status_code == 403
+
+
+# --- price plans --------------------------------------------------------------------------------
+
+PLAN = {"code": "P", "currency": "EUR", "unit": "hour", "model": "graduated",
+        "tiers": [{"up_to": "10", "unit_price": "95.00"}, {"up_to": "40", "unit_price": "90", "flat_fee": "5.00"},
+                  {"up_to": None, "unit_price": "85.5"}],
+        "drivers": [{"attribute": "shift", "values": {"night": "1.5"}}, {"calendar": "weekend", "multiplier": "1.5"}]}
+
+
+def _plan(**changes):
+    plan = json.loads(json.dumps(PLAN))
+    plan.update(changes)
+    return plan
+
+
+@pytest.mark.parametrize(
+    "plan, field, message",
+    [
+        (_plan(model="per_unit"), "unit_price", "required for the per_unit model"),
+        (_plan(unit_price="1"), "unit_price", "not used by the graduated model"),
+        (_plan(tiers=[{"up_to": "10", "unit_price": "1"}]), "tiers[0].up_to", "the last tier is open-ended"),
+        (_plan(tiers=[{"up_to": None, "unit_price": "1"}, {"up_to": None, "unit_price": "1"}]), "tiers[0].up_to", "only the last"),
+        (_plan(tiers=[{"up_to": "10", "unit_price": "1"}, {"up_to": "5", "unit_price": "1"}, {"up_to": None, "unit_price": "1"}]),
+         "tiers[1].up_to", "tiers go up"),
+        (_plan(tiers=[{"up_to": None, "unit_price": "1", "flat_fee": "1.001"}]), "tiers[0].flat_fee", "EUR has 2"),
+        (_plan(tiers=[{"up_to": None, "unit_price": 1.5}]), "tiers[0].unit_price", "not 1.5"),
+        (_plan(model="percentage", tiers=None, percent="3", minimum="10.00", maximum="5.00"), "maximum", "below the minimum"),
+        (_plan(drivers=[{"attribute": "shift", "calendar": "weekend", "multiplier": "2"}]), "drivers[0]", "either"),
+        (_plan(drivers=[{"calendar": "full_moon", "multiplier": "2"}]), "drivers[0].calendar", "Must be one of"),
+    ],
+)
+def test_price_plan_refusals(eco, plan, field, message):
+    if plan.get("tiers") is None:
+        plan.pop("tiers")
+    with pytest.raises(LedgerError) as caught:
+        service.save_price_plan(eco, plan, actor="t")
+    assert any((p.field or "") .startswith(field) and message in p.message for p in caught.value.problems), caught.value.problems
+
+
+def test_price_plans_load_once_and_never_change(eco):
+    assert service.save_price_plan(eco, PLAN, actor="t") == "created"
+    assert service.save_price_plan(eco, json.loads(json.dumps(PLAN)), actor="t") == "unchanged"
+    with pytest.raises(LedgerError, match="a new price is a new plan"):
+        service.save_price_plan(eco, _plan(tiers=[{"up_to": None, "unit_price": "80"}]), actor="t")
+    stored = {p.code: p for p in service.list_price_plans(eco)}["P"]
+    assert stored.document["tiers"][1] == {"up_to": "40", "unit_price": "90", "flat_fee_minor": 500}
+
+
+def test_price_plans_through_the_api(api):
+    response = api.call("operator_admin", "POST", "/price-plans", json=PLAN)
+    assert response.status_code == 201 and response.get_json()["outcome"] == "created"
+    assert api.call("operator_admin", "POST", "/price-plans", json=PLAN).status_code == 200
+    listed = api.call("auditor", "GET", "/price-plans").get_json()
+    assert listed[0]["document"]["tiers"][1] == {"up_to": "40", "unit_price": "90", "flat_fee": "5.00"}
+    bad = api.call("operator_admin", "POST", "/price-plans", json=_plan(code="Q", model="volume", tiers=[]))
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "tiers"
+
+
+def test_price_plans_through_the_cli(ready):
+    code, out, _ = ready("load", "-", input=json.dumps({"price_plans": [PLAN]}))
+    assert code == 0 and "price_plans: 1 created" in out
+    code, out, _ = ready("price-plan", "list", "--format", "csv")
+    assert out.splitlines()[1] == "P,EUR,graduated,hour,"
+    code, out, _ = ready("price-plan", "show", "P")
+    assert json.loads(out)["drivers"][1] == {"calendar": "weekend", "multiplier": "1.5"}
+    assert ready("price-plan", "show", "NOPE")[0] == 1

@@ -23,6 +23,8 @@ from contracts.schemas import (
     EventReportSchema,
     EventSchema,
     LoadReportSchema,
+    PricePlanDocumentSchema,
+    PricePlanSchema,
 )
 from ledger.records import E_MALFORMED, LedgerError, Problem, Refused
 
@@ -55,6 +57,7 @@ class RejectedEventsProblemSchema(ProblemSchema):
 class EcosystemSchema(Schema):
     companies = fields.List(fields.Dict(), metadata={"description": "operator entities that are not partners"})
     partners = fields.List(fields.Dict(), metadata={"description": "onboarding documents (see POST /partners)"})
+    price_plans = fields.List(fields.Nested(PricePlanSchema))
     customers = fields.List(fields.Nested(CustomerSchema))
     contracts = fields.List(fields.Nested(ContractSchema))
 
@@ -64,6 +67,24 @@ def _saving(action):
         return action()
     except LedgerError as error:
         raise from_body_error(error) from None
+
+
+@blp.route("/price-plans")
+class PricePlans(MethodView):
+    @requires(READ_ALL)
+    @blp.response(200, PricePlanDocumentSchema(many=True))
+    def get(self):
+        """Price plans."""
+        return service.list_price_plans(database())
+
+    @requires(ONBOARD)
+    @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": PricePlanSchema}}})
+    @blp.response(201, SavedSchema, description="created")
+    @blp.alt_response(200, schema=SavedSchema, description="loaded before with the same document: nothing changed")
+    def post(self):
+        """Add a price plan (never changed once loaded: a new price is a new plan)."""
+        outcome = _saving(lambda: service.save_price_plan(database(), json_body(), actor=principal().actor))
+        return {"outcome": outcome, "versions_added": []}, 201 if outcome == service.CREATED else 200
 
 
 @blp.route("/customers")

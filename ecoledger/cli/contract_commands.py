@@ -15,7 +15,9 @@ from contracts.schemas import (
     CustomerDocumentSchema,
     EventReportSchema,
     LoadReportSchema,
+    PricePlanDocumentSchema,
     component_document,
+    price_plan_document,
 )
 from ecoledger.cli.output import (
     CSV,
@@ -30,6 +32,7 @@ from ecoledger.cli.output import (
     progress_bar,
 )
 from ecoledger.cli.partner_commands import read_document
+from ledger.records import E_NOT_FOUND, LedgerError, Problem, show
 
 
 def register(main: click.Group) -> None:
@@ -37,6 +40,7 @@ def register(main: click.Group) -> None:
     main.add_command(import_group)
     main.add_command(contract)
     main.add_command(customer)
+    main.add_command(price_plan)
 
 
 def rules_of(app, path: str | None) -> RuleSet:
@@ -196,3 +200,35 @@ def customer_list(app, fmt: str) -> None:
         emit_csv(columns, rows)
     else:
         emit_table(["Code", "Name", "Billed by", "Currency", "Part of", "Cost centre"], rows, title="Customers")
+
+
+@click.group("price-plan")
+def price_plan() -> None:
+    """Price plans: how usage is priced (loaded with the ecosystem file)."""
+
+
+@price_plan.command("list")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def price_plan_list(app, fmt: str) -> None:
+    """List price plans."""
+    plans = service.list_price_plans(app.database())
+    if fmt == JSON:
+        emit_json(PricePlanDocumentSchema(many=True).dump(plans))
+        return
+    rows = [(p.code, p.currency, p.model, p.document["unit"], p.document.get("description", "")) for p in plans]
+    if fmt == CSV:
+        emit_csv(["code", "currency", "model", "unit", "description"], rows)
+    else:
+        emit_table(["Code", "Currency", "Model", "Unit", "Description"], rows, title="Price plans")
+
+
+@price_plan.command("show")
+@click.argument("code")
+@click.pass_obj
+def price_plan_show(app, code: str) -> None:
+    """One price plan, as JSON."""
+    found = [p for p in service.list_price_plans(app.database()) if p.code == code]
+    if not found:
+        raise LedgerError(Problem(E_NOT_FOUND, "price_plan", f"no price plan {show(code)}"))
+    emit_json(price_plan_document(found[0].document))

@@ -1,4 +1,4 @@
-"""Partners (settlement terms, agreements) and the contract register (customers, versioned contracts, contract events).
+"""Partners (settlement terms, agreements) and the contract register (price plans, customers, versioned contracts, contract events).
 
 Revision ID: 0004
 Revises: 0003
@@ -15,6 +15,18 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('price_plans',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('model', sa.String(length=16), nullable=False),
+    sa.Column('document', sa.Text(), nullable=False),
+    sa.Column('document_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("model IN ('per_unit', 'graduated', 'volume', 'package', 'percentage', 'allowance')", name=op.f('ck_price_plans_model_known')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_price_plans')),
+    sa.UniqueConstraint('code', name=op.f('uq_price_plans_code'))
+    )
     op.create_table('agreements',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('code', sa.String(length=64), nullable=False),
@@ -142,3 +154,4 @@ def downgrade() -> None:
     op.drop_table('partners')
     op.drop_table('customers')
     op.drop_table('agreements')
+    op.drop_table('price_plans')
