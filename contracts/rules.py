@@ -43,6 +43,7 @@ import ast
 import hashlib
 import json
 import operator
+import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -126,6 +127,23 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> RuleSet:
     except OSError as exc:
         raise RuleError(f"{path}: cannot read: {exc.strerror}") from None
     return parse_rules(text, str(path))
+
+
+_loaded: dict[str, tuple[int, RuleSet]] = {}
+
+
+def current_rules(path: Path | str = DEFAULT_RULES) -> RuleSet:
+    """load_rules, read again only when the file changes: a long-running server checks the
+    file's modification time instead of parsing it on every request."""
+    key = str(Path(path).resolve())
+    try:
+        stamp = os.stat(key).st_mtime_ns
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot read: {exc.strerror}") from None
+    cached = _loaded.get(key)
+    if cached is None or cached[0] != stamp:
+        _loaded[key] = cached = (stamp, load_rules(key))
+    return cached[1]
 
 
 def parse_rules(text: str, source: str) -> RuleSet:

@@ -4,12 +4,13 @@ role, account or amount, is refused with the reason before any event uses it."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from decimal import Decimal
 
 import pytest
 
 from contracts.billing_periods import billing_period, prorate
-from contracts.rules import DEFAULT_RULES, Context, RuleError, evaluate, load_rules, parse_rules
+from contracts.rules import DEFAULT_RULES, Context, RuleError, current_rules, evaluate, load_rules, parse_rules
 
 GOOD = """
 rules:
@@ -119,3 +120,13 @@ def test_proration_policies():
     assert prorate(15000, dt.date(2026, 10, 16), dt.date(2026, 10, 31), october, "none") == 0
     assert prorate(15000, *october, october, "none") == 15000
     assert prorate(15000, dt.date(2026, 11, 1), dt.date(2026, 10, 31), october, "daily") == 0
+
+
+def test_current_rules_reads_the_file_again_only_when_it_changes(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(GOOD)
+    first = current_rules(path)
+    assert current_rules(path) is first
+    path.write_text(GOOD.replace("version: 2", "version: 3"))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert current_rules(path).rules["charge"].version == 3

@@ -14,7 +14,7 @@ from api.resources.common import ALL_OR_NOTHING, PARTIAL, batch_body, json_body
 from config import limits
 from contracts import ecosystem, service
 from contracts.events import import_events
-from contracts.rules import DEFAULT_RULES, RuleError, load_rules
+from contracts.rules import DEFAULT_RULES, RuleError, current_rules
 from contracts.schemas import (
     ContractDocumentSchema,
     ContractSchema,
@@ -148,7 +148,7 @@ class ContractEvents(MethodView):
         rejected; rejections name events[i].field."""
         events, all_or_nothing = batch_body("events")
         try:
-            rules = load_rules(settings().posting_rules or DEFAULT_RULES)
+            rules = current_rules(settings().posting_rules or DEFAULT_RULES)
         except RuleError as exc:
             raise ApiProblem(503, f"the server's posting rules are refused: {exc}", code="rules_unavailable") from None
         report = import_events(database(), _as_items(events), rules=rules, actor=principal().actor,
