@@ -178,6 +178,9 @@ class PricePlanSchema(Strict):
         for name in _PLAN_FIELDS - _PLAN_ALLOWED[model]:
             if data.get(name) is not None:
                 errors[name] = [f"not used by the {model} model"]
+        if errors:
+            raise ValidationError(errors)
+        # The rules between fields of the model's own terms.
         tiers = data.get("tiers") or []
         for index, tier in enumerate(tiers):
             last = index == len(tiers) - 1

@@ -41,6 +41,7 @@ from ledger.records import (
     Refused,
     show,
 )
+from ledger.rules import unstorable
 
 ENTRY_FIELDS = frozenset({"id", "date", "description", "source", "metadata", "postings"})
 POSTING_FIELDS = frozenset({"company", "account", "amount", "currency", "dimensions"})
@@ -55,19 +56,6 @@ _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 COMPANY_CHARS_MAX = 32
 ACCOUNT_CHARS_MAX = 200
-
-
-def _bad_text(value: str) -> str | None:
-    """Why a string cannot be stored as text (PostgreSQL refuses NUL; UTF-8 cannot encode a
-    lone surrogate), or None."""
-    if "\x00" in value:
-        return "contains a NUL character"
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "contains an unpaired Unicode surrogate"
-    return None
 
 
 def _plain(value: Any, max_chars: int) -> bool:
@@ -96,7 +84,7 @@ def check_text(
     if not value and not empty_ok:
         problems.append(Problem(E_INVALID, field, "must not be empty"))
         return False
-    reason = _bad_text(value)
+    reason = unstorable(value)
     if reason:
         problems.append(Problem(E_INVALID, field, reason))
         return False

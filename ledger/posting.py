@@ -54,6 +54,7 @@ from ledger.rules import (
     check_entry,
     constraint_problem,
     posting_window,
+    texts_storable,
 )
 from ledger.schema import (
     accounts,
@@ -432,6 +433,7 @@ class JournalWriter:
             or not draft.postings
             or type(external_id) is not str
             or not 0 < len(external_id) <= EXTERNAL_ID_CHARS_MAX
+            or not texts_storable(draft)
         ):
             self._refuse(draft)
         postable, memo = self.postable, self._dimensions_json

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
+from config import limits
 from ledger.money import INT64_MAX, format_amount
 from ledger.records import (
     E_ACCOUNT_NOT_OPEN,
@@ -57,6 +58,57 @@ class ResolvedPosting(NamedTuple):
     dimensions_json: str | None
 
 
+def unstorable(text: str) -> str | None:
+    """Why a string cannot be stored as text (PostgreSQL refuses NUL; UTF-8 cannot encode a
+    lone surrogate), or None."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains an unpaired Unicode surrogate"
+    return None
+
+
+def _texts(draft: EntryDraft) -> Iterator[tuple[str, object]]:
+    """Every text an entry stores besides its id, with its field."""
+    yield "description", draft.description
+    yield "source.type", draft.source_type
+    if draft.source_id is not None:
+        yield "source.id", draft.source_id
+    for key, value in draft.metadata:
+        yield "metadata", key
+        yield f"metadata.{key}", value
+    for index, posting in enumerate(draft.postings):
+        for key, value in posting.dimensions:
+            yield f"postings[{index}].dimensions", key
+            yield f"postings[{index}].dimensions.{key}", value
+
+
+def texts_storable(draft: EntryDraft) -> bool:
+    """The fast check behind text_problems: True when every text can be stored."""
+    for _, text in _texts(draft):
+        if type(text) is not str or "\x00" in text or (not text.isascii() and unstorable(text)):
+            return False
+    return len(draft.description) <= limits.DESCRIPTION_CHARS_MAX
+
+
+def text_problems(draft: EntryDraft) -> list[Problem]:
+    """Texts that cannot be stored. Drafts built by code (posting rules, rating) skip the
+    interchange parser, which refuses these for files and the API."""
+    problems = []
+    for field, text in _texts(draft):
+        if type(text) is not str:
+            problems.append(Problem(E_INVALID, field, f"must be a string, not {type(text).__name__}"))
+        elif reason := unstorable(text):
+            problems.append(Problem(E_INVALID, field, reason))
+    if type(draft.description) is str and len(draft.description) > limits.DESCRIPTION_CHARS_MAX:
+        problems.append(Problem(E_INVALID, "description", f"has {len(draft.description)} characters; "
+                                f"the limit is {limits.DESCRIPTION_CHARS_MAX}"))
+    return problems
+
+
 def check_entry(
     draft: EntryDraft,
     accounts: Mapping[tuple[str, str], AccountInfo],
@@ -82,6 +134,7 @@ def check_entry(
         return problems + [Problem(E_INVALID, "date", f"must be a date, not {type(day).__name__}")]
     if not draft.postings:
         problems.append(Problem(E_INVALID, "postings", "an entry needs at least one posting"))
+    problems += text_problems(draft)
     sums: dict[tuple[str, str], int] = {}
     closed_reported: set[int] = set()
     for index, posting in enumerate(draft.postings):

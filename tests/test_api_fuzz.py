@@ -7,6 +7,8 @@ lazy pytest fixture, which pytest 9 no longer supports."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +21,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-EXAMPLES_PER_OPERATION = 25
+# More with ECOLEDGER_FUZZ_EXAMPLES=500 for a deeper search before a release.
+EXAMPLES_PER_OPERATION = int(os.environ.get("ECOLEDGER_FUZZ_EXAMPLES", "40"))
 
 # No 5xx, every response as documented (status, content type, headers, body), and what the
 # document forbids is refused. Not "schema-valid data is accepted": a request can be valid

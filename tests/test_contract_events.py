@@ -176,6 +176,8 @@ def test_events_are_idempotent_by_id(eco):
         ({"id": "x", "type": "activated", "contract": "C-1001"}, "date", "Missing data"),
         ({"id": "x", "type": "activated", "contract": "C-1001", "date": "2026-10-05", "colour": "red"}, "colour", "Unknown"),
         ({"id": "", "type": "activated", "contract": "C-1001", "date": "2026-10-05"}, "id", "printable"),
+        ({"id": "x", "type": "activated", "contract": "C-1001", "date": "2026-10-05", "reason": "a\x00b"}, "entry.description",
+         "NUL"),
     ],
 )
 def test_bad_events_are_rejected_with_their_field(eco, event, field, message):
@@ -398,3 +400,12 @@ def test_price_plans_through_the_cli(ready):
     code, out, _ = ready("price-plan", "show", "P")
     assert json.loads(out)["drivers"][1] == {"calendar": "weekend", "multiplier": "1.5"}
     assert ready("price-plan", "show", "NOPE")[0] == 1
+
+
+def test_a_plan_with_terms_of_another_model_is_refused_not_crashed(eco):
+    """Found by schemathesis: tier checks on a plan whose model has no tiers."""
+    plan = _plan(model="percentage", percent="2", tiers=[{"up_to": None, "unit_price": "1"}, {"up_to": "5", "unit_price": "1"}],
+                 package_size="0")
+    with pytest.raises(LedgerError) as caught:
+        service.save_price_plan(eco, plan, actor="t")
+    assert {p.field for p in caught.value.problems} == {"tiers", "package_size"}

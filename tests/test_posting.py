@@ -303,3 +303,32 @@ def test_drafts_from_code_are_checked_too(db, draft, code, field):
     problem = report.results[0].problems[0]
     assert (problem.code, problem.field) == (code, field)
     assert rows(db, journal_entries) == 0
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"description": "late\x00line"}, "description"),
+        ({"description": "x" * 1001}, "description"),
+        ({"source_id": "batch\ud800"}, "source.id"),
+        ({"metadata": (("note", "a\x00b"),)}, "metadata.note"),
+        ({"metadata": (("note", 7),)}, "metadata.note"),
+    ],
+)
+def test_drafts_built_by_code_cannot_store_unstorable_text(db, change, field):
+    """Drafts from code (posting rules, rating) skip the parser: the posting service refuses
+    what PostgreSQL or UTF-8 cannot store, naming the field, and writes nothing."""
+    lines = (PostingDraft("OPFI", "Assets:Bank", 100, "EUR"), PostingDraft("OPFI", "Income:Usage", -100, "EUR"))
+    draft = EntryDraft("coded-1", dt.date(2026, 10, 5), lines, source_type="usage")._replace(**change)
+    report = post_entries(db, [draft], actor="t", collect_results=True)
+    assert report.rejected == 1
+    assert any(p.field == field for p in report.results[0].problems), report.results[0].problems
+    with db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(journal_entries)).scalar_one() == 0
+
+
+def test_dimensions_built_by_code_are_checked_too(db):
+    lines = (PostingDraft("OPFI", "Assets:Bank", 100, "EUR", (("customer", "C\x00-17"),)),
+             PostingDraft("OPFI", "Income:Usage", -100, "EUR"))
+    report = post_entries(db, [EntryDraft("coded-2", dt.date(2026, 10, 5), lines)], actor="t", collect_results=True)
+    assert report.results[0].problems[0].field == "postings[0].dimensions.customer"
