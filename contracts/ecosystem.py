@@ -101,7 +101,7 @@ def _in(section: str, index: int, action) -> None:
         action()
     except LedgerError as error:
         raise LedgerError(*(
-            Problem(p.code, f"{section}[{index}]" + (f".{p.field}" if p.field else ""), p.message) for p in error.problems
+            p.under(f"{section}[{index}]") for p in error.problems
         )) from None
 
 

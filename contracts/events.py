@@ -362,7 +362,7 @@ class _Applier:
         if outcome.status != ACCEPTED:
             if outcome.status == DUPLICATE:
                 raise _Rejected(Problem(E_CONFLICT, "id", f"an entry {draft.external_id} exists that no event recorded"))
-            raise _Rejected(*(Problem(p.code, f"entry.{p.field}" if p.field else "entry", p.message) for p in outcome.problems))
+            raise _Rejected(*(p.under("entry") for p in outcome.problems))
         self.first_seq = self.first_seq or outcome.entry_seq
         self.last_seq = outcome.entry_seq
         return outcome

@@ -55,6 +55,11 @@ class Problem(NamedTuple):
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message
 
+    def under(self, path: str) -> Problem:
+        """The same problem about a record inside a larger one: under("entries[3]") turns
+        the field "postings[0].amount" into "entries[3].postings[0].amount"."""
+        return self._replace(field=f"{path}.{self.field}" if self.field else path)
+
 
 class Refused(NamedTuple):
     """An input record that never became a draft (malformed JSON, wrong types)."""

@@ -157,7 +157,7 @@ class ContractEvents(MethodView):
         if report.ok:
             return document, 201
         if all_or_nothing:
-            errors = [Problem(p.code, f"events[{o.ref}]" + (f".{p.field}" if p.field else ""), p.message)
+            errors = [p.under(f"events[{o.ref}]")
                       for o in report.outcomes if o.status == "rejected" for p in o.problems]
             raise ApiProblem(422, f"{report.rejected} of {report.total} events rejected; nothing was applied",
                              code="events_rejected", errors=errors, extra={"report": document})

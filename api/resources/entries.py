@@ -14,7 +14,6 @@ from config import limits
 from config.currencies import MINOR_UNITS
 from ledger import posting, reports, reversal
 from ledger.interchange import parse_entry
-from ledger.records import Problem
 from ledger.schemas import EntryDocumentSchema, PostingReportSchema, ReversalSchema
 
 blp = Blueprint("entries", __name__, description="Journal entries")
@@ -105,7 +104,7 @@ class Entries(MethodView):
             return document, 201
         if all_or_nothing:
             errors = [
-                Problem(p.code, f"entries[{o.ref}]" + (f".{p.field}" if p.field else ""), p.message)
+                p.under(f"entries[{o.ref}]")
                 for o in report.results
                 for p in o.problems
                 if p.code != "batch_not_posted"
