@@ -14,7 +14,7 @@ from sqlalchemy import (
     Text,
 )
 
-from ledger.schema import metadata
+from ledger.schema import metadata, protect
 from ledger.types import UTCDateTime
 
 CONTRACT_STATUSES = ("draft", "active", "suspended", "terminated")
@@ -110,3 +110,10 @@ contract_events = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     Column("recorded_by", String(200), nullable=False),
 )
+
+# The database refuses what the services never do (invariant 4 for the contract register).
+protect("customers", ("DELETE",), "customers are never deleted")
+protect("price_plans", ("UPDATE", "DELETE"), "price plans never change; load a new plan instead")
+protect("contracts", ("DELETE",), "contracts are never deleted; terminate them instead")
+protect("contract_versions", ("UPDATE", "DELETE"), "contract versions never change; add an amendment instead")
+protect("contract_events", ("UPDATE", "DELETE"), "recorded events never change")

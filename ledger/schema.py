@@ -183,7 +183,8 @@ audit_log = Table(
 # -- Immutability, enforced by the database itself (invariant 4) ----------------------------
 
 # table -> (statements refused, why). Entries, postings and the audit log never change;
-# companies and accounts change (names, close dates) but are never deleted.
+# companies and accounts change (names, close dates) but are never deleted. Other
+# capabilities add their tables with protect().
 PROTECTED_TABLES = {
     "journal_entries": (("UPDATE", "DELETE"), "posted rows are immutable; post a reversal instead"),
     "postings": (("UPDATE", "DELETE"), "posted rows are immutable; post a reversal instead"),
@@ -192,6 +193,17 @@ PROTECTED_TABLES = {
     "companies": (("DELETE",), "companies are never deleted; offboard them instead"),
     "accounts": (("DELETE",), "accounts are never deleted; close them instead"),
 }
+# table -> the one kind of UPDATE its trigger lets through, as a condition on OLD and NEW.
+UPDATE_ALLOWED_WHEN: dict[str, str] = {}
+
+
+def protect(table: str, verbs: tuple[str, ...], why: str, *, update_allowed_when: str | None = None) -> None:
+    """Have the database refuse ``verbs`` (UPDATE, DELETE; TRUNCATE too on PostgreSQL) on
+    ``table``, except an UPDATE matching ``update_allowed_when``."""
+    PROTECTED_TABLES[table] = (verbs, why)
+    if update_allowed_when:
+        UPDATE_ALLOWED_WHEN[table] = update_allowed_when
+
 
 POSTGRESQL_REFUSE_FUNCTION = """\
 CREATE FUNCTION ecoledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -201,22 +213,28 @@ END
 $$"""
 
 
-def protection_ddl(dialect: str) -> list[str]:
-    """The statements creating the refusing triggers on ``dialect`` (and, on PostgreSQL,
-    the function they call first)."""
-    statements = [] if dialect == "sqlite" else [POSTGRESQL_REFUSE_FUNCTION]
-    for table, (verbs, why) in PROTECTED_TABLES.items():
+def protection_ddl(dialect: str, tables: list[str] | None = None) -> list[str]:
+    """The statements creating the refusing triggers on ``dialect`` for ``tables`` (default:
+    all protected tables), and, on PostgreSQL with the ledger's own tables, the function
+    they call first."""
+    tables = list(PROTECTED_TABLES) if tables is None else tables
+    statements = [POSTGRESQL_REFUSE_FUNCTION] if dialect == "postgresql" and "journal_entries" in tables else []
+    for table in tables:
+        verbs, why = PROTECTED_TABLES[table]
         for verb in verbs:
             name = f"{table}_no_{verb.lower()}"
+            allowed = UPDATE_ALLOWED_WHEN.get(table) if verb == "UPDATE" else None
             if dialect == "sqlite":
+                when = f"WHEN NOT ({allowed}) " if allowed else ""
                 statements.append(
-                    f"CREATE TRIGGER {name} BEFORE {verb} ON {table} "
+                    f"CREATE TRIGGER {name} BEFORE {verb} ON {table} {when}"
                     f"BEGIN SELECT RAISE(ABORT, '{table}: {why}'); END"
                 )
             else:
+                when = f"WHEN (NOT ({allowed})) " if allowed else ""
                 statements.append(
                     f"CREATE TRIGGER {name} BEFORE {verb} ON {table} "
-                    f"FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('{why}')"
+                    f"FOR EACH ROW {when}EXECUTE FUNCTION ecoledger_refuse_change('{why}')"
                 )
         if dialect == "postgresql":
             statements.append(
@@ -236,12 +254,11 @@ def expected_triggers(dialect: str) -> set[tuple[str, str]]:
     return result
 
 
-def _attach_triggers() -> None:
-    for dialect in ("sqlite", "postgresql"):
-        for statement in protection_ddl(dialect):
-            # DDL() applies %-formatting to its text; the SQL wants literal percent signs.
-            ddl = DDL(statement.replace("%", "%%")).execute_if(dialect=dialect)
-            event.listen(metadata, "after_create", ddl)
-
-
-_attach_triggers()
+@event.listens_for(metadata, "after_create")
+def _create_triggers(target, connection, **_) -> None:
+    # Computed when the tables are created, so that tables registered by other modules with
+    # protect() get theirs; only for tables this metadata holds.
+    tables = [table for table in PROTECTED_TABLES if table in target.tables]
+    for statement in protection_ddl(connection.dialect.name, tables):
+        # DDL() applies %-formatting to its text; the SQL wants literal percent signs.
+        connection.execute(DDL(statement.replace("%", "%%")))

@@ -15,7 +15,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from ledger.schema import metadata
+from ledger.schema import metadata, protect
 from ledger.types import UTCDateTime
 
 PARTNER_STATUSES = ("active", "offboarded")
@@ -80,4 +80,19 @@ agreement_versions = Table(
     CheckConstraint("version >= 1", name="version_positive"),
     CheckConstraint("effective_to IS NULL OR effective_to >= effective_from", name="dates_ordered"),
     UniqueConstraint("agreement_id", "effective_from"),
+)
+
+# The database refuses what the services never do (invariant 4 for the partner register).
+protect("partners", ("DELETE",), "partners are never deleted; offboard them instead")
+protect("agreements", ("UPDATE", "DELETE"), "agreements never change; add a version instead")
+protect(
+    "agreement_versions", ("UPDATE", "DELETE"),
+    "agreement versions never change; add a version instead (only an open version may be ended)",
+    update_allowed_when=(
+        "OLD.effective_to IS NULL AND NEW.effective_to IS NOT NULL"
+        " AND NEW.agreement_id = OLD.agreement_id AND NEW.version = OLD.version"
+        " AND NEW.effective_from = OLD.effective_from AND NEW.terms = OLD.terms"
+        " AND NEW.terms_hash = OLD.terms_hash AND NEW.created_at = OLD.created_at"
+        " AND NEW.created_by = OLD.created_by"
+    ),
 )

@@ -409,3 +409,22 @@ def test_a_plan_with_terms_of_another_model_is_refused_not_crashed(eco):
     with pytest.raises(LedgerError) as caught:
         service.save_price_plan(eco, plan, actor="t")
     assert {p.field for p in caught.value.problems} == {"tiers", "package_size"}
+
+
+def test_the_database_keeps_the_contract_register_immutable(eco):
+    from contracts.schema import contract_events, contract_versions, contracts, customers, price_plans
+
+    import_events(eco, enumerate(copy.deepcopy(EVENTS[:2])), rules=RULES, actor="t")
+    for statement, message in [
+        (price_plans.update().values(model="volume"), "price plans never change"),
+        (price_plans.delete(), "price plans never change"),
+        (contract_versions.update().values(components="[]"), "contract versions never change"),
+        (contract_versions.delete(), "contract versions never change"),
+        (contract_events.update().values(entry_seq=None), "recorded events never change"),
+        (contract_events.delete(), "recorded events never change"),
+        (contracts.delete(), "contracts are never deleted"),
+        (customers.delete(), "customers are never deleted"),
+    ]:
+        with pytest.raises(Exception, match=message):
+            with eco.write() as conn:
+                conn.execute(statement)

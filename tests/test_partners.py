@@ -217,6 +217,24 @@ def test_offboarding_keeps_history(eco):
         service.onboard_partner(eco, changed, actor="ops")
 
 
+def test_the_database_keeps_the_partner_register_immutable(eco):
+    service.onboard_partner(eco, VENDOR, actor="ops")
+    for statement, message in [
+        (agreements.update().values(currency="USD"), "agreements never change"),
+        (agreements.delete(), "agreements never change"),
+        (agreement_versions.update().values(terms="{}"), "agreement versions never change"),
+        (agreement_versions.delete(), "agreement versions never change"),
+        (partners.delete(), "partners are never deleted"),
+    ]:
+        with pytest.raises(Exception, match=message):
+            with eco.write() as conn:
+                conn.execute(statement)
+    # The one change allowed: ending the open version (as onboarding does when a document adds one).
+    with eco.write() as conn:
+        conn.execute(agreement_versions.update().where(agreement_versions.c.effective_to.is_(None))
+                     .values(effective_to=dt.date(2027, 1, 31)))
+
+
 def test_the_database_refuses_what_the_service_refuses(eco):
     service.onboard_partner(eco, VENDOR, actor="ops")
     with eco.write() as conn:
@@ -228,7 +246,7 @@ def test_the_database_refuses_what_the_service_refuses(eco):
          .values(effective_to=dt.date(2020, 1, 1))),
     ]
     for statement in bad:
-        with pytest.raises(Exception, match="(?i)check|constraint"):
+        with pytest.raises(Exception, match="(?i)check|constraint|never change"):
             with eco.write() as conn:
                 conn.execute(statement)
 
