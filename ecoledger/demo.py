@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from contracts.ecosystem import load_ecosystem
+from contracts.ecosystem import SECTIONS, load_ecosystem
 from contracts.events import import_events
 from contracts.rules import load_rules
 from ecoledger.documents import parse_document
@@ -201,10 +201,10 @@ def _jsonl(entries: list[dict[str, Any]]) -> io.BytesIO:
 def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     """Build the demo ecosystem in an empty database, narrating each step through ``say``."""
     say(f"1. Loading the ecosystem file ({ECOSYSTEM_FILE.name}): an operator with two legal entities,")
-    say("   a vendor and a reseller with their agreements, customers and contracts, in one step")
+    say("   a vendor and a reseller with their agreements, a price plan, customers and contracts, in one step")
     document = parse_document(ECOSYSTEM_FILE.read_bytes(), str(ECOSYSTEM_FILE))
     loaded = load_ecosystem(db, document, actor=actor)
-    for section in ("companies", "partners", "customers", "contracts"):
+    for section in SECTIONS:
         say(f"   {section}: {getattr(loaded, section).created} created")
     say(f"   partner API keys issued for {', '.join(k['company'] for k in loaded.api_keys)} (ecoledger api-key list)")
     again = load_ecosystem(db, document, actor=actor)
