@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import Connection, select
 
 from contracts import service as register
@@ -26,7 +26,7 @@ from ledger.companies import create_company
 from ledger.database import Database
 from ledger.records import E_CONFLICT, E_INVALID, LedgerError, Problem
 from ledger.schema import companies
-from ledger.schemas import problems_from_messages
+from ledger.schemas import load_document
 from partners import service as partners
 from partners.schemas import CODE, CURRENCY
 
@@ -115,12 +115,7 @@ def _count(counts: SectionCounts, outcome: str) -> None:
 
 
 def _company(conn: Connection, record: Any, actor: str, counts: SectionCounts) -> None:
-    if not isinstance(record, dict):
-        raise LedgerError(Problem(E_INVALID, None, "a company is a mapping of fields"))
-    try:
-        spec = CompanySpecSchema().load(record)
-    except ValidationError as exc:
-        raise LedgerError(*problems_from_messages(exc.messages)) from None
+    spec = load_document(CompanySpecSchema(), record, "a company")
     stored = conn.execute(select(companies).where(companies.c.code == spec["code"])).first()
     if stored is None:
         create_company(conn, spec["code"], spec["name"], spec["currency"], actor=actor, roles=spec["roles"],

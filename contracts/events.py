@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import NamedTuple
 
-from marshmallow import ValidationError
 from sqlalchemy import Connection, insert, select, update
 
 from config import limits
@@ -58,7 +57,7 @@ from ledger.records import (
     Refused,
     show,
 )
-from ledger.schemas import problems_from_messages
+from ledger.schemas import load_document
 from partners.agreements import Agreement
 from partners.service import agreements_of
 
@@ -203,10 +202,7 @@ class _Applier:
                 report.entries_posted += 1
 
     def _apply(self, raw: dict) -> tuple[str, int | None]:
-        try:
-            event = EventSchema().load(raw)
-        except ValidationError as exc:
-            raise _Rejected(*problems_from_messages(exc.messages)) from None
+        event = load_document(EventSchema(), raw, "an event")
         payload, payload_hash = document_json(raw), document_hash(raw)
         stored = self.conn.execute(select(contract_events.c.payload_hash, contract_events.c.entry_seq)
                                    .where(contract_events.c.id == event["id"])).first()

@@ -32,9 +32,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from ledger.money import format_amount
-from ledger.schemas import OutcomeSchema
-from partners.schemas import CODE, CURRENCY, DecimalText, Money, Percent, Strict, to_minor
+from ledger.schemas import OutcomeSchema, major_units
+from partners.schemas import CODE, CURRENCY, DecimalText, Money, Percent, Strict, canonical_decimal, to_minor
 
 LOCAL_CODE = [validate.Length(1, 64), validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$",
                                                        error="letters, digits, '.', '_' and '-', starting with a letter or digit")]
@@ -203,7 +202,7 @@ class PricePlanSchema(Strict):
         in one spelling."""
         errors: dict = {}
         if data.get("percent") is not None:
-            data["percent"] = format(data["percent"].normalize(), "f")
+            data["percent"] = canonical_decimal(data["percent"])
         for name in ("package_price", "minimum", "maximum"):
             if data.get(name) is not None:
                 data[f"{name}_minor"] = to_minor(data.pop(name), data["currency"], errors, (name,))
@@ -291,7 +290,7 @@ def _components_to_minor(components: list[dict], currency: str, errors: dict, pa
     for index, component in enumerate(components):
         component.setdefault("proration", "daily" if component["type"] == "recurring_fee" else None)
         if component.get("percent") is not None:
-            component["percent"] = format(component["percent"].normalize(), "f")
+            component["percent"] = canonical_decimal(component["percent"])
         if component.get("amount") is not None:
             component["amount_minor"] = to_minor(component.pop("amount"), currency, errors, (*path, index, "amount"))
 
@@ -311,10 +310,7 @@ class EventSchema(Strict):
 
 
 def component_document(component: dict, currency: str) -> dict:
-    shown = {k: v for k, v in component.items() if k != "amount_minor" and v is not None}
-    if "amount_minor" in component:
-        shown["amount"] = format_amount(component["amount_minor"], currency)
-    return shown
+    return major_units({k: v for k, v in component.items() if v is not None}, currency)
 
 
 class ContractVersionDocumentSchema(Strict):
@@ -352,17 +348,7 @@ class PricePlanDocumentSchema(Strict):
 
 def price_plan_document(document: dict) -> dict:
     """A stored plan as shown: money back in major units."""
-    currency = document["currency"]
-    shown = {}
-    for name, value in document.items():
-        if name.endswith("_minor") and value is not None:
-            shown[name.removesuffix("_minor")] = format_amount(value, currency)
-        elif name == "tiers":
-            shown["tiers"] = [{k.removesuffix("_minor"): format_amount(v, currency) if k.endswith("_minor") else v
-                               for k, v in tier.items()} for tier in value]
-        else:
-            shown[name] = value
-    return shown
+    return major_units(document, document["currency"])
 
 
 class CustomerDocumentSchema(Strict):

@@ -11,7 +11,6 @@ import datetime as dt
 import json
 from typing import Any, NamedTuple
 
-from marshmallow import ValidationError
 from sqlalchemy import Connection, insert, select
 
 from contracts.schema import contract_versions, contracts, customers, price_plans
@@ -22,7 +21,7 @@ from ledger.hashing import document_hash, document_json
 from ledger.interchange import check_text
 from ledger.records import E_CONFLICT, E_INVALID, E_NOT_FOUND, E_UNKNOWN_COMPANY, LedgerError, Problem, show
 from ledger.schema import accounts, companies
-from ledger.schemas import problems_from_messages
+from ledger.schemas import load_document
 from partners.schema import partners
 
 CREATED, UNCHANGED, AMENDED = "created", "unchanged", "amended"
@@ -71,15 +70,6 @@ class Contract(NamedTuple):
         return found
 
 
-def _load(schema, document: Any, what: str) -> dict:
-    if not isinstance(document, dict):
-        raise LedgerError(Problem(E_INVALID, None, f"a {what} is a mapping of fields"))
-    try:
-        return schema.load(document)
-    except ValidationError as exc:
-        raise LedgerError(*problems_from_messages(exc.messages)) from None
-
-
 # --- customers -------------------------------------------------------------------------------
 
 
@@ -90,7 +80,7 @@ def save_customer(db: Database, document: Any, *, actor: str) -> str:
 
 def upsert_customer(conn: Connection, document: Any, *, actor: str) -> str:
     """Create a customer, or confirm one loaded with the same document (CREATED, UNCHANGED)."""
-    spec = _load(CustomerSchema(), document, "customer")
+    spec = load_document(CustomerSchema(), document, "a customer")
     problems: list[Problem] = []
     check_text(spec["name"], "name", 200, problems)
     if problems:
@@ -164,7 +154,7 @@ def save_price_plan(db: Database, document: Any, *, actor: str) -> str:
 def upsert_price_plan(conn: Connection, document: Any, *, actor: str) -> str:
     """Create a price plan, or confirm one loaded with the same document. A plan never
     changes: a new price is a new plan, named by a contract amendment."""
-    spec = _load(PricePlanSchema(), document, "price plan")
+    spec = load_document(PricePlanSchema(), document, "a price plan")
     digest = document_hash(spec)
     stored = conn.execute(select(price_plans.c.document_hash).where(price_plans.c.code == spec["code"])).first()
     if stored is not None:
@@ -196,7 +186,7 @@ def save_contract(db: Database, document: Any, *, actor: str) -> tuple[str, tupl
 def upsert_contract(conn: Connection, document: Any, *, actor: str) -> tuple[str, tuple[int, ...]]:
     """Create a contract, confirm it, or add its new amendments: (CREATED | UNCHANGED |
     AMENDED, versions added)."""
-    spec = _load(ContractSchema(), document, "contract")
+    spec = load_document(ContractSchema(), document, "a contract")
     versions = [(1, spec["start"], spec["components"])] + [
         (a["version"], a["effective_from"], a["components"]) for a in sorted(spec["amendments"], key=lambda a: a["version"])]
     _check_contract(conn, spec, versions)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 
 from ledger.money import format_amount
-from ledger.records import E_INVALID, Problem
+from ledger.records import E_INVALID, LedgerError, Problem
 
 
 def problems_from_messages(messages: Any) -> list[Problem]:
@@ -38,6 +38,32 @@ def problems_from_messages(messages: Any) -> list[Problem]:
 
     walk(messages, "")
     return problems
+
+
+def load_document(schema: Schema, document: Any, what: str) -> dict:
+    """``document`` loaded by a marshmallow ``schema``; refused as a LedgerError whose
+    problems name each field's path. ``what`` names the record with its article ("a
+    customer")."""
+    if not isinstance(document, dict):
+        raise LedgerError(Problem(E_INVALID, None, f"{what} is a mapping of fields"))
+    try:
+        return schema.load(document)
+    except ValidationError as exc:
+        raise LedgerError(*problems_from_messages(exc.messages)) from None
+
+
+def major_units(document: dict, currency: str) -> dict:
+    """A stored document as shown: every ``<name>_minor`` amount, in nested lists of
+    documents too, becomes ``<name>``, a decimal string in major units of ``currency``."""
+    shown: dict = {}
+    for name, value in document.items():
+        if name.endswith("_minor") and isinstance(value, int):
+            shown[name.removesuffix("_minor")] = format_amount(value, currency)
+        elif isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            shown[name] = [major_units(item, currency) for item in value]
+        else:
+            shown[name] = value
+    return shown
 
 
 def _amount(attribute: str):

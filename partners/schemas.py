@@ -41,8 +41,9 @@ from marshmallow import (
 from config.currencies import MINOR_UNITS
 from ledger.chart import ROLES as COMPANY_ROLES
 from ledger.chart import available_templates
-from ledger.money import AmountError, format_amount, parse_amount
+from ledger.money import AmountError, parse_amount
 from ledger.records import show
+from ledger.schemas import major_units
 from partners.agreements import CLAWBACK_DAYS_MAX, PERIODS, TIER_MODES, TIERS_MAX
 from partners.schema import AGREEMENT_KINDS, SETTLEMENT_FREQUENCIES
 
@@ -215,15 +216,15 @@ class OnboardingSchema(Strict):
                                                 ("agreements", a_index, "versions", v_index, "terms", "tiers", t_index, "from"))
                 for name, value in list(terms.items()):
                     if isinstance(value, Decimal):
-                        terms[name] = _canonical(value)
+                        terms[name] = canonical_decimal(value)
                 for tier in terms.get("tiers", []):
-                    tier["percent"] = _canonical(tier["percent"])
+                    tier["percent"] = canonical_decimal(tier["percent"])
         if errors:
             raise ValidationError(errors)
         return data
 
 
-def _canonical(value: Decimal) -> str:
+def canonical_decimal(value: Decimal) -> str:
     """One spelling per number ("62.5", never "62.50" or "6.25E+1"): the same terms hash alike."""
     return format(value.normalize(), "f")
 
@@ -243,15 +244,7 @@ def to_minor(text: str, currency: str, errors: dict, path: tuple) -> int | None:
 
 def terms_document(terms: dict, currency: str) -> dict:
     """Stored terms as shown: money back to decimal strings of the agreement's currency."""
-    shown: dict = {}
-    for name, value in terms.items():
-        if name == "tiers":
-            shown["tiers"] = [{"from": format_amount(t["from_minor"], currency), "percent": t["percent"]} for t in value]
-        elif name.endswith("_minor"):
-            shown[name.removesuffix("_minor")] = format_amount(value, currency)
-        else:
-            shown[name] = value
-    return shown
+    return major_units(terms, currency)
 
 
 class AgreementDocumentSchema(Schema):

@@ -16,7 +16,6 @@ import json
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from marshmallow import ValidationError
 from sqlalchemy import Connection, insert, select, update
 
 from access.keys import PARTNER, create_key
@@ -36,7 +35,7 @@ from ledger.records import (
     show,
 )
 from ledger.schema import companies
-from ledger.schemas import problems_from_messages
+from ledger.schemas import load_document
 from partners.agreements import Agreement, AgreementVersion, check_terms, check_versions
 from partners.schema import agreement_versions, agreements, partners
 from partners.schemas import OnboardingSchema
@@ -85,12 +84,7 @@ class OnboardingResult(NamedTuple):
 
 def parse_onboarding(document: Any) -> dict:
     """The onboarding document checked field by field; errors name the field's path."""
-    if not isinstance(document, dict):
-        raise LedgerError(Problem(E_INVALID, None, "an onboarding document is a mapping of fields"))
-    try:
-        spec = OnboardingSchema().load(document)
-    except ValidationError as exc:
-        raise LedgerError(*problems_from_messages(exc.messages)) from None
+    spec = load_document(OnboardingSchema(), document, "an onboarding document")
     problems: list[Problem] = []
     check_text(spec["name"], "name", 200, problems)
     seen: set[str] = set()
