@@ -83,6 +83,18 @@ class Settings:
     # config/posting_rules.yaml. An ecosystem overrides them with its own file.
     posting_rules: str = ""
 
+    # Usage imports: "line" posts one entry per usage line; "aggregated" one per contract
+    # component and day (the lines keep the entry's position). Lines dated in a closed period
+    # are posted on the first open day, marked late ("first_open_period"), or refused
+    # ("reject"). Alerts are raised when a period's usage reaches these percentages of an
+    # allowance or of a component's budget (comma-separated). holiday_calendar names the
+    # country ("FI") or country and subdivision ("DE-BY") whose public holidays the holiday
+    # price driver uses; empty: none.
+    usage_posting: str = "line"
+    usage_late_policy: str = "first_open_period"
+    usage_alert_percents: str = "80,100"
+    holiday_calendar: str = ""
+
     # `ecoledger serve`: where the API listens, and how many processes (each with
     # api_threads threads) answer. Bind 0.0.0.0 only behind a TLS-terminating proxy.
     api_host: str = "127.0.0.1"

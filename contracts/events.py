@@ -37,6 +37,7 @@ from contracts.rules import Context, Rule, RuleError, RuleSet, evaluate
 from contracts.schema import contract_events, contracts
 from contracts.schemas import EventSchema
 from contracts.service import Contract, load_contract
+from contracts.terms import AgreementTerms
 from ledger.database import Database
 from ledger.hashing import document_hash, document_json
 from ledger.interchange import decode_json
@@ -58,13 +59,13 @@ from ledger.records import (
     show,
 )
 from ledger.schemas import load_document
-from partners.agreements import Agreement
-from partners.service import agreements_of
 
 EVENT_BYTES_MAX = 64 * 1024
 EVENTS_PER_IMPORT_MAX = 1_000_000
 SOURCE_TYPE = "contract_event"
 ENTRY_ID_PREFIX = "event:"
+# Rules that other capabilities apply: an event of such a type would post around them.
+NOT_EVENT_TYPES = ("usage",)
 
 # Which contract statuses accept each built-in type, and the status it leaves.
 _STATUS_RULES: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -172,7 +173,7 @@ class _Applier:
         self.conn, self.rules, self.actor = conn, rules, actor
         self.writer = JournalWriter(conn)
         self.contracts: dict[str, Contract] = {}
-        self.agreements: dict[str, list[Agreement]] = {}
+        self.terms = AgreementTerms(conn)
         self.first_seq: int | None = None
         self.last_seq: int | None = None
 
@@ -211,6 +212,9 @@ class _Applier:
                 return DUPLICATE, stored.entry_seq
             raise _Rejected(Problem(E_CONFLICT, "id", f"event {show(event['id'])} was recorded with other content"))
         rule = self.rules.rules.get(event["type"])
+        if event["type"] in NOT_EVENT_TYPES:
+            raise _Rejected(Problem(E_INVALID, "type", f"{event['type']} is not a contract event: "
+                                    "usage lines are imported with `ecoledger import usage`"))
         if rule is None:
             raise _Rejected(Problem(E_INVALID, "type", f"no posting rule for event type {show(event['type'])}; "
                                     f"rules: {', '.join(sorted(self.rules.rules))}"))
@@ -331,11 +335,11 @@ class _Applier:
             dimensions = {"customer": contract.customer, "contract": contract.code,
                           "service": component.get("service") or event.get("service"), "component": component.get("code")}
             context = Context(application.amount_minor, application.quantity, parties, dimensions,
-                              self._functions(contract, parties, event["date"], application.quantity))
+                              self.terms.functions(contract, parties, event["date"], application.quantity))
             try:
                 lines = evaluate(rule, context)
-            except (RuleError, _Rejected) as error:
-                problems = error.problems if isinstance(error, _Rejected) else (Problem(E_INVALID, "type", str(error)),)
+            except (RuleError, _Rejected, LedgerError) as error:
+                problems = (Problem(E_INVALID, "type", str(error)),) if isinstance(error, RuleError) else error.problems
                 raise _Rejected(*problems) from None
             for posting, amount in lines:
                 pairs = {name: dimensions[name] for name in posting.dimensions if dimensions.get(name)}
@@ -362,63 +366,6 @@ class _Applier:
         self.first_seq = self.first_seq or outcome.entry_seq
         self.last_seq = outcome.entry_seq
         return outcome
-
-    def _functions(self, contract: Contract, parties: dict, day: dt.date, quantity: Decimal) -> dict:
-        def terms(role: str, kind: str) -> dict | None:
-            partner = parties.get(role)
-            if partner is None:
-                return None
-            if partner not in self.agreements:
-                self.agreements[partner] = agreements_of(self.conn, partner)
-            for agreement in self.agreements[partner]:
-                if agreement.kind == kind and agreement.counterparty == contract.billing_company:
-                    version = agreement.in_force(day)
-                    if version is not None:
-                        if agreement.currency != contract.currency and any(k.endswith("_minor") for k in version.terms):
-                            raise _Rejected(Problem(E_INVALID, "contract", f"agreement {agreement.code} is in "
-                                                    f"{agreement.currency}, contract {contract.code} in {contract.currency}"))
-                        return version.terms
-            return None
-
-        def required(role: str, kind: str) -> dict | None:
-            found = terms(role, kind)
-            if found is None and parties.get(role) is not None:
-                raise _Rejected(Problem(E_NOT_FOUND, f"component.{role}", f"no {kind} agreement of {parties[role]} with "
-                                        f"{contract.billing_company} in force on {day}"))
-            return found
-
-        def vendor_share(price: Decimal) -> Decimal:
-            found = required("vendor", "vendor_share")
-            if found is None:
-                return Decimal(0)
-            if found["basis"] == "percent_of_price":
-                return price * Decimal(found["percent"]) / 100
-            if found["basis"] == "per_unit_cost":
-                return quantity * found["unit_cost_minor"] * (1 if price >= 0 else -1)
-            return Decimal(0)  # a fixed cost per period accrues in the clearing run, not per event
-
-        def commission(price: Decimal) -> Decimal:
-            found = required("reseller", "reseller_commission")
-            if found is None:
-                return Decimal(0)
-            # Tiers depend on the period's volume: events accrue at the first tier's rate and
-            # the clearing run trues up to the tier reached.
-            rate = found.get("percent") or found["tiers"][0]["percent"]
-            return price * Decimal(rate) / 100
-
-        def sla_share(credit: Decimal) -> Decimal:
-            found = terms("vendor", "sla_sharing")
-            if found is None:
-                return Decimal(0)  # no SLA agreement: the operator bears the credit
-            if found["method"] == "borne_by":
-                return credit if found["party"] == "partner" else Decimal(0)
-            share = required("vendor", "vendor_share")
-            if share is None or share["basis"] != "percent_of_price":
-                raise _Rejected(Problem(E_INVALID, "component.vendor", f"pro rata SLA sharing of {parties['vendor']} "
-                                        "needs a percent_of_price vendor share in force"))
-            return credit * Decimal(share["percent"]) / 100
-
-        return {"vendor_share": vendor_share, "commission": commission, "sla_share": sla_share}
 
 
 def _advance_fee(component: dict | None) -> int:

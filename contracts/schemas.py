@@ -54,12 +54,12 @@ _NEEDS = {
 _ALLOWED = {
     "recurring_fee": {"amount", "timing", "proration"},
     "one_off_fee": {"amount"},
-    "usage": {"price_plan"},
+    "usage": {"price_plan", "budget"},
     "discount": {"percent", "applies_to"},
     "minimum_commitment": {"amount"},
     "prepayment": {"amount"},
 }
-_OPTIONAL_FIELDS = {"amount", "timing", "proration", "price_plan", "percent", "applies_to"}
+_OPTIONAL_FIELDS = {"amount", "timing", "proration", "price_plan", "percent", "applies_to", "budget"}
 
 
 PRICE_MODELS = ("per_unit", "graduated", "volume", "package", "percentage", "allowance")
@@ -236,6 +236,8 @@ class ComponentSchema(Strict):
     percent = Percent()
     applies_to = fields.List(fields.String(validate=LOCAL_CODE), validate=validate.Length(1, COMPONENTS_MAX),
                              metadata={"description": "components a discount applies to; default all"})
+    budget = Money(metadata={"description": "usage: the customer's budget per rating period; alerts when "
+                                            "rated usage reaches the alert thresholds of it"})
     vendor = fields.String(load_default=None, allow_none=True, validate=CODE)
     reseller = fields.String(load_default=None, allow_none=True, validate=CODE)
 
@@ -291,8 +293,9 @@ def _components_to_minor(components: list[dict], currency: str, errors: dict, pa
         component.setdefault("proration", "daily" if component["type"] == "recurring_fee" else None)
         if component.get("percent") is not None:
             component["percent"] = canonical_decimal(component["percent"])
-        if component.get("amount") is not None:
-            component["amount_minor"] = to_minor(component.pop("amount"), currency, errors, (*path, index, "amount"))
+        for name in ("amount", "budget"):
+            if component.get(name) is not None:
+                component[f"{name}_minor"] = to_minor(component.pop(name), currency, errors, (*path, index, name))
 
 
 class EventSchema(Strict):

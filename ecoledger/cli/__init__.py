@@ -92,8 +92,9 @@ from ecoledger.cli import (  # noqa: E402
     ledger_commands,
     partner_commands,
     period_commands,
+    usage_commands,
 )
 
-for module in (ledger_commands, chart_commands, period_commands, partner_commands, contract_commands, job_commands,
-               api_commands, demo_command):
+for module in (ledger_commands, chart_commands, period_commands, partner_commands, contract_commands, usage_commands,
+               job_commands, api_commands, demo_command):
     module.register(main)

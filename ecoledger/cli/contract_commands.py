@@ -78,7 +78,7 @@ def load(app, document: str, fmt: str) -> None:
 
 @click.group("import")
 def import_group() -> None:
-    """Import contract events (usage lines arrive with the usage capability)."""
+    """Import contract events or usage lines."""
 
 
 @import_group.command("events")

@@ -1,0 +1,245 @@
+"""Usage: import usage FILE, and usage imports|rejects|resubmit|lines|alerts|counters."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ecoledger.cli.contract_commands import import_group, rules_of
+from ecoledger.cli.output import (
+    CSV,
+    JSON,
+    TABLE,
+    emit_csv,
+    emit_json,
+    emit_table,
+    file_size,
+    format_option,
+    printable,
+    progress_bar,
+)
+from ledger.money import format_amount
+from usage import queries
+from usage.lines import HeaderError, guess_format, read_lines
+from usage.schemas import (
+    AlertSchema,
+    CounterSchema,
+    ImportReportSchema,
+    RatedLineSchema,
+    RejectSchema,
+    UsageImportSchema,
+)
+from usage.service import LATE_POLICIES, POSTING_MODES, ImportReport, import_usage, options_from, resubmit_rejects
+
+JSONL = "jsonl"
+
+
+def register(main: click.Group) -> None:
+    main.add_command(usage)
+
+
+_rules_option = click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False),
+                             help="Posting rules file. [default: the posting_rules setting, else config/posting_rules.yaml]")
+_posting_option = click.option("--posting", type=click.Choice(POSTING_MODES),
+                               help="One entry per line, or per contract component and day. [default: the usage_posting "
+                                    "setting, line]")
+_late_option = click.option("--late-policy", type=click.Choice(LATE_POLICIES),
+                            help="Lines dated in a closed period: post on the first open day, marked late, or reject. "
+                                 "[default: the usage_late_policy setting, first_open_period]")
+
+
+@import_group.command("usage")
+@click.argument("file", type=click.File("rb"))
+@click.option("--file-format", type=click.Choice(["csv", JSONL]),
+              help="The file's format. [default: csv for *.csv, else JSON lines]")
+@_posting_option
+@_late_option
+@_rules_option
+@format_option(TABLE, JSON)
+@click.pass_obj
+def import_usage_command(app, file, file_format, posting, late_policy, rules_path, fmt) -> None:
+    """Import usage lines from FILE (CSV with a header, or JSON lines; - for stdin): each
+    line is mediated, rated from its contract's price plan and posted.
+
+    \b
+    {"id": "u-1", "timestamp": "2026-10-05T22:30:00+03:00", "contract": "SD-C-17",
+     "service": "field-service", "quantity": "2.5", "unit": "hour",
+     "attributes": {"employee_level": "technician", "shift": "night"}}
+
+    Every line ends as posted, duplicate (its id was posted with the same content) or
+    rejected (kept with the reason: `ecoledger usage rejects`). Files are streamed, in
+    batches that each commit: importing the same file again posts only what is missing.
+    Exits 1 if any line was rejected. The line format is in docs/usage.md.
+    """
+    label = getattr(file, "name", "<stdin>")
+    label = "stdin" if label in ("-", "<stdin>") else label
+    options = options_from(app.settings, rules_of(app, rules_path), app.actor, posting=posting, late_policy=late_policy)
+    db = app.database()
+    file_format = file_format or guess_format(label)
+    size = file_size(file)
+    try:
+        with progress_bar(f"importing {label}", size, unit="bytes" if size else "lines") as update:
+            report = import_usage(db, read_lines(file, file_format), options=options, source=label,
+                                  file_format=file_format, progress=(lambda _n: update(file.tell())) if size else update)
+    except HeaderError as exc:
+        raise click.UsageError(f"{label}: {exc}") from None
+    _print_report(report, fmt)
+
+
+def _print_report(report: ImportReport, fmt: str) -> None:
+    if fmt == JSON:
+        emit_json(ImportReportSchema().dump(report))
+    else:
+        amounts = ", ".join(format_amount(v, c) + f" {c}" for c, v in sorted(report.amounts.items())) or "nothing"
+        click.echo(f"usage import {report.import_id} ({report.source}): {report.lines_read} lines read: "
+                   f"{report.posted} posted ({report.late} late), {report.duplicates} duplicate, {report.rejected} "
+                   f"rejected; {report.entries_posted} entries posted, {amounts}; {report.alerts_raised} alerts")
+        for outcome in report.outcomes:
+            if outcome.status != "rejected":
+                continue
+            where = f"line {outcome.ref}" + (f" ({printable(outcome.external_id)})" if outcome.external_id else "")
+            for problem in outcome.problems:
+                click.echo(f"  {where}: {problem} [{problem.code}]")
+        if report.outcomes_omitted:
+            click.echo(f"  ... and {report.outcomes_omitted} more")
+        if report.rejected:
+            click.echo(f"  rejected lines: ecoledger usage rejects --import {report.import_id}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.group()
+def usage() -> None:
+    """Usage: imports, rejected lines, rated lines, alerts and period counters."""
+
+
+@usage.command("imports")
+@click.option("--limit", type=click.IntRange(1, queries.ROWS_LISTED_MAX), default=50, show_default=True)
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def imports_command(app, limit: int, fmt: str) -> None:
+    """List usage imports, newest first, with their counts."""
+    rows = queries.list_imports(app.database(), limit)
+    if fmt == JSON:
+        emit_json(UsageImportSchema(many=True).dump(rows))
+        return
+    data = [(r.id, r.source, r.posting, r.status, r.lines_read, r.posted, r.duplicates, r.rejected, r.late,
+             r.entries_posted, r.started_at.isoformat(timespec="seconds"), r.started_by) for r in rows]
+    if fmt == CSV:
+        emit_csv(["id", "source", "posting", "status", "lines_read", "posted", "duplicates", "rejected", "late",
+                  "entries_posted", "started_at", "started_by"], data)
+    else:
+        emit_table(["Id", "Source", "Posting", "Status", "Read", "Posted", "Duplicates", "Rejected", "Late", "Entries",
+                    "Started", "By"], data, title="Usage imports",
+                   right=["Id", "Read", "Posted", "Duplicates", "Rejected", "Late", "Entries"])
+
+
+@usage.command("rejects")
+@click.option("--import", "import_id", type=int, help="Only the rejects of this import.")
+@click.option("--status", type=click.Choice(["open", "resolved", "resubmitted", "all"]), default="open",
+              show_default=True)
+@format_option(TABLE, JSON, CSV, JSONL)
+@click.pass_obj
+def rejects_command(app, import_id, status, fmt) -> None:
+    """Rejected lines with the reason. --format jsonl prints the lines themselves: correct
+    them and import the file again (a corrected line that posts resolves its reject)."""
+    rows = queries.list_rejects(app.database(), import_id=import_id, status=None if status == "all" else status)
+    if fmt == JSONL:
+        for row in rows:
+            click.echo(row.raw)
+        return
+    if fmt == JSON:
+        emit_json(RejectSchema(many=True).dump(rows))
+        return
+    data = [(r.id, r.import_id, r.line_ref, r.line_id or "", r.code, r.field or "", r.message, r.status) for r in rows]
+    if fmt == CSV:
+        emit_csv(["id", "import", "line", "line_id", "code", "field", "message", "status"], data)
+    else:
+        emit_table(["Id", "Import", "Line", "Line id", "Code", "Field", "Reason", "Status"], data,
+                   title="Rejected usage lines", right=["Id", "Import"])
+
+
+@usage.command("resubmit")
+@click.option("--import", "import_id", type=int, help="Only the open rejects of this import. [default: all open rejects]")
+@_posting_option
+@_late_option
+@_rules_option
+@format_option(TABLE, JSON)
+@click.pass_obj
+def resubmit_command(app, import_id, posting, late_policy, rules_path, fmt) -> None:
+    """Run open rejects through mediation again, unchanged: for lines refused because of
+    the ledger's state (a contract loaded or activated since, an agreement added). Lines
+    that need correcting are printed by `usage rejects --format jsonl` and imported."""
+    options = options_from(app.settings, rules_of(app, rules_path), app.actor, posting=posting, late_policy=late_policy)
+    with progress_bar("resubmitting rejects", None, unit="lines") as update:
+        report = resubmit_rejects(app.database(), options=options, import_id=import_id, progress=update)
+    _print_report(report, fmt)
+
+
+@usage.command("lines")
+@click.option("--contract", help="Lines of this contract.")
+@click.option("--import", "import_id", type=int, help="Lines of this import.")
+@click.option("--entry", "entry_seq", type=int, help="Lines posted by this journal entry (aggregated posting).")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="From this usage date.")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="To this usage date (inclusive).")
+@click.option("--limit", type=click.IntRange(1, queries.ROWS_LISTED_MAX), default=1_000, show_default=True)
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def lines_command(app, contract, import_id, entry_seq, start, end, limit, fmt) -> None:
+    """Rated usage lines: quantity, how each was rated, its amount and its entry."""
+    rows = queries.list_lines(app.database(), contract=contract, import_id=import_id, entry_seq=entry_seq,
+                              start=start.date() if start else None, end=end.date() if end else None, limit=limit)
+    if fmt == JSON:
+        emit_json(RatedLineSchema(many=True).dump(rows))
+        return
+    data = [(r.id, r.contract, r.component, str(r.usage_date), r.quantity, r.unit, r.rating.get("factor", ""),
+             format_amount(r.gross_minor, r.currency), format_amount(r.discount_minor, r.currency),
+             format_amount(r.amount_minor, r.currency), r.currency, r.entry_seq or "", "late" if r.late else "")
+            for r in rows]
+    if fmt == CSV:
+        emit_csv(["id", "contract", "component", "usage_date", "quantity", "unit", "factor", "gross", "discount",
+                  "amount", "currency", "entry_seq", "late"], data)
+    else:
+        emit_table(["Id", "Contract", "Component", "Date", "Qty", "Unit", "Factor", "Gross", "Discount", "Amount",
+                    "Cur", "Entry", ""], data, title="Rated usage lines",
+                   right=["Qty", "Factor", "Gross", "Discount", "Amount", "Entry"])
+
+
+@usage.command("alerts")
+@click.option("--contract", help="Alerts of this contract.")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def alerts_command(app, contract, fmt) -> None:
+    """Alerts: a period's usage reached a percentage of an allowance or of a budget."""
+    rows = queries.list_alerts(app.database(), contract=contract)
+    if fmt == JSON:
+        emit_json(AlertSchema(many=True).dump(rows))
+        return
+    data = [(r.id, r.contract, r.component, str(r.period_start), r.kind, f"{r.threshold_percent}%", r.used, r.limit,
+             r.line_id, r.raised_at.isoformat(timespec="seconds")) for r in rows]
+    if fmt == CSV:
+        emit_csv(["id", "contract", "component", "period_start", "kind", "threshold", "used", "limit", "line_id",
+                  "raised_at"], data)
+    else:
+        emit_table(["Id", "Contract", "Component", "Period", "Kind", "Reached", "Used", "Of", "Line", "Raised"], data,
+                   title="Usage alerts", right=["Id", "Used", "Of"])
+
+
+@usage.command("counters")
+@click.argument("contract")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def counters_command(app, contract, fmt) -> None:
+    """A contract's usage per component and rating period: quantity and rated amount."""
+    rows = queries.list_counters(app.database(), contract=contract)
+    if fmt == JSON:
+        emit_json(CounterSchema(many=True).dump(rows))
+        return
+    data = [(r.component, str(r.period_start), str(r.period_end), r.quantity, format_amount(r.amount_minor, r.currency),
+             r.currency) for r in rows]
+    if fmt == CSV:
+        emit_csv(["component", "period_start", "period_end", "quantity", "amount", "currency"], data)
+    else:
+        emit_table(["Component", "From", "To", "Quantity", "Amount", "Cur"], data, title=f"Usage of {contract}",
+                   right=["Quantity", "Amount"])

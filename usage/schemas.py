@@ -1,0 +1,106 @@
+"""JSON shapes of usage imports, rejects, rated lines, alerts and counters (CLI and API)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from ledger.money import format_amount
+from ledger.schemas import OutcomeSchema
+
+
+def _money(attribute: str) -> fields.Function:
+    return fields.Function(lambda obj: format_amount(getattr(obj, attribute), obj.currency),
+                           metadata={"description": "decimal string in major units of the currency"})
+
+
+class ImportReportSchema(Schema):
+    import_id = fields.Integer()
+    source = fields.String()
+    format = fields.String(attribute="file_format")
+    posting = fields.String(metadata={"description": "line or aggregated"})
+    status = fields.String(metadata={"description": "complete or interrupted"})
+    lines_read = fields.Integer(metadata={"description": "posted + duplicates + rejected"})
+    posted = fields.Integer()
+    duplicates = fields.Integer()
+    rejected = fields.Integer()
+    late = fields.Integer(metadata={"description": "posted lines whose period was closed: posted on its first open day"})
+    entries_posted = fields.Integer()
+    alerts_raised = fields.Integer()
+    amounts = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                          metadata={"description": "posted amount per currency, in minor units"})
+    outcomes = fields.List(fields.Nested(OutcomeSchema), metadata={"description": "duplicates and rejections (the first ones)"})
+    outcomes_omitted = fields.Integer()
+
+
+class UsageImportSchema(Schema):
+    id = fields.Integer()
+    source = fields.String()
+    format = fields.String()
+    posting = fields.String()
+    status = fields.String()
+    lines_read = fields.Integer()
+    posted = fields.Integer()
+    duplicates = fields.Integer()
+    rejected = fields.Integer()
+    late = fields.Integer()
+    entries_posted = fields.Integer()
+    started_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    started_by = fields.String()
+
+
+class RejectSchema(Schema):
+    id = fields.Integer()
+    import_id = fields.Integer()
+    line_ref = fields.String(metadata={"description": "line number in its file"})
+    line_id = fields.String(allow_none=True)
+    raw = fields.String(metadata={"description": "the line as read (JSON of its fields)"})
+    code = fields.String()
+    field = fields.String(allow_none=True)
+    message = fields.String()
+    status = fields.String(metadata={"description": "open, resolved (a corrected line posted) or resubmitted"})
+    resolved_by_import = fields.Integer(allow_none=True)
+
+
+class RatedLineSchema(Schema):
+    id = fields.String()
+    import_id = fields.Integer()
+    contract = fields.String()
+    component = fields.String()
+    service = fields.String()
+    used_at = fields.DateTime()
+    usage_date = fields.Date()
+    quantity = fields.String()
+    unit = fields.String()
+    attributes = fields.Dict(keys=fields.String(), values=fields.String())
+    currency = fields.String()
+    gross = _money("gross_minor")
+    discount = _money("discount_minor")
+    amount = _money("amount_minor")
+    rating = fields.Dict(metadata={"description": "plan, model, the period counter before the line, driver factor"})
+    entry_seq = fields.Integer(allow_none=True, metadata={"description": "the entry that posted it (none for a zero charge)"})
+    posted_date = fields.Date()
+    late = fields.Boolean()
+
+
+class AlertSchema(Schema):
+    id = fields.Integer()
+    contract = fields.String()
+    component = fields.String()
+    period_start = fields.Date()
+    kind = fields.String(metadata={"description": "allowance or budget"})
+    threshold_percent = fields.Integer()
+    limit = fields.String()
+    used = fields.String()
+    line_id = fields.String(metadata={"description": "the line that reached the threshold"})
+    raised_at = fields.DateTime()
+
+
+class CounterSchema(Schema):
+    contract = fields.String()
+    component = fields.String()
+    period_start = fields.Date()
+    period_end = fields.Date()
+    quantity = fields.String()
+    amount = _money("amount_minor")
+    currency = fields.String()
