@@ -421,10 +421,10 @@ def test_journal_and_counters_agree_with_the_rated_lines(eco_factory, data):
 @pytest.fixture
 def eco_factory(db_url, request, tmp_path):
     """A fresh ecosystem per hypothesis example (SQLite files; schemas on PostgreSQL)."""
-    from conftest import BACKEND, fresh_pg_schema
-
     from ecoledger.schema import metadata
     from ledger.database import Database
+
+    from conftest import BACKEND, fresh_pg_schema
 
     counter = iter(range(10_000))
     made = []
