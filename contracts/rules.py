@@ -302,17 +302,24 @@ def _compile(rule: Rule) -> tuple[tuple[str, Any], ...]:
 _ONE = Decimal(1)
 
 
-def evaluate(rule: Rule, context: Context) -> list[tuple[RulePosting, int]]:
-    """The rule's postings with their signed amounts in minor units, for one event and
-    component. Postings of an absent optional role, and zero amounts, are left out."""
-    names: dict[str, Any] = {"amount": Decimal(context.amount), "quantity": context.quantity}
-    scope = {"__builtins__": {}, "_decimal": Decimal, **context.functions}
+def evaluate_amounts(rule: Rule, amount: int, quantity: Decimal,
+                     functions: Mapping[str, Callable[[Decimal], Decimal]]) -> dict[str, Decimal]:
+    """The rule's named amounts, each rounded half-up to the minor unit."""
+    names: dict[str, Any] = {"amount": Decimal(amount), "quantity": quantity}
+    scope = {"__builtins__": {}, "_decimal": Decimal, **functions}
     for name, code in _compile(rule):
         try:
             value = eval(code, scope, names)  # noqa: S307 (checked at load time; see _compile)
             names[name] = Decimal(value).quantize(_ONE, rounding=ROUND_HALF_UP)
         except (InvalidOperation, ZeroDivisionError, ArithmeticError) as exc:
             raise RuleError(f"rule {rule.event_type} v{rule.version}: amounts.{name}: {exc.__class__.__name__}") from None
+    return names
+
+
+def evaluate(rule: Rule, context: Context) -> list[tuple[RulePosting, int]]:
+    """The rule's postings with their signed amounts in minor units, for one event and
+    component. Postings of an absent optional role, and zero amounts, are left out."""
+    names = evaluate_amounts(rule, context.amount, context.quantity, context.functions)
     lines = []
     for posting in rule.postings:
         condition = rule.condition(posting)

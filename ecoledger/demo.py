@@ -22,6 +22,10 @@ from ecoledger.documents import parse_document
 from ledger import periods, posting, reversal
 from ledger.database import Database
 from ledger.interchange import read_json_lines
+from ledger.money import format_amount
+from usage.lines import RawLine
+from usage.queries import list_lines
+from usage.service import Options, import_usage
 
 MONTH_START = dt.date(2026, 10, 1)
 MONTH_END = dt.date(2026, 10, 31)
@@ -85,6 +89,30 @@ def _hours(customer: str, day: dt.date) -> Decimal:
     return Decimal(seed) / 2
 
 
+CONTRACT_OF = {"C-17": "SD-C-17", "C-23": "SD-C-23", "C-42": "SD-C-42"}
+LEVELS = ("technician", "technician", "specialist", "apprentice")
+
+
+def month_of_usage() -> list[dict[str, Any]]:
+    """October's field-service hours as the technicians' app reports them: one usage line
+    per visit, rated by ecoledger from the FS-HOURLY price plan (level, shift, weekend)."""
+    lines = []
+    day = MONTH_START
+    while day <= MONTH_END:
+        if day.weekday() < 5:
+            for customer, contract in CONTRACT_OF.items():
+                hours = _hours(customer, day)
+                if not hours:
+                    continue
+                late_shift = day.day % 7 == 3
+                lines.append({"id": f"visit-{customer}-{day}", "contract": contract, "service": "field-service",
+                              "timestamp": f"{day}T{'21' if late_shift else '09'}:00:00+03:00", "quantity": str(hours),
+                              "unit": "hour", "attributes": {"employee_level": LEVELS[day.day % 4],
+                                                             "shift": "night" if late_shift else "day"}})
+        day += dt.timedelta(days=1)
+    return lines
+
+
 def month_of_entries() -> list[dict[str, Any]]:
     """October 2026 in the interchange format, in the order it happened."""
     entries: list[dict[str, Any]] = []
@@ -110,30 +138,6 @@ def month_of_entries() -> list[dict[str, Any]]:
             _line("CHNL", "Income:Commissions", -commission, counterparty="OPFI", customer="C-42"),
         )
     )
-    usage: dict[str, Decimal] = {customer: Decimal(0) for customer in CUSTOMERS}
-    day = MONTH_START
-    while day <= MONTH_END:
-        if day.weekday() < 5:
-            for customer in CUSTOMERS:
-                hours = _hours(customer, day)
-                if not hours:
-                    continue
-                price = hours * HOURLY_RATE_EUR
-                cost = (price * VENDOR_SHARE).quantize(Decimal("0.01"))
-                usage[customer] += price
-                entries.append(
-                    _entry(
-                        f"usage-{customer}-{day}", day,
-                        f"Field service {hours} h for {CUSTOMERS[customer]}", "usage",
-                        _line("OPFI", "Assets:Receivables:Unbilled", price, customer=customer, service="field-service"),
-                        _line("OPFI", "Income:Usage", -price, customer=customer, service="field-service"),
-                        _line("OPFI", "Expenses:CostOfServices", cost, counterparty="FIXR", customer=customer),
-                        _line("OPFI", "Liabilities:Ecosystem:DueTo", -cost, counterparty="FIXR"),
-                        _line("FIXR", "Assets:Ecosystem:DueFrom", cost, counterparty="OPFI"),
-                        _line("FIXR", "Income:Ecosystem", -cost, counterparty="OPFI", customer=customer),
-                    )
-                )
-        day += dt.timedelta(days=1)
     entries.append(
         _entry(
             "payment-C-17-2026-10-20", dt.date(2026, 10, 20), "Contoso Retail pays the October subscription",
@@ -161,15 +165,7 @@ def month_of_entries() -> list[dict[str, Any]]:
             _line("OPEE", "Income:Intercompany", -transfer, counterparty="OPFI"),
         )
     )
-    for customer, amount in usage.items():
-        entries.append(
-            _entry(
-                f"invoice-usage-{customer}-2026-10", MONTH_END, f"Usage invoiced to {CUSTOMERS[customer]}",
-                "invoice",
-                _line("OPFI", "Assets:Receivables:Customers", amount, customer=customer),
-                _line("OPFI", "Assets:Receivables:Unbilled", -amount, customer=customer),
-            )
-        )
+    for customer in CUSTOMERS:
         entries.append(
             _entry(
                 f"revrec-sub-{customer}-2026-10", MONTH_END, f"Subscription revenue October, {CUSTOMERS[customer]}",
@@ -194,6 +190,10 @@ UNBALANCED = _entry(
 )
 
 
+def _usage_lines(records: list[dict[str, Any]]) -> list[RawLine]:
+    return [RawLine(str(n), "", record) for n, record in enumerate(records, start=1)]
+
+
 def _jsonl(entries: list[dict[str, Any]]) -> io.BytesIO:
     return io.BytesIO("".join(json.dumps(e) + "\n" for e in entries).encode())
 
@@ -211,8 +211,8 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     say(f"   the same file again: {'changes nothing' if not again.changed else 'CHANGED SOMETHING'}")
 
     entries = month_of_entries()
-    say(f"\n2. Posting October 2026: {len(entries)} entries (subscriptions, rated usage with vendor")
-    say("   mirror postings, reseller commission, intercompany transfer price, invoices, revenue)")
+    say(f"\n2. Posting October 2026: {len(entries)} entries (subscriptions invoiced in advance, reseller")
+    say("   commission, intercompany transfer price with mirror postings, a payment, revenue)")
     report = posting.post_entries(db, read_json_lines(_jsonl(entries)), actor=actor)
     say(f"   {report.accepted} accepted, {report.duplicates} duplicate, {report.rejected} rejected")
 
@@ -239,7 +239,24 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
         for problem in outcome.problems:
             say(f"   {outcome.external_id}: {problem} [{problem.code}]")
 
-    say(f"\n7. Closing {PERIOD} for every company: the month now refuses postings")
+    usage_file = month_of_usage()
+    say(f"\n7. Usage: {len(usage_file)} technician visits imported as usage lines (ecoledger import usage),")
+    say("   rated from price plan FS-HOURLY (employee level, night shift, weekend) and posted with the")
+    say("   vendor's 60% share; one line has a shift the plan does not know and is kept as a reject")
+    options = Options(load_rules(), actor)
+    bad = {**usage_file[0], "id": "visit-C-17-typo", "attributes": {"employee_level": "technician", "shift": "evening"}}
+    imported = import_usage(db, _usage_lines([*usage_file, bad]), options=options, source="october-visits.jsonl",
+                            file_format="jsonl")
+    say(f"   {imported.lines_read} lines: {imported.posted} posted, {imported.rejected} rejected; "
+        f"{imported.entries_posted} entries, EUR {format_amount(imported.amounts.get('EUR', 0), 'EUR')} rated")
+    for outcome in imported.outcomes:
+        for problem in outcome.problems:
+            say(f"   {outcome.external_id}: {problem} [{problem.code}] (ecoledger usage rejects)")
+    again = import_usage(db, _usage_lines(usage_file), options=options, source="october-visits.jsonl",
+                         file_format="jsonl")
+    say(f"   the same file again: {again.duplicates} duplicates, {again.posted} posted")
+
+    say(f"\n8. Closing {PERIOD} for every company: the month now refuses postings")
     for code, _, _ in COMPANIES:
         periods.close_period(db, code, PERIOD, actor=actor)
     late = _entry(
@@ -251,3 +268,9 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     for outcome in report.rejections:
         for problem in outcome.problems:
             say(f"   {outcome.external_id}: {problem} [{problem.code}]")
+    late_visit = {**usage_file[-1], "id": "visit-C-42-late", "timestamp": "2026-10-30T15:00:00+02:00"}
+    imported = import_usage(db, _usage_lines([late_visit]), options=options, source="late-visit.jsonl",
+                            file_format="jsonl")
+    [line] = [r for r in list_lines(db, import_id=imported.import_id)]
+    say(f"   a usage line of {line.usage_date} arriving now is posted on {line.posted_date}, marked late "
+        "(usage_late_policy first_open_period)")

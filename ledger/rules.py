@@ -86,11 +86,39 @@ def _texts(draft: EntryDraft) -> Iterator[tuple[str, object]]:
             yield f"postings[{index}].dimensions.{key}", value
 
 
-def texts_storable(draft: EntryDraft) -> bool:
-    """The fast check behind text_problems: True when every text can be stored."""
-    for _, text in _texts(draft):
-        if type(text) is not str or "\x00" in text or (not text.isascii() and unstorable(text)):
+def _storable(text: object) -> bool:
+    return type(text) is str and "\x00" not in text and (text.isascii() or unstorable(text) is None)
+
+
+_good_pairs: set = set()  # dimension and metadata sets already found storable: they repeat
+
+
+def _pairs_storable(pairs) -> bool:
+    if pairs in _good_pairs:
+        return True
+    for key, value in pairs:
+        if not (_storable(key) and _storable(value)):
             return False
+    if len(_good_pairs) >= 10_000:
+        _good_pairs.clear()
+    _good_pairs.add(pairs)
+    return True
+
+
+def texts_storable(draft: EntryDraft) -> bool:
+    """The fast check behind text_problems: True when every text can be stored. Field names
+    are only built by text_problems, when something is wrong."""
+    if not (_storable(draft.description) and _storable(draft.source_type)
+            and (draft.source_id is None or _storable(draft.source_id))):
+        return False
+    try:
+        if not _pairs_storable(draft.metadata):
+            return False
+        for posting in draft.postings:
+            if posting.dimensions and not _pairs_storable(posting.dimensions):
+                return False
+    except (TypeError, ValueError):  # not pairs, or unhashable: the careful path says what is wrong
+        return False
     return len(draft.description) <= limits.DESCRIPTION_CHARS_MAX
 
 

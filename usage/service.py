@@ -38,7 +38,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from config import limits
 from contracts.billing_periods import billing_period
-from contracts.rules import Context, Rule, RuleError, RuleSet, evaluate
+from contracts.rules import Rule, RuleError, RuleSet, evaluate_amounts
 from contracts.schema import contract_events, price_plans
 from contracts.service import Contract, load_contract
 from contracts.terms import AgreementTerms
@@ -142,9 +142,12 @@ def import_usage(db: Database, lines: Iterable[RawLine], *, options: Options, so
     if options.late_policy not in LATE_POLICIES:
         raise ImportError_(Problem(E_INVALID, "late_policy", f"{show(options.late_policy)}: one of "
                                    f"{', '.join(LATE_POLICIES)}"))
+    iterator = iter(lines)
+    # Read the first line before recording the import: a file whose header cannot be read
+    # (HeaderError) leaves no trace.
+    iterator = itertools.chain(list(itertools.islice(iterator, 1)), iterator)
     report = _start(db, source[:500], file_format, options)
     batch_size = LINES_PER_BATCH[options.posting]
-    iterator = iter(lines)
     try:
         for number in itertools.count(1):
             batch = list(itertools.islice(iterator, batch_size))
@@ -267,6 +270,10 @@ class _Batch:
         self.terms = AgreementTerms(conn)
         self.reject_rows: list[tuple] = []
         self.alerted: set[tuple] = set()
+        self._mediation: dict[tuple, tuple | LedgerError] = {}
+        self._factors: dict[tuple, Decimal | RatingError] = {}
+        self._attributes_json: dict[tuple, str] = {}
+        self._templates: dict[tuple, tuple] = {}
         self._rated: list[tuple[_Mediated, list]] = []
         self.now = dt.datetime.now(dt.UTC)
 
@@ -323,16 +330,40 @@ class _Batch:
                                  "; ".join(str(p) for p in problems)[:4000], "open", None, self.now))
 
     def _stored_hashes(self, ids: list[str]) -> dict[str, str]:
+        """Payload hashes of the ids already posted. Driver-level SQL, as the journal's own
+        lookup (ledger/posting.py): an expanding IN of 5,000 bound parameters costs more
+        than the query."""
         found: dict[str, str] = {}
+        columns = "SELECT id, payload_hash FROM usage_lines WHERE id"
         for start in range(0, len(ids), limits.SQL_IN_PARAMS_MAX):
             chunk = ids[start:start + limits.SQL_IN_PARAMS_MAX]
-            query = select(usage_lines.c.id, usage_lines.c.payload_hash).where(usage_lines.c.id.in_(chunk))
-            found.update((row[0], row[1]) for row in self.conn.execute(query))
+            if self.conn.dialect.name == "postgresql":
+                rows = self.conn.exec_driver_sql(f"{columns} = ANY(%s)", (chunk,))
+            else:
+                rows = self.conn.exec_driver_sql(f"{columns} IN ({','.join('?' * len(chunk))})", tuple(chunk))
+            found.update((line_id, payload_hash) for line_id, payload_hash in rows)
         return found
 
     # -- mediation --------------------------------------------------------------------------
 
     def _mediate(self, raw: RawLine, line: UsageLine) -> _Mediated:
+        """Lines of one contract, day, service and unit share their mediation: it is done
+        once per batch for them (the contract's state is read once per batch)."""
+        key = (line.contract, line.usage_date, line.service, line.component, line.unit)
+        found = self._mediation.get(key)
+        if found is None:
+            try:
+                found = self._mediate_day(line)
+            except LedgerError as error:
+                found = error
+            self._mediation[key] = found
+        if isinstance(found, LedgerError):
+            raise found
+        contract, component, plan, counter_key, counter_end, posted_date, late, discounts = found
+        return _Mediated(raw, line, contract, component, plan, counter_key, counter_end, posted_date, late,
+                         self._pre_rated(line, contract.currency), discounts)
+
+    def _mediate_day(self, line: UsageLine) -> tuple:
         state = self._contract(line.contract)
         contract, day = state.contract, line.usage_date
         self._check_active(state, day)
@@ -342,14 +373,13 @@ class _Batch:
         if line.unit is not None and line.unit != plan.unit:
             raise LedgerError(Problem(E_UNIT_MISMATCH, "unit", f"{show(line.unit)}: price plan {plan.code} is "
                                       f"priced per {plan.unit}"))
-        pre_rated = self._pre_rated(line, contract.currency)
         frequency = _PLAN_PERIOD_FREQUENCY.get(plan.period or "", contract.billing_frequency)
         period = billing_period(day, start=contract.start, frequency=frequency, billing_day=contract.billing_day)
         posted_date, late = self._posting_date(contract, component, day)
         discounts = tuple(Decimal(c["percent"]) for c in version.components
                           if c["type"] == "discount" and component["code"] in (c.get("applies_to") or (component["code"],)))
-        return _Mediated(raw, line, contract, component, plan, (contract.id, component["code"], period[0]), period[1],
-                         posted_date, late, pre_rated, discounts)
+        return (contract, component, plan, (contract.id, component["code"], period[0]), period[1], posted_date, late,
+                discounts)
 
     def _contract(self, code: str) -> _ContractState:
         found = self.contracts.get(code)
@@ -474,7 +504,7 @@ class _Batch:
         if counter is None:
             counter = counters[item.counter_key] = _Counter(0, 0, item.counter_end)
         try:
-            line_factor = factor(plan, dict(line.attributes), line.usage_date, self.options.is_holiday)
+            line_factor = self._factor(plan, line)
             if item.pre_rated_minor is not None and plan.model != "percentage":
                 gross, exact, line_factor = item.pre_rated_minor, Decimal(item.pre_rated_minor), Decimal(1)
             else:
@@ -491,17 +521,33 @@ class _Batch:
         counter.amount_minor += amount
         counter.changed = True
         alert_rows.extend(self._alerts(item, before_micro, counter.quantity_micro, before_amount, counter.amount_minor))
-        rating = {"plan": plan.code, "model": plan.model, "counter_before": str(Decimal(before_micro) / _MICRO),
-                  "factor": _decimal_text(line_factor)}
-        if item.discounts:
-            rating["discount_percents"] = [str(p) for p in item.discounts]
-        if item.pre_rated_minor is not None:
-            rating["pre_rated"] = True
         contract = item.contract
         return [line.id, self.report.import_id, contract.id, item.component["code"], line.service, line.used_at,
-                line.usage_date, line.quantity_micro, line.unit or plan.unit,
-                canonical(dict(line.attributes)) if line.attributes else None, contract.currency, gross, off, amount,
-                str(exact - off), canonical(rating), line.payload_hash, None, item.posted_date, item.late]
+                line.usage_date, line.quantity_micro, line.unit or plan.unit, self._attributes_text(line.attributes),
+                contract.currency, gross, off, amount, str(exact - off),
+                _rating_text(plan, before_micro, line_factor, item.discounts, item.pre_rated_minor is not None),
+                line.payload_hash, None, item.posted_date, item.late]
+
+    def _factor(self, plan: Plan, line: UsageLine) -> Decimal:
+        key = (plan.code, line.attributes, line.usage_date)
+        found = self._factors.get(key)
+        if found is None:
+            try:
+                found = factor(plan, dict(line.attributes), line.usage_date, self.options.is_holiday)
+            except RatingError as error:
+                found = error
+            self._factors[key] = found
+        if isinstance(found, RatingError):
+            raise found
+        return found
+
+    def _attributes_text(self, attributes: tuple) -> str | None:
+        if not attributes:
+            return None
+        found = self._attributes_json.get(attributes)
+        if found is None:
+            found = self._attributes_json[attributes] = canonical(dict(attributes))
+        return found
 
     def _drafts(self, rated: list[tuple[_Mediated, list]]) -> list[EntryDraft]:
         """One entry per line, or per contract component and posting day (aggregated).
@@ -560,33 +606,54 @@ class _Batch:
     def _draft(self, item: _Mediated, amount: int, quantity: Decimal, external_id: str, source_id: str,
                description: str, indexes: list[int]) -> EntryDraft | None:
         contract, component = item.contract, item.component
-        parties = {"billing": contract.billing_company, "vendor": component.get("vendor"),
-                   "reseller": component.get("reseller")}
-        dimensions = {"customer": contract.customer, "contract": contract.code, "service": component["service"],
-                      "component": component["code"]}
+        template, parties, metadata = self._template(contract, component)
         try:
-            context = Context(amount, quantity, parties, dimensions,
-                              self.terms.functions(contract, parties, item.posted_date, quantity))
-            postings_of_rule = evaluate(self.rule, context)
+            amounts = evaluate_amounts(self.rule, amount, quantity,
+                                       self.terms.functions(contract, parties, item.posted_date, quantity))
         except (RuleError, LedgerError) as error:
             problems = (Problem(E_INVALID, None, str(error)),) if isinstance(error, RuleError) else error.problems
             raise _Retry({self._rated[i][0].line.id: problems for i in indexes}) from None
+        currency = contract.currency
         postings = []
-        for posting, value in postings_of_rule:
-            pairs = {name: dimensions[name] for name in posting.dimensions}
-            if posting.counterparty:
-                pairs["counterparty"] = parties[posting.counterparty]
-            postings.append(PostingDraft(parties[posting.company], posting.account, value, contract.currency,
-                                         tuple(sorted(pairs.items()))))
+        for company, account, name, sign, dimensions in template:
+            value = int(amounts[name]) * sign
+            if value:
+                postings.append(PostingDraft(company, account, value, currency, dimensions))
         if not postings:
             return None  # nothing to post (an included unit): the line is stored with no entry
-        metadata = [("component", component["code"]), ("contract", contract.code), ("lines", str(len(indexes))),
-                    ("rule", self.rule.event_type), ("rule_hash", self.rule.content_hash),
-                    ("rule_version", str(self.rule.version)), ("usage_import", str(self.report.import_id))]
-        if item.late:
-            metadata.append(("late", "true"))
+        lines = len(indexes)
+        if lines != 1 or item.late:
+            metadata = tuple(sorted({**dict(metadata), "lines": str(lines), **({"late": "true"} if item.late else {})}
+                                    .items()))
         return EntryDraft(external_id, item.posted_date, tuple(postings), description[:500], SOURCE_TYPE, source_id,
-                          tuple(sorted(metadata)), indexes)
+                          metadata, indexes)
+
+    def _template(self, contract: Contract, component: dict) -> tuple[list[tuple], dict, tuple]:
+        """The usage rule's postings for a contract component: companies, accounts and
+        dimensions resolved once (they are the same for every line), with the entry's
+        metadata for one line."""
+        key = (contract.code, component["code"])
+        found = self._templates.get(key)
+        if found is None:
+            parties = {"billing": contract.billing_company, "vendor": component.get("vendor"),
+                       "reseller": component.get("reseller")}
+            dimensions = {"customer": contract.customer, "contract": contract.code, "service": component["service"],
+                          "component": component["code"]}
+            template = []
+            for posting in self.rule.postings:
+                condition = self.rule.condition(posting)
+                if condition is not None and parties.get(condition) is None:
+                    continue
+                pairs = {name: dimensions[name] for name in posting.dimensions}
+                if posting.counterparty:
+                    pairs["counterparty"] = parties[posting.counterparty]
+                template.append((parties[posting.company], posting.account, posting.amount, posting.sign,
+                                 tuple(sorted(pairs.items()))))
+            metadata = (("component", component["code"]), ("contract", contract.code), ("lines", "1"),
+                        ("rule", self.rule.event_type), ("rule_hash", self.rule.content_hash),
+                        ("rule_version", str(self.rule.version)), ("usage_import", str(self.report.import_id)))
+            found = self._templates[key] = (template, parties, metadata)
+        return found
 
     def _post(self, drafts: list[EntryDraft], rated: list[tuple[_Mediated, list]]) -> None:
         if not drafts:
@@ -644,6 +711,7 @@ class _Batch:
             self._resolve_rejects([row[0] for row in posted])
         if self.reject_rows:
             self._supersede_rejects([row[2] for row in self.reject_rows if row[2] is not None])
+            self.reject_rows.sort(key=lambda row: _ref_order(row[1]))  # in the order of the file
             columns = ["import_id", "line_ref", "line_id", "raw", "code", "field", "message", "status",
                        "resolved_by_import", "recorded_at"]
             BulkWriter(conn, usage_rejects, columns).write(self.reject_rows)
@@ -693,6 +761,23 @@ class _Batch:
             chunk = posted_ids[start:start + limits.SQL_IN_PARAMS_MAX]
             self.conn.execute(update(usage_rejects).where(r.status == "open", r.line_id.in_(chunk))
                               .values(status="resolved", resolved_by_import=self.report.import_id))
+
+
+def _ref_order(ref: str) -> tuple[int, str]:
+    number = ref.rpartition(" ")[2]
+    return (int(number), ref) if number.isdigit() else (0, ref)
+
+
+def _rating_text(plan: Plan, before_micro: int, line_factor: Decimal, discounts: tuple, pre_rated: bool) -> str:
+    """How a line was rated, as canonical JSON (keys sorted), written directly: it is
+    stored for every line. Plan codes and models are plain ASCII codes."""
+    parts = [f'"counter_before":"{_decimal_text(Decimal(before_micro) / _MICRO)}"']
+    if discounts:
+        parts.append('"discount_percents":[' + ",".join(f'"{p}"' for p in discounts) + "]")
+    parts += [f'"factor":"{_decimal_text(line_factor)}"', f'"model":"{plan.model}"', f'"plan":"{plan.code}"']
+    if pre_rated:
+        parts.append('"pre_rated":true')
+    return "{" + ",".join(parts) + "}"
 
 
 def _decimal_text(value: Decimal) -> str:

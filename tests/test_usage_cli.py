@@ -1,0 +1,113 @@
+"""`ecoledger import usage` and `ecoledger usage ...` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+DEMO_FILE = Path(__file__).resolve().parents[1] / "ecoledger" / "demo_ecosystem.yaml"
+CSV_FILE = """id,timestamp,contract,service,quantity,unit,attributes.employee_level,attributes.shift
+v1,2026-10-05T09:00:00+03:00,SD-C-17,field-service,2,hour,technician,day
+v2,2026-10-06T22:00:00+03:00,SD-C-17,field-service,1.5,hour,specialist,night
+v3,2026-10-07T09:00:00+03:00,SD-C-17,field-service,1,hour,boss,day
+v4,2026-10-07T09:00:00+03:00,SD-C-99,field-service,1,hour,technician,day
+"""
+
+
+@pytest.fixture
+def eco_cli(cli, tmp_path):
+    assert cli("init")[0] == 0
+    assert cli("load", str(DEMO_FILE))[0] == 0
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"id": "act", "type": "activated", "contract": "SD-C-17", "date": "2026-10-01"}) + "\n")
+    assert cli("import", "events", str(events))[0] == 0
+    return cli
+
+
+def test_import_usage_csv_then_correct_the_rejects(eco_cli, tmp_path):
+    cli = eco_cli
+    usage = tmp_path / "october.csv"
+    usage.write_text(CSV_FILE)
+    code, out, _ = cli("import", "usage", str(usage))
+    assert code == 1
+    assert "4 lines read: 2 posted (0 late), 0 duplicate, 2 rejected" in out
+    assert "line 4 (v3): attributes.employee_level: 'boss' is not a employee_level" in out
+    assert "line 5 (v4): contract: no contract 'SD-C-99' [not_found]" in out
+    code, out, _ = cli("usage", "lines", "--contract", "SD-C-17", "--format", "json")
+    lines = json.loads(out)
+    # 2 h x 95.00; 1.5 h x 95.00 x 1.4 (specialist) x 1.5 (night)
+    assert [(r["id"], r["amount"], r["rating"]["factor"]) for r in lines] == [("v1", "190.00", "1"), ("v2", "299.25", "2.1")]
+    code, out, _ = cli("usage", "rejects", "--format", "jsonl")
+    rejected = [json.loads(text) for text in out.splitlines()]
+    assert [r["id"] for r in rejected] == ["v3", "v4"]
+    fixed = tmp_path / "fixed.jsonl"
+    fixed.write_text("".join(json.dumps({**r, "attributes": {**r["attributes"], "employee_level": "technician"},
+                                         "contract": "SD-C-17"}) + "\n" for r in rejected))
+    code, out, _ = cli("import", "usage", str(fixed), "--format", "json")
+    report = json.loads(out)
+    assert code == 0 and (report["posted"], report["rejected"], report["format"]) == (2, 0, "jsonl")
+    assert cli("usage", "rejects", "--format", "json")[1].strip() == "[]"
+    resolved = json.loads(cli("usage", "rejects", "--status", "resolved", "--format", "json")[1])
+    assert {r["line_id"] for r in resolved} == {"v3", "v4"}
+    code, out, _ = cli("import", "usage", str(usage))
+    assert "4 lines read: 0 posted (0 late), 2 duplicate, 2 rejected" in out  # v3, v4 conflict with the fixes
+    imports = json.loads(cli("usage", "imports", "--format", "json")[1])
+    assert [(i["lines_read"], i["posted"], i["status"]) for i in imports] == [(4, 0, "complete"), (2, 2, "complete"),
+                                                                              (4, 2, "complete")]
+    counters = json.loads(cli("usage", "counters", "SD-C-17", "--format", "json")[1])
+    assert counters == [{"contract": "SD-C-17", "component": "FIELD", "period_start": "2026-10-01",
+                         "period_end": "2026-10-31", "quantity": "5.5", "amount": "679.25", "currency": "EUR"}]
+    code, out, _ = cli("usage", "lines", "--format", "csv")
+    assert out.splitlines()[0].startswith("id,contract,component,usage_date,quantity")
+    assert cli("verify")[0] == 0
+
+
+def test_resubmit_after_activation(eco_cli, tmp_path):
+    cli = eco_cli
+    usage = tmp_path / "u.jsonl"
+    usage.write_text(json.dumps({"id": "w1", "timestamp": "2026-10-05", "contract": "SD-C-23", "service": "field-service",
+                                 "quantity": "1", "attributes": {"employee_level": "technician", "shift": "day"}}) + "\n")
+    code, out, _ = cli("import", "usage", str(usage))
+    assert code == 1 and "never activated" in out
+    events = tmp_path / "e.jsonl"
+    events.write_text(json.dumps({"id": "act23", "type": "activated", "contract": "SD-C-23", "date": "2026-10-01"}) + "\n")
+    cli("import", "events", str(events))
+    code, out, _ = cli("usage", "resubmit")
+    assert code == 0 and "1 posted" in out
+    assert json.loads(cli("usage", "rejects", "--status", "all", "--format", "json")[1])[0]["status"] == "resolved"
+
+
+def test_a_bad_csv_header_imports_nothing(eco_cli, tmp_path):
+    usage = tmp_path / "bad.csv"
+    usage.write_text("id,when,contract\nx,2026-10-05,SD-C-17\n")
+    code, _, err = eco_cli("import", "usage", str(usage))
+    assert code == 2 and "unknown column 'when'" in err
+    assert eco_cli("usage", "imports", "--format", "json")[1].strip() == "[]"
+
+
+def test_alerts_from_the_cli(eco_cli, tmp_path):
+    cli = eco_cli
+    plan = tmp_path / "eco.yaml"
+    plan.write_text(DEMO_FILE.read_text().replace(
+        "      - {code: FIELD, type: usage, service: field-service, price_plan: FS-HOURLY, vendor: FIXR}\n"
+        "      - {code: SETUP", "      - {code: FIELD, type: usage, service: field-service, price_plan: FS-HOURLY, "
+        "vendor: FIXR, budget: \"200.00\"}\n      - {code: SETUP").replace("code: SD-C-17", "code: SD-C-18"), encoding="utf-8")
+    assert cli("load", str(plan))[0] == 0
+    events = tmp_path / "e.jsonl"
+    events.write_text(json.dumps({"id": "act18", "type": "activated", "contract": "SD-C-18", "date": "2026-10-01"}) + "\n")
+    cli("import", "events", str(events))
+    usage = tmp_path / "u.jsonl"
+    usage.write_text(json.dumps({"id": "b1", "timestamp": "2026-10-05", "contract": "SD-C-18", "service": "field-service",
+                                 "quantity": "2", "attributes": {"employee_level": "technician", "shift": "day"}}) + "\n")
+    assert cli("import", "usage", str(usage))[0] == 0
+    alerts = json.loads(cli("usage", "alerts", "--format", "json")[1])
+    assert [(a["kind"], a["threshold_percent"], a["used"], a["limit"]) for a in alerts] == [("budget", 80, "190.00", "200.00")]
+
+
+@pytest.mark.parametrize("command", [["import", "usage"], ["usage"], ["usage", "imports"], ["usage", "rejects"],
+                                     ["usage", "resubmit"], ["usage", "lines"], ["usage", "alerts"], ["usage", "counters"]])
+def test_every_usage_command_has_help(cli, command):
+    code, out, _ = cli(*command, "--help")
+    assert code == 0 and "Usage:" in out
