@@ -33,7 +33,7 @@ from api.problems import (
     problem_response,
     unexpected,
 )
-from config import Settings, load_settings
+from config import Settings, limits, load_settings
 from ecoledger import __version__
 from ledger import audit
 from ledger.database import Database
@@ -41,6 +41,8 @@ from ledger.records import LedgerError
 
 # Request bodies: a batch of BATCH_ENTRIES_MAX entries is about 3 MB of JSON.
 REQUEST_BYTES_MAX = 8 * 1024 * 1024
+# Endpoints that take more than REQUEST_BYTES_MAX: usage uploads (api/resources/usage.py).
+LARGE_BODY_ENDPOINTS = {"usage.UsageUpload": limits.USAGE_UPLOAD_BYTES_MAX}
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -52,7 +54,8 @@ class EcoApi(Api):
 
     def handle_http_exception(self, error: HTTPException):
         if isinstance(error, RequestEntityTooLarge):
-            return problem_response(ApiProblem(413, f"the request body exceeds {REQUEST_BYTES_MAX} bytes", code="too_large"))
+            limit = request.max_content_length or REQUEST_BYTES_MAX
+            return problem_response(ApiProblem(413, f"the request body exceeds {limit} bytes", code="too_large"))
         data = getattr(error, "data", None) or {}
         if "messages" in data:  # webargs: the body or query did not validate
             return problem_response(from_validation_messages(data["messages"], error.code or 422))
@@ -123,6 +126,8 @@ def _install_hooks(app: Flask) -> None:
         g.request_id = supplied if _REQUEST_ID_RE.fullmatch(supplied) else uuid.uuid4().hex
         g.audit_token = audit.current_request_id.set(g.request_id)
         g.principal = None
+        if request.endpoint in LARGE_BODY_ENDPOINTS:
+            request.max_content_length = LARGE_BODY_ENDPOINTS[request.endpoint]
         if _public(request.endpoint):
             return None
         g.principal = authenticate_request(database())

@@ -40,6 +40,11 @@ REJECTIONS_REPORTED_MAX = 1_000
 # 32,766 (since 3.32); PostgreSQL's is 65,535.
 SQL_IN_PARAMS_MAX = 5_000
 
+# A usage upload through the API is imported while the request waits: 16 MiB is about
+# 80,000 lines, well inside the server's request timeout. Larger files go through
+# `ecoledger import usage`, which streams any size, or are split.
+USAGE_UPLOAD_BYTES_MAX = 16 * 1024 * 1024
+
 # Accounts in one chart-of-accounts template, companies listed per page.
 CHART_ACCOUNTS_MAX = 500
 

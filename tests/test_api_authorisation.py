@@ -41,6 +41,14 @@ MATRIX = {
     ("GET", "/contracts/<code>"): INTERNAL,
     ("POST", "/contract-events"): WRITERS,
     ("POST", "/ecosystem"): ADMIN,
+    ("POST", "/usage"): WRITERS,
+    ("GET", "/usage/imports"): INTERNAL,
+    ("GET", "/usage/imports/<int:import_id>"): INTERNAL,
+    ("GET", "/usage/rejects"): INTERNAL,
+    ("POST", "/usage/rejects/resubmit"): WRITERS,
+    ("GET", "/usage/lines"): INTERNAL,
+    ("GET", "/usage/alerts"): INTERNAL,
+    ("GET", "/contracts/<code>/usage"): INTERNAL,
     ("GET", "/trial-balance"): INTERNAL,
     ("POST", "/entries"): WRITERS,
     ("GET", "/entries"): EVERYONE,
@@ -95,7 +103,7 @@ def filled(api):
     """Values for the path parameters: resources the partner (VEND) may see."""
     job = api.call("partner", "POST", "/exports/beancount", json={}).get_json()
     spare = issue_key(api.db, name="spare", role="auditor", actor="test").key.id
-    return {"<code>": "VEND", "<name>": "Income:Ecosystem", "<period>": "2026-09", "<path:entry_id>": "shared",
+    return {"<int:import_id>": "1", "<code>": "VEND", "<name>": "Income:Ecosystem", "<period>": "2026-09", "<path:entry_id>": "shared",
             "<job_id>": job["id"], "<key_id>": spare}
 
 

@@ -66,3 +66,17 @@ def test_ecosystem_walk_through_runs(tmp_path):
     assert "4 accepted, 0 duplicate, 0 rejected; 3 entries posted" in result.stdout
     assert "77.42" in result.stdout  # 150 x 16/31, the prorated upgrade
     assert "verify: OK" in result.stdout
+
+
+def test_usage_walk_through_runs(tmp_path):
+    script = block_after("<!-- usage-walk-through -->", ROOT / "docs" / "usage.md")
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=_environment(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "4 lines read: 3 posted (0 late), 0 duplicate, 1 rejected" in out
+    assert "4 lines read: 0 posted (0 late), 3 duplicate, 1 rejected" in out
+    assert "1 line read: 1 posted (0 late), 0 duplicate, 0 rejected" in out
+    assert "299.25" in out  # 1.5 h x 95.00 x 1.4 specialist x 1.5 night
+    assert "142.50" in out  # 1 h x 95.00 x 1.5 on a Saturday
+    assert "verify: OK" in out

@@ -92,7 +92,8 @@ def _print_report(report: ImportReport, fmt: str) -> None:
         emit_json(ImportReportSchema().dump(report))
     else:
         amounts = ", ".join(format_amount(v, c) + f" {c}" for c, v in sorted(report.amounts.items())) or "nothing"
-        click.echo(f"usage import {report.import_id} ({report.source}): {report.lines_read} lines read: "
+        click.echo(f"usage import {report.import_id} ({report.source}): {report.lines_read} "
+                   f"line{'' if report.lines_read == 1 else 's'} read: "
                    f"{report.posted} posted ({report.late} late), {report.duplicates} duplicate, {report.rejected} "
                    f"rejected; {report.entries_posted} entries posted, {amounts}; {report.alerts_raised} alerts")
         for outcome in report.outcomes:

@@ -1,0 +1,112 @@
+"""Usage through the API: upload CSV or JSON lines, rejects, resubmission, lines, alerts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ecoledger.documents import parse_document
+
+DEMO_FILE = Path(__file__).resolve().parents[1] / "ecoledger" / "demo_ecosystem.yaml"
+LINE = {"id": "v1", "timestamp": "2026-10-05T09:00:00+03:00", "contract": "SD-C-17", "service": "field-service",
+        "quantity": "2", "unit": "hour", "attributes": {"employee_level": "technician", "shift": "day"}}
+
+
+@pytest.fixture
+def eco_api(api):
+    document = parse_document(DEMO_FILE.read_bytes(), "demo")
+    document["companies"] = []  # the harness has OPFI already
+    assert api.call("operator_admin", "POST", "/ecosystem", json=document).status_code == 200
+    events = {"events": [{"id": "a1", "type": "activated", "contract": "SD-C-17", "date": "2026-10-01"}]}
+    assert api.call("controller", "POST", "/contract-events", json=events).status_code == 201
+    return api
+
+
+def upload(api, text: str, content_type: str = "application/x-ndjson", role: str = "controller", **query):
+    return api.call(role, "POST", "/usage", data=text.encode(), content_type=content_type, query_string=query)
+
+
+def jsonl(*records: dict) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def test_upload_json_lines_then_csv_then_again(eco_api):
+    api = eco_api
+    response = upload(api, jsonl(LINE, {**LINE, "id": "v2", "quantity": "1.5"}), source="october")
+    assert response.status_code == 201, response.get_json()
+    report = response.get_json()
+    assert (report["posted"], report["rejected"], report["amounts"]) == (2, 0, {"EUR": 33250})
+    assert report["source"] == "api: october"
+    csv_text = ("id,timestamp,contract,service,quantity,attributes.employee_level,attributes.shift\n"
+                "c1,2026-10-06,SD-C-17,field-service,1,specialist,night\n")
+    response = upload(api, csv_text, "text/csv")
+    assert response.status_code == 201 and response.get_json()["amounts"] == {"EUR": 19950}
+    again = upload(api, jsonl(LINE))
+    assert again.status_code == 201 and again.get_json()["duplicates"] == 1
+    lines = api.call("auditor", "GET", "/usage/lines", query_string={"contract": "SD-C-17"}).get_json()
+    assert [(r["id"], r["amount"]) for r in lines] == [("v1", "190.00"), ("v2", "142.50"), ("c1", "199.50")]
+    by_entry = api.call("auditor", "GET", "/usage/lines", query_string={"entry": lines[0]["entry_seq"]}).get_json()
+    assert [r["id"] for r in by_entry] == ["v1"]
+    imports = api.call("auditor", "GET", "/usage/imports").get_json()
+    assert [i["lines_read"] for i in imports] == [1, 1, 2]
+    one = api.call("auditor", "GET", f"/usage/imports/{imports[-1]['id']}").get_json()
+    assert one["posted"] == 2
+    assert api.call("auditor", "GET", "/usage/imports/999").status_code == 404
+    usage = api.call("auditor", "GET", "/contracts/SD-C-17/usage").get_json()
+    assert usage == [{"contract": "SD-C-17", "component": "FIELD", "period_start": "2026-10-01",
+                      "period_end": "2026-10-31", "quantity": "4.5", "amount": "532.00", "currency": "EUR"}]
+    assert api.call("auditor", "GET", "/contracts/NOPE/usage").status_code == 404
+
+
+def test_rejected_lines_are_reported_kept_and_resubmitted(eco_api):
+    api = eco_api
+    response = upload(api, jsonl({**LINE, "contract": "SD-C-23"}, {**LINE, "id": "bad", "quantity": 1.5}) + "not json\n")
+    assert response.status_code == 200
+    report = response.get_json()
+    assert (report["posted"], report["rejected"]) == (0, 3)
+    fields = {(o["ref"], o["problems"][0]["field"]) for o in report["outcomes"]}
+    assert fields == {("1", "timestamp"), ("2", "quantity"), ("3", None)}
+    rejects = api.call("auditor", "GET", "/usage/rejects").get_json()
+    assert [r["code"] for r in rejects] == ["contract_not_active", "malformed", "malformed"]
+    assert json.loads(rejects[0]["raw"])["contract"] == "SD-C-23"
+    events = {"events": [{"id": "a23", "type": "activated", "contract": "SD-C-23", "date": "2026-10-01"}]}
+    api.call("controller", "POST", "/contract-events", json=events)
+    response = api.call("controller", "POST", "/usage/rejects/resubmit", query_string={"import": report["import_id"]})
+    assert response.status_code == 200  # the two malformed lines are rejected again
+    assert (response.get_json()["posted"], response.get_json()["rejected"]) == (1, 2)
+    statuses = sorted(r["status"] for r in api.call("auditor", "GET", "/usage/rejects",
+                                                     query_string={"status": "all"}).get_json())
+    assert statuses == ["open", "open", "resolved", "resubmitted", "resubmitted"]
+
+
+def test_upload_refusals(eco_api):
+    api = eco_api
+    assert upload(api, jsonl(LINE), "image/png").status_code == 415
+    response = upload(api, "id,when\n", "text/csv")
+    assert response.status_code == 400 and "unknown column" in response.get_json()["detail"]
+    assert upload(api, jsonl(LINE), posting="sideways").status_code == 422
+    assert upload(api, jsonl(LINE), role="partner").status_code == 403
+    assert upload(api, jsonl(LINE), role="auditor").status_code == 403
+    big = "x" * (16 * 1024 * 1024 + 1)
+    response = upload(api, big)
+    assert response.status_code == 413 and "16777216" in response.get_json()["detail"]
+    assert api.call("auditor", "GET", "/usage/imports").get_json() == []  # nothing was recorded
+
+
+def test_alerts_through_the_api(eco_api):
+    api = eco_api
+    assert api.call("auditor", "GET", "/usage/alerts").get_json() == []
+    assert api.call("auditor", "GET", "/usage/alerts", query_string={"contract": "NOPE"}).status_code == 404
+
+
+def test_uploads_are_audited_with_their_request_id(eco_api):
+    api = eco_api
+    response = api.call("controller", "POST", "/usage", data=jsonl(LINE).encode(), content_type="application/x-ndjson",
+                        headers={"X-Request-ID": "req-usage-1"})
+    assert response.status_code == 201
+    log = api.call("operator_admin", "GET", "/audit-log").get_json()
+    actions = {(e["action"], e["request_id"]) for e in log["items"]} if isinstance(log, dict) else {
+        (e["action"], e["request_id"]) for e in log}
+    assert ("usage.import", "req-usage-1") in actions
