@@ -57,7 +57,10 @@ class AgreementTerms:
         return found
 
     def functions(self, contract: Contract, parties: dict, day: dt.date,
-                  quantity: Decimal) -> dict[str, Callable[[Decimal], Decimal]]:
+                  quantity: Decimal | Callable[[], Decimal]) -> dict[str, Callable[[Decimal], Decimal]]:
+        """The functions for one date and set of parties. ``quantity`` is the event's, or a
+        callable giving the current line's, so that the functions can be built once for
+        many usage lines of a day."""
         terms = self.terms
 
         def required(role: str, kind: str) -> dict | None:
@@ -74,7 +77,8 @@ class AgreementTerms:
             if found["basis"] == "percent_of_price":
                 return price * Decimal(found["percent"]) / _HUNDRED
             if found["basis"] == "per_unit_cost":
-                return quantity * found["unit_cost_minor"] * (1 if price >= 0 else -1)
+                units = quantity() if callable(quantity) else quantity
+                return units * found["unit_cost_minor"] * (1 if price >= 0 else -1)
             return _ZERO  # a fixed cost per period accrues in the clearing run, not per event
 
         def commission(price: Decimal) -> Decimal:

@@ -259,6 +259,7 @@ class JournalWriter:
         # days fold the open and close dates and the company's closed periods together.
         self.postable: dict[tuple[str, str], tuple] = {}
         self._dimensions_json: dict = {}  # memo: dimension sets repeat across entries
+        self._metadata_json: dict = {}  # memo: metadata of rule-made entries repeats too
         self._names: dict[str | None, list[str]] = {}  # for suggestions in error messages
         self._entries = BulkWriter(conn, journal_entries, ENTRY_COLUMNS)
         self._postings = BulkWriter(conn, postings, POSTING_COLUMNS)
@@ -482,6 +483,7 @@ class JournalWriter:
         recorded_text, recorded_param = self.recorded_text, self._recorded_param
         date_param = self._date_param
         outcomes, entry_rows, posting_rows = plan.outcomes, plan.entry_rows, plan.posting_rows
+        metadata_memo = self._metadata_json
         deltas, timelines = plan.deltas, plan.timelines
         for item in batch:
             if type(item) is not EntryDraft:
@@ -494,7 +496,11 @@ class JournalWriter:
                 outcomes.append(Outcome(draft.ref, draft.external_id, REJECTED, None, tuple(refused.problems)))
                 continue
             external_id, day, _, description, source_type, source_id, metadata, ref, reverses = draft
-            metadata_json = pairs_json(metadata)
+            metadata_json = metadata_memo.get(metadata) if metadata else None
+            if metadata_json is None:
+                metadata_json = pairs_json(metadata)
+                if metadata and len(metadata_memo) < 10_000:  # bounded; rule-made metadata repeats
+                    metadata_memo[metadata] = metadata_json
             content_hash = payload_hash(
                 external_id, day, description, source_type, source_id, metadata_json, reverses, lines
             )

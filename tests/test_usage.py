@@ -439,3 +439,48 @@ def eco_factory(db_url, request, tmp_path):
     yield make
     for db in made:
         db.dispose()
+
+
+def test_a_per_unit_vendor_cost_follows_each_lines_quantity(eco):
+    onboard_partner(eco, {"code": "UNIT", "name": "Unit Oy", "currency": "EUR", "roles": ["vendor"],
+                          "open_date": "2026-01-01", "api_key": False, "agreements": [
+                              {"code": "UNIT-COST", "kind": "vendor_share", "counterparty": "OPFI", "versions": [
+                                  {"version": 1, "effective_from": "2026-01-01",
+                                   "terms": {"basis": "per_unit_cost", "unit_cost": "30.00", "unit": "hour"}}]}]},
+                    actor="t")
+    contract = copy.deepcopy(CONTRACT)
+    contract["code"] = "SD-4"
+    contract["components"][1] = {**COMPONENTS[1], "vendor": "UNIT"}
+    service.save_contract(eco, contract, actor="t")
+    import_events(eco, [(1, {"id": "a4", "type": "activated", "contract": "SD-4", "date": "2026-10-01"})],
+                  rules=RULES, actor="t")
+    run(eco, [{**MONTH[3], "id": "q1", "contract": "SD-4", "quantity": "2"},
+              {**MONTH[3], "id": "q2", "contract": "SD-4", "quantity": "1.5"}])
+    assert postings(eco, "usage:q1")[3] == ("OPFI", "Liabilities:Ecosystem:DueTo", "-60.00", "UNIT")
+    assert postings(eco, "usage:q2")[3] == ("OPFI", "Liabilities:Ecosystem:DueTo", "-45.00", "UNIT")
+
+
+def test_batches_see_what_other_writers_changed_in_between(eco, monkeypatch):
+    """The registers read by one batch are reused by the next only while unchanged: an
+    activation and a closed period landing between two batches are seen by the second."""
+    import usage.service
+
+    monkeypatch.setattr(usage.service, "LINES_PER_BATCH", {"line": 2, "aggregated": 2})
+    other = copy.deepcopy(CONTRACT)
+    other["code"] = "SD-5"
+    service.save_contract(eco, other, actor="t")
+
+    def lines():
+        yield RawLine("1", "", {**MONTH[3], "id": "k1", "contract": "SD-5"})  # not active yet: rejected
+        yield RawLine("2", "", {**MONTH[3], "id": "k2"})
+        import_events(eco, [(1, {"id": "a5", "type": "activated", "contract": "SD-5", "date": "2026-10-01"})],
+                      rules=RULES, actor="t")
+        for company in ("OPFI", "FIXR"):
+            close_period(eco, company, "2026-10", actor="t")
+        yield RawLine("3", "", {**MONTH[3], "id": "k3", "contract": "SD-5"})
+        yield RawLine("4", "", {**MONTH[3], "id": "k4"})
+
+    report = import_usage(eco, lines(), options=OPTIONS, source="x", file_format="jsonl")
+    assert (report.posted, report.rejected, report.late) == (3, 1, 2)
+    posted = {r.id: r.posted_date for r in queries.list_lines(eco)}
+    assert posted == {"k2": dt.date(2026, 10, 8), "k3": dt.date(2026, 11, 1), "k4": dt.date(2026, 11, 1)}

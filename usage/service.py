@@ -39,7 +39,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from config import limits
 from contracts.billing_periods import billing_period
 from contracts.rules import Rule, RuleError, RuleSet, evaluate_amounts
-from contracts.schema import contract_events, price_plans
+from contracts.schema import contract_events, contract_versions, contracts, price_plans
 from contracts.service import Contract, load_contract
 from contracts.terms import AgreementTerms
 from ledger import audit
@@ -62,6 +62,7 @@ from ledger.records import (
     show,
 )
 from ledger.schema import closed_periods, companies
+from partners.schema import agreement_versions
 from usage.calendars import CalendarError, holiday_checker
 from usage.lines import LineError, RawLine, UsageLine, canonical, check_line
 from usage.rating import Plan, RatingError, discount, factor, prepare_plan, rate, round_half_up
@@ -148,6 +149,7 @@ def import_usage(db: Database, lines: Iterable[RawLine], *, options: Options, so
     iterator = itertools.chain(list(itertools.islice(iterator, 1)), iterator)
     report = _start(db, source[:500], file_format, options)
     batch_size = LINES_PER_BATCH[options.posting]
+    cache = _Cache()
     try:
         for number in itertools.count(1):
             batch = list(itertools.islice(iterator, batch_size))
@@ -156,7 +158,7 @@ def import_usage(db: Database, lines: Iterable[RawLine], *, options: Options, so
             if report.lines_read + len(batch) > LINES_PER_IMPORT_MAX:
                 raise ImportError_(Problem(E_INVALID, None, f"more than {LINES_PER_IMPORT_MAX} lines in one import; "
                                            "split the file"))
-            _import_batch(db, batch, number, rule, options, report)
+            _import_batch(db, batch, number, rule, options, report, cache)
             if progress:
                 progress(report.lines_read)
     except BaseException:
@@ -203,13 +205,13 @@ class _Retry(Exception):
 
 
 def _import_batch(db: Database, batch: list[RawLine], number: int, rule: Rule, options: Options,
-                  report: ImportReport) -> None:
+                  report: ImportReport, cache: _Cache) -> None:
     refused: dict[str, tuple[Problem, ...]] = {}
     for _attempt in range(3):
         counts = dataclasses.replace(report, outcomes=[], amounts={})
         try:
             with db.write() as conn:
-                _Batch(conn, number, rule, options, counts, refused).run(batch)
+                _Batch(conn, number, rule, options, counts, refused, cache).run(batch)
         except _Retry as retry:
             refused.update(retry.refused)
             continue
@@ -221,6 +223,44 @@ def _import_batch(db: Database, batch: list[RawLine], number: int, rule: Rule, o
             report.note(outcome)
         return
     raise AssertionError("the journal kept refusing entries that mediation accepted")
+
+
+class _Cache:
+    """What batches of one import read from the registers (contracts with their status
+    changes, plans, closed periods, agreements) and derive from them (mediation per
+    contract and day, posting templates). Kept from batch to batch while the registers are
+    unchanged: each batch, inside its transaction, compares their row counts with the last
+    batch's (rows there are only ever added, by database triggers, and a status changes only
+    with an event), and starts afresh when another writer changed them in between."""
+
+    def __init__(self) -> None:
+        self.fingerprint: tuple | None = None
+        self.terms: AgreementTerms | None = None
+
+    def refresh(self, conn: Connection) -> None:
+        fingerprint = tuple(conn.execute(select(*_REGISTER_COUNTS)).one())
+        if fingerprint != self.fingerprint or self.terms is None or len(self.mediation) > 200_000:
+            self.fingerprint = fingerprint
+            self.contracts: dict[str, _ContractState | LedgerError] = {}
+            self.plans: dict[str, Plan] = {}
+            self.closed_through: dict[str, dt.date | None] = {}
+            self.terms = AgreementTerms(conn)
+            self.mediation: dict[tuple, tuple | LedgerError] = {}
+            self.factors: dict[tuple, Decimal | RatingError] = {}
+            self.attributes_json: dict[tuple, str] = {}
+            self.templates: dict[tuple, tuple] = {}
+            self.bound: dict[tuple, tuple[list, dict]] = {}
+        self.terms.conn = conn
+
+
+def _count(table, column=None):
+    return select(func.count(column) if column is not None else func.count()).select_from(table).scalar_subquery()
+
+
+_REGISTER_COUNTS = (
+    _count(contracts), _count(contract_versions), _count(contract_events), _count(price_plans), _count(closed_periods),
+    _count(agreement_versions), _count(agreement_versions, agreement_versions.c.effective_to),
+)
 
 
 class _Mediated(NamedTuple):
@@ -261,19 +301,16 @@ class _Batch:
     """One transaction's worth of lines."""
 
     def __init__(self, conn: Connection, number: int, rule: Rule, options: Options, report: ImportReport,
-                 refused: dict[str, tuple[Problem, ...]]) -> None:
+                 refused: dict[str, tuple[Problem, ...]], cache: _Cache) -> None:
         self.conn, self.number, self.rule, self.options, self.report = conn, number, rule, options, report
         self.refused = refused
-        self.contracts: dict[str, _ContractState | LedgerError] = {}
-        self.plans: dict[str, Plan] = {}
-        self.closed_through: dict[str, dt.date | None] = {}
-        self.terms = AgreementTerms(conn)
+        cache.refresh(conn)
+        self.contracts, self.plans, self.closed_through = cache.contracts, cache.plans, cache.closed_through
+        self.terms = cache.terms
+        self._mediation, self._factors, self._attributes_json = cache.mediation, cache.factors, cache.attributes_json
+        self._templates, self._bound = cache.templates, cache.bound
         self.reject_rows: list[tuple] = []
         self.alerted: set[tuple] = set()
-        self._mediation: dict[tuple, tuple | LedgerError] = {}
-        self._factors: dict[tuple, Decimal | RatingError] = {}
-        self._attributes_json: dict[tuple, str] = {}
-        self._templates: dict[tuple, tuple] = {}
         self._rated: list[tuple[_Mediated, list]] = []
         self.now = dt.datetime.now(dt.UTC)
 
@@ -608,8 +645,8 @@ class _Batch:
         contract, component = item.contract, item.component
         template, parties, metadata = self._template(contract, component)
         try:
-            amounts = evaluate_amounts(self.rule, amount, quantity,
-                                       self.terms.functions(contract, parties, item.posted_date, quantity))
+            amounts = evaluate_amounts(self.rule, amount, quantity, self._functions(contract, component, parties,
+                                                                                  item.posted_date, quantity))
         except (RuleError, LedgerError) as error:
             problems = (Problem(E_INVALID, None, str(error)),) if isinstance(error, RuleError) else error.problems
             raise _Retry({self._rated[i][0].line.id: problems for i in indexes}) from None
@@ -627,6 +664,17 @@ class _Batch:
                                     .items()))
         return EntryDraft(external_id, item.posted_date, tuple(postings), description[:500], SOURCE_TYPE, source_id,
                           metadata, indexes)
+
+    def _functions(self, contract: Contract, component: dict, parties: dict, day: dt.date, quantity: Decimal) -> dict:
+        """The agreement functions of a contract component and day, built once and fed each
+        line's quantity (per-unit vendor costs)."""
+        key = (contract.code, component["code"], day)
+        found = self._bound.get(key)
+        if found is None:
+            holder = [quantity]
+            found = self._bound[key] = (holder, self.terms.functions(contract, parties, day, lambda: holder[0]))
+        found[0][0] = quantity
+        return found[1]
 
     def _template(self, contract: Contract, component: dict) -> tuple[list[tuple], dict, tuple]:
         """The usage rule's postings for a contract component: companies, accounts and
