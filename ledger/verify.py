@@ -9,6 +9,7 @@ queries check links between rows. Cost: linear in the journal, constant memory p
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -40,7 +41,11 @@ CHECKS = {
     "closed_periods": "no posting entered a period after it was closed",
     "accounts": "postings only on open accounts, in allowed currencies",
     "immutability": "the triggers refusing UPDATE and DELETE are in place",
+    "usage": "usage lines, their entries, period counters and import counts agree",
 }
+# Checks of the capabilities' own tables: (check name, module with check(conn, add)). They
+# are imported when verify runs, so that the ledger core does not import them.
+CAPABILITY_CHECKS = (("usage", "usage.verify"),)
 
 
 class Violation(NamedTuple):
@@ -100,6 +105,8 @@ def verify(db: Database, progress: Callable[[int], None] | None = None) -> Verif
         _check_balances(conn, scan.replay, chart, found)
         _check_reversals(conn, found)
         _check_triggers(conn, db.dialect_name, found)
+        for _name, module in CAPABILITY_CHECKS:
+            importlib.import_module(module).check(conn, found.add)
     return VerifyReport(scan.entries, scan.postings, scan.head_seq, scan.head_hash, found.counts, found.listed)
 
 

@@ -484,3 +484,29 @@ def test_batches_see_what_other_writers_changed_in_between(eco, monkeypatch):
     assert (report.posted, report.rejected, report.late) == (3, 1, 2)
     posted = {r.id: r.posted_date for r in queries.list_lines(eco)}
     assert posted == {"k2": dt.date(2026, 10, 8), "k3": dt.date(2026, 11, 1), "k4": dt.date(2026, 11, 1)}
+
+
+def _drop_trigger(conn, table: str, verb: str) -> None:
+    name = f"{table}_no_{verb}"
+    conn.execute(text(f"DROP TRIGGER {name}" if conn.dialect.name == "sqlite" else f"DROP TRIGGER {name} ON {table}"))
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    ("UPDATE usage_lines SET amount_minor = amount_minor + 1, gross_minor = gross_minor + 1 WHERE id = 'r1'",
+     "its lines sum to"),
+    ("UPDATE usage_counters SET quantity_micro = 1 WHERE component = 'MAINT'", "its lines sum to"),
+    ("DELETE FROM usage_lines WHERE id = 'm1'", "without the usage lines it posted"),
+    ("UPDATE usage_lines SET entry_seq = (SELECT MIN(id) FROM journal_entries) WHERE id = 'r1'",
+     "not an entry made for it"),
+    ("UPDATE usage_lines SET usage_date = '2027-01-05' WHERE id = 'r1'", "is in no period counter"),
+])
+def test_verify_finds_tampered_usage(eco, tamper, message):
+    run(eco, MONTH)
+    assert verify(eco).ok
+    with eco.write() as conn:
+        _drop_trigger(conn, "usage_lines", "update")
+        _drop_trigger(conn, "usage_lines", "delete")
+        conn.execute(text(tamper))
+    report = verify(eco)
+    assert report.counts["usage"] >= 1
+    assert any(message in v.message for v in report.violations if v.check == "usage"), report.violations
