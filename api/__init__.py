@@ -42,7 +42,8 @@ from ledger.records import LedgerError
 # Request bodies: a batch of BATCH_ENTRIES_MAX entries is about 3 MB of JSON.
 REQUEST_BYTES_MAX = 8 * 1024 * 1024
 # Endpoints that take more than REQUEST_BYTES_MAX: usage uploads (api/resources/usage.py).
-LARGE_BODY_ENDPOINTS = {"usage.UsageUpload": limits.USAGE_UPLOAD_BYTES_MAX}
+LARGE_BODY_ENDPOINTS = {"usage.UsageUpload": limits.USAGE_UPLOAD_BYTES_MAX,
+                        "usage.UsageUploadJob": limits.USAGE_FILE_UPLOAD_BYTES_MAX}
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 

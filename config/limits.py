@@ -44,6 +44,9 @@ SQL_IN_PARAMS_MAX = 5_000
 # 80,000 lines, well inside the server's request timeout. Larger files go through
 # `ecoledger import usage`, which streams any size, or are split.
 USAGE_UPLOAD_BYTES_MAX = 16 * 1024 * 1024
+# A usage file uploaded for a background import (POST /usage/uploads): streamed to the
+# data directory, then imported by a job. About 5 million lines.
+USAGE_FILE_UPLOAD_BYTES_MAX = 1024 * 1024 * 1024
 
 # Accounts in one chart-of-accounts template, companies listed per page.
 CHART_ACCOUNTS_MAX = 500

@@ -6,7 +6,7 @@ Bodies are idempotent: run again after a crash, a job finishes with exactly the 
 an uninterrupted run. Read-only jobs (verify) are idempotent by nature; jobs that write
 make each step transactional (posting batches) or atomic (a file renamed into place).
 
-Clearing runs, billing runs, imports and closes join this registry with their issues.
+Clearing runs, billing runs and closes join this registry with their issues.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class JobContext(Protocol):
 
     db: Database
     data_dir: Path
+    actor: str  # who the audit log names for the job's changes: the job, for whoever started it
 
     def progress(self, done: int, total: int | None = None, message: str | None = None) -> None:
         """Report progress; raises to stop the body at this safe point if the job was
@@ -134,6 +135,65 @@ def run_export_beancount(ctx: JobContext, params: dict[str, Any]) -> dict[str, A
     }
 
 
+# -- import usage -------------------------------------------------------------------------------
+
+
+class ImportUsageParams(Schema):
+    file = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=1000),
+        metadata={"description": "usage file (CSV or JSON lines); a relative path is under the data directory's uploads/"},
+    )
+    file_format = fields.String(load_default=None, validate=validate.OneOf(["csv", "jsonl"]),
+                                metadata={"description": "default: csv for *.csv, else JSON lines"})
+    posting = fields.String(load_default=None, validate=validate.OneOf(["line", "aggregated"]))
+    late_policy = fields.String(load_default=None, validate=validate.OneOf(["first_open_period", "reject"]))
+    source = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
+                           metadata={"description": "the name the import list shows; default the file's"})
+
+
+def upload_path(data_dir: Path, file: str) -> Path:
+    path = Path(file).expanduser()
+    return path if path.is_absolute() else data_dir / "uploads" / path
+
+
+def run_import_usage(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Import a usage file. Safe to run again after a crash: posted lines are duplicates,
+    so the second run posts exactly what the first did not."""
+    from config import load_settings
+    from contracts.rules import DEFAULT_RULES, RuleError, load_rules
+    from usage.lines import guess_format, read_lines
+    from usage.schemas import ImportReportSchema
+    from usage.service import import_usage, options_from
+
+    path = upload_path(ctx.data_dir, params["file"])
+    settings = load_settings()
+    try:
+        rules = load_rules(settings.posting_rules or DEFAULT_RULES)
+    except RuleError as exc:
+        raise LedgerError(Problem(E_INVALID, "posting_rules", str(exc))) from None
+    options = options_from(settings, rules, ctx.actor, posting=params["posting"], late_policy=params["late_policy"])
+    file_format = params["file_format"] or guess_format(path.name)
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise LedgerError(Problem(E_NOT_FOUND, "params.file", f"cannot read {path}: {exc.strerror}")) from None
+    with stream:
+        total = os.fstat(stream.fileno()).st_size
+        ctx.progress(0, total, f"importing {path.name}")
+        report = import_usage(ctx.db, read_lines(stream, file_format), options=options,
+                              source=params["source"] or path.name, file_format=file_format,
+                              progress=lambda _lines: ctx.progress(stream.tell(), total))
+    result = ImportReportSchema().dump(report)
+    result["outcomes"] = result["outcomes"][:JOB_OUTCOMES_KEPT]
+    result["outcomes_omitted"] = report.outcomes_omitted + max(0, len(report.outcomes) - JOB_OUTCOMES_KEPT)
+    return result
+
+
+# Rejections kept in an import job's result; all of them are in the rejects store.
+JOB_OUTCOMES_KEPT = 100
+
+
 KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
@@ -150,6 +210,13 @@ KINDS: dict[str, JobKind] = {
             ExportBeancountParams,
             run_export_beancount,
             dedup_key=lambda params: f"export-beancount:{params['company'] or '*'}:{params['out']}",
+        ),
+        JobKind(
+            "import-usage",
+            "import a usage file: mediate, rate and post its lines (as `ecoledger import usage`)",
+            ImportUsageParams,
+            run_import_usage,
+            dedup_key=lambda params: f"import-usage:{params['file']}"[:255],
         ),
     )
 }

@@ -45,6 +45,7 @@ class _Context:
     def __init__(self, db: Database, claim: Claim, data_dir: Path, on_progress: Callable[[Job, int, int | None], None] | None) -> None:
         self.db = db
         self.data_dir = data_dir
+        self.actor = f"job:{claim.job.id} ({claim.job.created_by})"[:200]
         self._claim = claim
         self._on_progress = on_progress
         self._last_write = 0.0

@@ -42,6 +42,7 @@ MATRIX = {
     ("POST", "/contract-events"): WRITERS,
     ("POST", "/ecosystem"): ADMIN,
     ("POST", "/usage"): WRITERS,
+    ("POST", "/usage/uploads"): WRITERS,
     ("GET", "/usage/imports"): INTERNAL,
     ("GET", "/usage/imports/<int:import_id>"): INTERNAL,
     ("GET", "/usage/rejects"): INTERNAL,

@@ -110,3 +110,43 @@ def test_uploads_are_audited_with_their_request_id(eco_api):
     actions = {(e["action"], e["request_id"]) for e in log["items"]} if isinstance(log, dict) else {
         (e["action"], e["request_id"]) for e in log}
     assert ("usage.import", "req-usage-1") in actions
+
+
+def test_a_large_file_is_uploaded_and_imported_by_a_job(eco_api):
+    from jobs.runner import JobTiming, execute
+
+    api = eco_api
+    settings = api.app.extensions["ecoledger"]["settings"]
+    lines = [{**LINE, "id": f"bulk-{n}", "quantity": str(1 + n % 3)} for n in range(300)]
+    response = upload(api, jsonl(*lines, {**LINE, "id": "bulk-bad", "unit": "day"}), source="bulk")
+    assert response.status_code == 200 and response.get_json()["rejected"] == 1  # the small path: in the request
+    response = api.call("controller", "POST", "/usage/uploads", data=jsonl(*lines, {**LINE, "id": "more"}).encode(),
+                        content_type="application/x-ndjson", query_string={"source": "bulk-2"})
+    assert response.status_code == 202, response.get_json()
+    job = response.get_json()
+    assert job["kind"] == "import-usage" and response.headers["Location"].endswith(job["id"])
+    uploads = list((settings.data_path / "uploads").iterdir())
+    assert [p.suffix for p in uploads] == [".jsonl"]  # stored whole, no partial file left
+    done = execute(api.db, job["id"], worker="test", timing=JobTiming(30, 60), data_dir=settings.data_path)
+    assert done.status == "succeeded", done.error
+    assert (done.result["posted"], done.result["duplicates"], done.result["source"]) == (1, 300, "api: bulk-2")
+    polled = api.call("auditor", "GET", f"/jobs/{job['id']}").get_json()
+    assert polled["status"] == "succeeded" and polled["result"]["lines_read"] == 301
+    audit = api.call("operator_admin", "GET", "/audit-log", query_string={"action": "usage.import"}).get_json()
+    rows = audit["items"] if isinstance(audit, dict) else audit
+    assert any(r["actor"].startswith(f"job:{job['id']}") for r in rows)
+
+
+def test_the_import_job_from_the_cli(cli, tmp_path):
+    assert cli("init")[0] == 0
+    assert cli("load", str(DEMO_FILE))[0] == 0
+    events = tmp_path / "e.jsonl"
+    events.write_text(json.dumps({"id": "a1", "type": "activated", "contract": "SD-C-17", "date": "2026-10-01"}) + "\n")
+    cli("import", "events", str(events))
+    usage = tmp_path / "u.jsonl"
+    usage.write_text(jsonl(LINE))
+    code, out, err = cli("job", "run", "import-usage", "-p", f"file={usage}", "--format", "json")
+    assert code == 0, out + err
+    assert json.loads(out)["result"]["posted"] == 1
+    code, out, _ = cli("job", "run", "import-usage", "-p", f"file={tmp_path / 'missing.csv'}")
+    assert code != 0 and "cannot read" in out + _

@@ -4,7 +4,10 @@ usage ...` (docs/usage.md)."""
 
 from __future__ import annotations
 
-from flask import request
+import shutil
+import uuid
+
+from flask import request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -12,8 +15,12 @@ from marshmallow import Schema, fields, validate
 from api import database, settings
 from api.auth import POST, READ_ALL, principal, requires
 from api.problems import ApiProblem, from_body_error
+from api.resources.common import enqueue
 from contracts.rules import DEFAULT_RULES, RuleError, current_rules
+from jobs import service as jobs_service
+from jobs.kinds import upload_path
 from ledger.records import LedgerError
+from ledger.schemas import JobSchema
 from usage import queries
 from usage.lines import HeaderError, read_lines
 from usage.schemas import (
@@ -118,6 +125,41 @@ class UsageUpload(MethodView):
         except LedgerError as error:
             raise from_body_error(error) from None
         return _answer(report)
+
+
+@blp.route("/usage/uploads")
+class UsageUploadJob(MethodView):
+    @requires(POST)
+    @blp.arguments(UploadArgsSchema, location="query")
+    @blp.doc(requestBody=_LINES_BODY)
+    @blp.response(202, JobSchema, description="stored and queued: poll the import-usage job (Location)")
+    def post(self, args):
+        """Upload a large usage file (up to 1 GiB), stored on the server and imported by a
+        job: the answer is the job to poll, whose result is the import's report."""
+        content_type = (request.mimetype or "").lower()
+        file_format = args["format"] or ("csv" if content_type in CSV_TYPES else "jsonl")
+        if args["format"] is None and content_type and content_type not in CSV_TYPES + JSONL_TYPES:
+            raise ApiProblem(415, f"send text/csv or application/x-ndjson, not {content_type}", code="unsupported_media_type")
+        _options(args["posting"], args["late_policy"])  # refuse bad server settings now, not in the job
+        name = f"{uuid.uuid4().hex}.{file_format}"
+        target = upload_path(settings().data_path, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(name + ".partial")
+        try:
+            with partial.open("wb") as out:
+                shutil.copyfileobj(request.stream, out, UPLOAD_CHUNK_BYTES)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        params = {"file": name, "file_format": file_format, "posting": args["posting"],
+                  "late_policy": args["late_policy"], "source": f"api: {args['source']}"}
+        job, created = jobs_service.start(database(), "import-usage", params, actor=principal().actor)
+        if created:
+            enqueue(job)
+        return job, 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+
+
+UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 
 @blp.route("/usage/imports")
