@@ -510,3 +510,17 @@ def test_verify_finds_tampered_usage(eco, tamper, message):
     report = verify(eco)
     assert report.counts["usage"] >= 1
     assert any(message in v.message for v in report.violations if v.check == "usage"), report.violations
+
+
+def test_hostile_bytes_are_rejected_and_stored_safely(eco):
+    raw = (b'{"id": "n\\u0000l", "timestamp": "2026-10-05", "contract": "SD-1", "service": "onsite-repair", "quantity": "1"}\n'
+           b'{"id": "x", "quantity": "1\x00"}\n'
+           b'\xff\xfe garbage\n'
+           b'{"id": "ok", "timestamp": "2026-10-05", "contract": "SD-1", "service": "onsite-repair", "quantity": "1"}\n')
+    report = import_usage(eco, read_lines(iter(raw.splitlines(keepends=True)), "jsonl"), options=OPTIONS,
+                          source="hostile", file_format="jsonl")
+    assert (report.posted, report.rejected) == (1, 3)
+    rejects = queries.list_rejects(eco)
+    assert [r.line_id for r in rejects] == [None, None, None]
+    assert "\x00" not in "".join(r.raw for r in rejects)
+    assert verify(eco).ok

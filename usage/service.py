@@ -29,6 +29,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
@@ -88,6 +89,7 @@ _PLAN_PERIOD_FREQUENCY = {"month": "monthly", "quarter": "quarterly", "year": "y
 _STATUS_EVENTS = ("activated", "suspended", "resumed", "terminated")
 _MICRO = Decimal(1_000_000)
 _ONE_DAY = dt.timedelta(days=1)
+_USABLE_ID = re.compile(r"[!-~]{1,200}")  # as usage.lines checks ids
 
 
 @dataclasses.dataclass
@@ -354,14 +356,17 @@ class _Batch:
                 checked.append((raw, check_line(raw.record)))
             except LineError as error:
                 line_id = raw.record.get("id")
-                self._reject(raw, line_id if isinstance(line_id, str) and len(line_id) <= 200 else None, *error.problems)
+                self._reject(raw, line_id if isinstance(line_id, str) and _USABLE_ID.fullmatch(line_id) else None,
+                             *error.problems)
         return checked
 
     def _reject(self, raw: RawLine, line_id: str | None, *problems: Problem) -> None:
         report = self.report
         report.rejected += 1
         report.note(Outcome(raw.ref, line_id, "rejected", None, problems))
-        text = raw.text or canonical(raw.record or {})
+        # Kept as read, except what no database can store as text (NUL; a line of invalid
+        # UTF-8 arrives with replacement characters already).
+        text = (raw.text or canonical(raw.record or {})).replace("\x00", "\\u0000")
         first = problems[0]
         self.reject_rows.append((report.import_id, raw.ref[:64], line_id, text, first.code, first.field,
                                  "; ".join(str(p) for p in problems)[:4000], "open", None, self.now))
