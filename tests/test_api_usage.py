@@ -54,6 +54,8 @@ def test_upload_json_lines_then_csv_then_again(eco_api):
     one = api.call("auditor", "GET", f"/usage/imports/{imports[-1]['id']}").get_json()
     assert one["posted"] == 2
     assert api.call("auditor", "GET", "/usage/imports/999").status_code == 404
+    assert api.call("auditor", "GET", "/usage/imports/7462698997251").status_code == 404  # beyond 32 bits (fuzz)
+    assert api.call("auditor", "GET", "/usage/rejects", query_string={"import": 2**40}).status_code == 422
     usage = api.call("auditor", "GET", "/contracts/SD-C-17/usage").get_json()
     assert usage == [{"contract": "SD-C-17", "component": "FIELD", "period_start": "2026-10-01",
                       "period_end": "2026-10-31", "quantity": "4.5", "amount": "532.00", "currency": "EUR"}]

@@ -101,7 +101,12 @@ def list_imports(db: Database, limit: int = 100) -> list[UsageImport]:
         return [UsageImport(*row) for row in rows]
 
 
+IMPORT_ID_MAX = 2**31 - 1  # ids are 32-bit integers in the database
+
+
 def get_import(db: Database, import_id: int) -> UsageImport:
+    if not 0 < import_id <= IMPORT_ID_MAX:  # the database would refuse the comparison
+        raise LedgerError(Problem(E_NOT_FOUND, "import", f"no usage import {show(import_id)}"))
     with db.read() as conn:
         row = conn.execute(select(usage_imports).where(usage_imports.c.id == import_id)).first()
     if row is None:

@@ -51,19 +51,19 @@ class UploadArgsSchema(Schema):
 
 
 class ResubmitArgsSchema(Schema):
-    import_id = fields.Integer(data_key="import", load_default=None, validate=validate.Range(1, 2**31 - 1))
+    import_id = fields.Integer(data_key="import", load_default=None, validate=validate.Range(1, queries.IMPORT_ID_MAX))
     posting = fields.String(load_default=None, validate=validate.OneOf(POSTING_MODES))
     late_policy = fields.String(load_default=None, validate=validate.OneOf(LATE_POLICIES))
 
 
 class RejectArgsSchema(Schema):
-    import_id = fields.Integer(data_key="import", load_default=None, validate=validate.Range(1, 2**31 - 1))
+    import_id = fields.Integer(data_key="import", load_default=None, validate=validate.Range(1, queries.IMPORT_ID_MAX))
     status = fields.String(load_default="open", validate=validate.OneOf(["open", "resolved", "resubmitted", "all"]))
 
 
 class LineArgsSchema(Schema):
     contract = fields.String(load_default=None, validate=validate.Length(1, 64))
-    import_id = fields.Integer(data_key="import", load_default=None, validate=validate.Range(1, 2**31 - 1))
+    import_id = fields.Integer(data_key="import", load_default=None, validate=validate.Range(1, queries.IMPORT_ID_MAX))
     entry = fields.Integer(load_default=None, validate=validate.Range(1, 2**62))
     date_from = fields.Date(data_key="from", load_default=None)
     date_to = fields.Date(data_key="to", load_default=None)

@@ -33,6 +33,7 @@ from usage.schemas import (
 from usage.service import LATE_POLICIES, POSTING_MODES, ImportReport, import_usage, options_from, resubmit_rejects
 
 JSONL = "jsonl"
+_IMPORT_ID = click.IntRange(1, queries.IMPORT_ID_MAX)
 
 
 def register(main: click.Group) -> None:
@@ -137,7 +138,7 @@ def imports_command(app, limit: int, fmt: str) -> None:
 
 
 @usage.command("rejects")
-@click.option("--import", "import_id", type=int, help="Only the rejects of this import.")
+@click.option("--import", "import_id", type=_IMPORT_ID, help="Only the rejects of this import.")
 @click.option("--status", type=click.Choice(["open", "resolved", "resubmitted", "all"]), default="open",
               show_default=True)
 @format_option(TABLE, JSON, CSV, JSONL)
@@ -162,7 +163,8 @@ def rejects_command(app, import_id, status, fmt) -> None:
 
 
 @usage.command("resubmit")
-@click.option("--import", "import_id", type=int, help="Only the open rejects of this import. [default: all open rejects]")
+@click.option("--import", "import_id", type=_IMPORT_ID,
+              help="Only the open rejects of this import. [default: all open rejects]")
 @_posting_option
 @_late_option
 @_rules_option
@@ -180,8 +182,9 @@ def resubmit_command(app, import_id, posting, late_policy, rules_path, fmt) -> N
 
 @usage.command("lines")
 @click.option("--contract", help="Lines of this contract.")
-@click.option("--import", "import_id", type=int, help="Lines of this import.")
-@click.option("--entry", "entry_seq", type=int, help="Lines posted by this journal entry (aggregated posting).")
+@click.option("--import", "import_id", type=_IMPORT_ID, help="Lines of this import.")
+@click.option("--entry", "entry_seq", type=click.IntRange(1, 2**63 - 1),
+              help="Lines posted by this journal entry (aggregated posting).")
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="From this usage date.")
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="To this usage date (inclusive).")
 @click.option("--limit", type=click.IntRange(1, queries.ROWS_LISTED_MAX), default=1_000, show_default=True)
