@@ -95,6 +95,9 @@ class Settings:
     usage_alert_percents: str = "80,100"
     holiday_calendar: str = ""
 
+    # Billing: an invoice is due this many days after its issue date.
+    invoice_payment_terms_days: int = 30
+
     # `ecoledger serve`: where the API listens, and how many processes (each with
     # api_threads threads) answer. Bind 0.0.0.0 only behind a TLS-terminating proxy.
     api_host: str = "127.0.0.1"

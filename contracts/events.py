@@ -65,7 +65,7 @@ EVENTS_PER_IMPORT_MAX = 1_000_000
 SOURCE_TYPE = "contract_event"
 ENTRY_ID_PREFIX = "event:"
 # Rules that other capabilities apply: an event of such a type would post around them.
-NOT_EVENT_TYPES = ("usage",)
+NOT_EVENT_TYPES = ("usage", "invoice_usage")
 
 # Which contract statuses accept each built-in type, and the status it leaves.
 _STATUS_RULES: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -213,8 +213,8 @@ class _Applier:
             raise _Rejected(Problem(E_CONFLICT, "id", f"event {show(event['id'])} was recorded with other content"))
         rule = self.rules.rules.get(event["type"])
         if event["type"] in NOT_EVENT_TYPES:
-            raise _Rejected(Problem(E_INVALID, "type", f"{event['type']} is not a contract event: "
-                                    "usage lines are imported with `ecoledger import usage`"))
+            raise _Rejected(Problem(E_INVALID, "type", f"{event['type']} is not a contract event: usage lines are "
+                                    "imported with `ecoledger import usage`, and billing runs invoice them"))
         if rule is None:
             raise _Rejected(Problem(E_INVALID, "type", f"no posting rule for event type {show(event['type'])}; "
                                     f"rules: {', '.join(sorted(self.rules.rules))}"))

@@ -1,0 +1,103 @@
+"""Tables of billing: runs, invoices with their lines, the usage each line invoices, and the
+invoice number sequence of each billing company."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from ledger.schema import metadata, protect
+from ledger.types import UTCDateTime
+
+# One billing run of a billing company for a period (YYYY-MM). Running it again invoices
+# only what the earlier runs did not (usage posted since, late lines).
+billing_runs = Table(
+    "billing_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("issue_date", Date, nullable=False),
+    Column("invoices", Integer, nullable=False),
+    Column("usage_lines", BigInteger, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("started_by", String(200), nullable=False),
+)
+
+# An invoice, immutable once issued. Numbers run without gaps per billing company: the
+# number is taken in the transaction that writes the invoice and posts it.
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("number", String(64), nullable=False, unique=True),
+    Column("run_id", Integer, ForeignKey("billing_runs.id"), nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("issue_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("entry_seq", BigInteger, nullable=True),  # None: nothing to post (only included units)
+    Column("document_hash", String(64), nullable=False),  # of the invoice and its lines
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("company_id", "sequence", name="number_once"),
+    CheckConstraint("sequence >= 1", name="sequence_positive"),
+)
+
+INVOICE_LINE_KINDS = ("usage",)
+
+# A line per contract component: quantity and amount of the usage it invoices.
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("invoice_id", Integer, ForeignKey("invoices.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("contract_id", Integer, ForeignKey("contracts.id"), nullable=False),
+    Column("component", String(64), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("quantity_micro", BigInteger, nullable=False),
+    Column("unit", String(32), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("invoice_id", "line_no"),
+    CheckConstraint("kind IN ('usage')", name="kind_known"),
+)
+
+# Which invoice line invoiced each usage line: a usage line is invoiced at most once.
+invoice_usage = Table(
+    "invoice_usage",
+    metadata,
+    Column("usage_line_id", String(200), ForeignKey("usage_lines.id"), primary_key=True),
+    Column("invoice_id", Integer, nullable=False),
+    Column("line_no", Integer, nullable=False),
+)
+Index("ix_invoice_usage_invoice", invoice_usage.c.invoice_id, invoice_usage.c.line_no)
+
+# The last invoice number of each billing company.
+invoice_sequences = Table(
+    "invoice_sequences",
+    metadata,
+    Column("company_id", Integer, ForeignKey("companies.id"), primary_key=True),
+    Column("last_sequence", BigInteger, nullable=False),
+)
+
+protect("invoices", ("UPDATE", "DELETE"), "issued invoices never change; issue a credit note instead")
+protect("invoice_lines", ("UPDATE", "DELETE"), "issued invoices never change; issue a credit note instead")
+protect("invoice_usage", ("UPDATE", "DELETE"), "invoiced usage stays invoiced; credit it instead")
+protect("billing_runs", ("UPDATE", "DELETE"), "billing runs are a record of what was invoiced")

@@ -1,0 +1,300 @@
+"""Billing runs: invoices per customer of a billing company for a period, numbered without
+gaps, posted, every line traceable to the usage it invoices.
+
+This first part of billing invoices usage. A run for company C and period P invoices every
+usage line of C's contracts that was posted on or before the end of P and is not invoiced
+yet. Lines that arrive after a run (late lines, corrections) are invoiced by the next run,
+so running a period again invoices only what is new and posts nothing when nothing is.
+
+One invoice per customer and currency; one invoice line per contract component, with its
+quantity and amount (included units appear with their zero amount). The invoice posts
+through the ``invoice_usage`` posting rule: unbilled receivables become the customer's
+receivables. The issue date is the period's last day or, when that day is closed for the
+company, the first open day. A run is one transaction: numbers, invoices, their lines, the
+usage they invoice and the entries commit together, so no number is ever skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from decimal import Decimal
+from typing import NamedTuple
+
+from sqlalchemy import Connection, and_, func, insert, literal, select, update
+
+from billing.schema import billing_runs, invoice_lines, invoice_sequences, invoice_usage, invoices
+from contracts.rules import Rule, RuleError, RuleSet, evaluate_amounts
+from contracts.schema import contracts, customers
+from ledger import audit
+from ledger.database import Database
+from ledger.periods import parse_period
+from ledger.posting import JournalWriter, PostingReport, audit_post
+from ledger.queries import company_id
+from ledger.records import (
+    ACCEPTED,
+    E_INVALID,
+    EntryDraft,
+    LedgerError,
+    PostingDraft,
+    Problem,
+    show,
+)
+from ledger.schema import closed_periods, companies
+from usage.queries import quantity_text
+from usage.schema import usage_lines
+
+RULE = "invoice_usage"
+SOURCE_TYPE = "invoice"
+ENTRY_ID_PREFIX = "invoice:"
+_ONE_DAY = dt.timedelta(days=1)
+
+
+@dataclasses.dataclass
+class BillingReport:
+    run_id: int
+    company: str
+    period: str
+    issue_date: dt.date
+    invoices: list[str] = dataclasses.field(default_factory=list)  # numbers, in order
+    usage_lines: int = 0
+    totals: dict[str, int] = dataclasses.field(default_factory=dict)  # currency -> minor units
+
+
+class _Line(NamedTuple):
+    contract_id: int
+    contract: str
+    component: str
+    service: str
+    unit: str
+    quantity_micro: int
+    amount_minor: int
+    lines: int
+
+
+def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, actor: str,
+                payment_terms_days: int = 30) -> BillingReport:
+    """Invoice what company ``company`` has not invoiced yet of usage posted up to the end
+    of ``period`` (YYYY-MM)."""
+    _, end = parse_period(period)
+    rule = rules.rules.get(RULE)
+    if rule is None:
+        raise LedgerError(Problem(E_INVALID, "rules", f"the posting rules ({rules.source}) have no {RULE!r} rule; "
+                                  "billing runs post through it"))
+    with db.write() as conn:
+        cid = company_id(conn, company)
+        roles = conn.execute(select(companies.c.roles).where(companies.c.id == cid)).scalar()
+        if "operator" not in roles:
+            raise LedgerError(Problem(E_INVALID, "company", f"{company} is not an operator entity; only those bill"))
+        closed = conn.execute(select(func.max(closed_periods.c.end_date))
+                              .where(closed_periods.c.company_id == cid)).scalar()
+        issue_date = end if closed is None or end > closed else closed + _ONE_DAY
+        groups = _uninvoiced(conn, cid, end)
+        now = dt.datetime.now(dt.UTC)
+        run_id = conn.execute(insert(billing_runs).values(
+            company_id=cid, period=period, issue_date=issue_date, invoices=len(groups),
+            usage_lines=sum(line.lines for lines in groups.values() for line in lines), started_at=now,
+            started_by=actor[:200])).inserted_primary_key[0]
+        report = BillingReport(run_id, company, period, issue_date)
+        writer = JournalWriter(conn)
+        customer_codes = _customer_codes(conn, {customer for customer, _ in groups})
+        for (customer_id, currency), lines in sorted(groups.items(), key=lambda g: (customer_codes[g[0][0]], g[0][1])):
+            number = _invoice(conn, writer, rule, cid, company, run_id, customer_id, customer_codes[customer_id],
+                              currency, lines, period, end, issue_date, payment_terms_days, now)
+            report.invoices.append(number)
+            report.usage_lines += sum(line.lines for line in lines)
+            report.totals[currency] = report.totals.get(currency, 0) + sum(line.amount_minor for line in lines)
+        if writer.first_seq is not None:
+            audit_post(conn, actor, writer.last_seq - writer.first_seq + 1, writer.first_seq, writer.last_seq)
+        audit.record(conn, actor=actor, action="billing.run", target=f"{company} {period}", details={
+            "run": run_id, "invoices": report.invoices, "usage_lines": report.usage_lines, "totals": report.totals})
+    return report
+
+
+def _uninvoiced(conn: Connection, cid: int, end: dt.date) -> dict[tuple[int, str], list[_Line]]:
+    """Usage not invoiced yet, summed per customer and currency, then contract component."""
+    u, c = usage_lines.c, contracts.c
+    invoiced = select(invoice_usage.c.usage_line_id).where(invoice_usage.c.usage_line_id == u.id).exists()
+    query = (select(c.customer_id, u.currency, u.contract_id, c.code, u.component, u.service, u.unit,
+                    func.sum(u.quantity_micro), func.sum(u.amount_minor), func.count())
+             .join(contracts, c.id == u.contract_id)
+             .where(c.billing_company_id == cid, u.posted_date <= end, ~invoiced)
+             .group_by(c.customer_id, u.currency, u.contract_id, c.code, u.component, u.service, u.unit)
+             .order_by(c.code, u.component, u.unit))
+    groups: dict[tuple[int, str], list[_Line]] = defaultdict(list)
+    for customer_id, currency, contract_id, code, component, service, unit, quantity, amount, count in conn.execute(query):
+        groups[(customer_id, currency)].append(_Line(contract_id, code, component, service, unit, int(quantity),
+                                                     int(amount), count))
+    return groups
+
+
+def _customer_codes(conn: Connection, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(conn.execute(select(customers.c.id, customers.c.code).where(customers.c.id.in_(sorted(ids)))).all())
+
+
+def _next_sequence(conn: Connection, cid: int) -> int:
+    """The company's next invoice number, taken under the write lock (no gaps, no repeats)."""
+    last = conn.execute(select(invoice_sequences.c.last_sequence).where(invoice_sequences.c.company_id == cid)).scalar()
+    if last is None:
+        conn.execute(insert(invoice_sequences).values(company_id=cid, last_sequence=1))
+        return 1
+    conn.execute(update(invoice_sequences).where(invoice_sequences.c.company_id == cid).values(last_sequence=last + 1))
+    return last + 1
+
+
+def invoice_number(company: str, sequence: int) -> str:
+    return f"{company}-{sequence:06d}"
+
+
+def _invoice(conn: Connection, writer: JournalWriter, rule: Rule, cid: int, company: str, run_id: int, customer_id: int,
+             customer: str, currency: str, lines: list[_Line], period: str, end: dt.date, issue_date: dt.date,
+             payment_terms_days: int, now: dt.datetime) -> str:
+    sequence = _next_sequence(conn, cid)
+    number = invoice_number(company, sequence)
+    total = sum(line.amount_minor for line in lines)
+    postings = []
+    for line in lines:
+        dimensions = {"customer": customer, "contract": line.contract, "service": line.service}
+        try:
+            amounts = evaluate_amounts(rule, line.amount_minor, Decimal(line.quantity_micro) / 1_000_000, {})
+        except RuleError as exc:
+            raise LedgerError(Problem(E_INVALID, "rules", str(exc))) from None
+        for posting in rule.postings:
+            value = int(amounts[posting.amount]) * posting.sign
+            if value:
+                pairs = tuple(sorted((name, dimensions[name]) for name in posting.dimensions if name in dimensions))
+                postings.append(PostingDraft(company, posting.account, value, currency, pairs))
+    entry_seq = None
+    if postings:
+        draft = EntryDraft(ENTRY_ID_PREFIX + number, issue_date, tuple(postings),
+                           f"Invoice {number} to {customer}: usage up to {end}", SOURCE_TYPE, number,
+                           (("customer", customer), ("period", period), ("rule", rule.event_type),
+                            ("rule_hash", rule.content_hash), ("rule_version", str(rule.version))))
+        posted = PostingReport(all_or_nothing=True, results=[])
+        writer.post_batch([draft], posted)
+        outcome = posted.results[0]
+        if outcome.status != ACCEPTED:
+            raise LedgerError(*(p.under(f"invoice {number}") for p in outcome.problems or
+                                (Problem(E_INVALID, "entry", f"entry {draft.external_id} exists already"),)))
+        entry_seq = outcome.entry_seq
+    due_date = issue_date + dt.timedelta(days=payment_terms_days)
+    document = {"number": number, "company": company, "customer": customer, "currency": currency, "period": period,
+                "issue_date": issue_date.isoformat(), "due_date": due_date.isoformat(), "total_minor": total,
+                "lines": [[line.contract, line.component, line.service, line.unit, line.quantity_micro,
+                           line.amount_minor] for line in lines]}
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    invoice_id = conn.execute(insert(invoices).values(
+        company_id=cid, sequence=sequence, number=number, run_id=run_id, customer_id=customer_id, currency=currency,
+        period=period, issue_date=issue_date, due_date=due_date, total_minor=total, entry_seq=entry_seq,
+        document_hash=digest, created_at=now)).inserted_primary_key[0]
+    u = usage_lines.c
+    for line_no, line in enumerate(lines, start=1):
+        conn.execute(insert(invoice_lines).values(
+            invoice_id=invoice_id, line_no=line_no, kind="usage", contract_id=line.contract_id, component=line.component,
+            service=line.service, description=f"{line.service} ({line.contract} {line.component}): "
+                                              f"{quantity_text(line.quantity_micro)} {line.unit}",
+            quantity_micro=line.quantity_micro, unit=line.unit, amount_minor=line.amount_minor))
+        # The usage this line invoices, chosen by the same conditions as the sums above
+        # (the write lock is held: nothing arrived in between).
+        invoiced = select(invoice_usage.c.usage_line_id).where(invoice_usage.c.usage_line_id == u.id).exists()
+        source = (select(u.id, literal(invoice_id), literal(line_no))
+                  .where(u.contract_id == line.contract_id, u.component == line.component, u.service == line.service,
+                         u.unit == line.unit, u.currency == currency, u.posted_date <= end, ~invoiced))
+        stored = conn.execute(insert(invoice_usage).from_select(["usage_line_id", "invoice_id", "line_no"], source))
+        if stored.rowcount != line.lines:
+            raise AssertionError(f"invoice {number} line {line_no}: {stored.rowcount} usage lines, summed {line.lines}")
+    return number
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+class InvoiceLine(NamedTuple):
+    line_no: int
+    kind: str
+    contract: str
+    component: str
+    service: str
+    description: str
+    quantity: str
+    unit: str
+    amount_minor: int
+    currency: str
+    usage_lines: int
+
+
+class Invoice(NamedTuple):
+    number: str
+    company: str
+    customer: str
+    customer_name: str
+    currency: str
+    period: str
+    issue_date: dt.date
+    due_date: dt.date
+    total_minor: int
+    entry_seq: int | None
+    document_hash: str
+    lines: list[InvoiceLine]
+
+
+def _invoice_query():
+    cu = customers.alias("cu")
+    return (select(invoices, companies.c.code.label("company_code"), cu.c.code.label("customer_code"),
+                   cu.c.name.label("customer_name"))
+            .join(companies, companies.c.id == invoices.c.company_id)
+            .join(cu, cu.c.id == invoices.c.customer_id))
+
+
+def list_invoices(db: Database, *, company: str | None = None, customer: str | None = None,
+                  period: str | None = None, limit: int = 1_000) -> list[Invoice]:
+    query = _invoice_query().order_by(invoices.c.id).limit(limit)
+    if company is not None:
+        query = query.where(companies.c.code == company)
+    if customer is not None:
+        query = query.where(query.selected_columns.customer_code == customer)
+    if period is not None:
+        query = query.where(invoices.c.period == period)
+    with db.read() as conn:
+        return [_with_lines(conn, row, with_lines=False) for row in conn.execute(query)]
+
+
+def get_invoice(db: Database, number: str) -> Invoice:
+    with db.read() as conn:
+        row = conn.execute(_invoice_query().where(invoices.c.number == number)).first()
+        if row is None:
+            raise LedgerError(Problem("not_found", "invoice", f"no invoice {show(number)}"))
+        return _with_lines(conn, row, with_lines=True)
+
+
+def _with_lines(conn: Connection, row, *, with_lines: bool) -> Invoice:
+    lines: list[InvoiceLine] = []
+    if with_lines:
+        il = invoice_lines.c
+        counts = (select(func.count()).where(and_(invoice_usage.c.invoice_id == il.invoice_id,
+                                                  invoice_usage.c.line_no == il.line_no)).scalar_subquery())
+        query = (select(il.line_no, il.kind, contracts.c.code, il.component, il.service, il.description,
+                        il.quantity_micro, il.unit, il.amount_minor, counts)
+                 .join(contracts, contracts.c.id == il.contract_id)
+                 .where(il.invoice_id == row.id).order_by(il.line_no))
+        lines = [InvoiceLine(no, kind, code, component, service, description, quantity_text(quantity), unit, amount,
+                             row.currency, count)
+                 for no, kind, code, component, service, description, quantity, unit, amount, count in conn.execute(query)]
+    return Invoice(row.number, row.company_code, row.customer_code, row.customer_name, row.currency, row.period,
+                   row.issue_date, row.due_date, row.total_minor, row.entry_seq, row.document_hash, lines)
+
+
+def invoiced_usage(db: Database, number: str, line_no: int) -> list[str]:
+    """The ids of the usage lines an invoice line invoices."""
+    with db.read() as conn:
+        invoice_id = conn.execute(select(invoices.c.id).where(invoices.c.number == number)).scalar()
+        if invoice_id is None:
+            raise LedgerError(Problem("not_found", "invoice", f"no invoice {show(number)}"))
+        return list(conn.execute(select(invoice_usage.c.usage_line_id).where(
+            invoice_usage.c.invoice_id == invoice_id, invoice_usage.c.line_no == line_no)
+            .order_by(invoice_usage.c.usage_line_id)).scalars())

@@ -1,0 +1,120 @@
+"""Billing: runs, invoices with their lines, the usage each line invoices, invoice number
+sequences; triggers keep issued invoices immutable.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-22
+
+The triggers are copied, not imported, from billing/schema.py (through
+ledger.schema.protection_ddl): a migration is a frozen record of what was applied.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+SQLITE_TRIGGERS = [
+    "CREATE TRIGGER invoices_no_update BEFORE UPDATE ON invoices BEGIN SELECT RAISE(ABORT, 'invoices: issued invoices never change; issue a credit note instead'); END",
+    "CREATE TRIGGER invoices_no_delete BEFORE DELETE ON invoices BEGIN SELECT RAISE(ABORT, 'invoices: issued invoices never change; issue a credit note instead'); END",
+    "CREATE TRIGGER invoice_lines_no_update BEFORE UPDATE ON invoice_lines BEGIN SELECT RAISE(ABORT, 'invoice_lines: issued invoices never change; issue a credit note instead'); END",
+    "CREATE TRIGGER invoice_lines_no_delete BEFORE DELETE ON invoice_lines BEGIN SELECT RAISE(ABORT, 'invoice_lines: issued invoices never change; issue a credit note instead'); END",
+    "CREATE TRIGGER invoice_usage_no_update BEFORE UPDATE ON invoice_usage BEGIN SELECT RAISE(ABORT, 'invoice_usage: invoiced usage stays invoiced; credit it instead'); END",
+    "CREATE TRIGGER invoice_usage_no_delete BEFORE DELETE ON invoice_usage BEGIN SELECT RAISE(ABORT, 'invoice_usage: invoiced usage stays invoiced; credit it instead'); END",
+    "CREATE TRIGGER billing_runs_no_update BEFORE UPDATE ON billing_runs BEGIN SELECT RAISE(ABORT, 'billing_runs: billing runs are a record of what was invoiced'); END",
+    "CREATE TRIGGER billing_runs_no_delete BEFORE DELETE ON billing_runs BEGIN SELECT RAISE(ABORT, 'billing_runs: billing runs are a record of what was invoiced'); END",
+]
+
+POSTGRESQL_TRIGGERS = [
+    "CREATE TRIGGER invoices_no_update BEFORE UPDATE ON invoices FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('issued invoices never change; issue a credit note instead')",
+    "CREATE TRIGGER invoices_no_delete BEFORE DELETE ON invoices FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('issued invoices never change; issue a credit note instead')",
+    "CREATE TRIGGER invoices_no_truncate BEFORE TRUNCATE ON invoices FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('issued invoices never change; issue a credit note instead')",
+    "CREATE TRIGGER invoice_lines_no_update BEFORE UPDATE ON invoice_lines FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('issued invoices never change; issue a credit note instead')",
+    "CREATE TRIGGER invoice_lines_no_delete BEFORE DELETE ON invoice_lines FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('issued invoices never change; issue a credit note instead')",
+    "CREATE TRIGGER invoice_lines_no_truncate BEFORE TRUNCATE ON invoice_lines FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('issued invoices never change; issue a credit note instead')",
+    "CREATE TRIGGER invoice_usage_no_update BEFORE UPDATE ON invoice_usage FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('invoiced usage stays invoiced; credit it instead')",
+    "CREATE TRIGGER invoice_usage_no_delete BEFORE DELETE ON invoice_usage FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('invoiced usage stays invoiced; credit it instead')",
+    "CREATE TRIGGER invoice_usage_no_truncate BEFORE TRUNCATE ON invoice_usage FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('invoiced usage stays invoiced; credit it instead')",
+    "CREATE TRIGGER billing_runs_no_update BEFORE UPDATE ON billing_runs FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
+    "CREATE TRIGGER billing_runs_no_delete BEFORE DELETE ON billing_runs FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
+    "CREATE TRIGGER billing_runs_no_truncate BEFORE TRUNCATE ON billing_runs FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
+]
+
+
+def upgrade() -> None:
+    op.create_table('billing_runs',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('period', sa.String(length=7), nullable=False),
+    sa.Column('issue_date', sa.Date(), nullable=False),
+    sa.Column('invoices', sa.Integer(), nullable=False),
+    sa.Column('usage_lines', sa.BigInteger(), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('started_by', sa.String(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_billing_runs_company_id_companies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_runs'))
+    )
+    op.create_table('invoice_sequences',
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('last_sequence', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_invoice_sequences_company_id_companies')),
+    sa.PrimaryKeyConstraint('company_id', name=op.f('pk_invoice_sequences'))
+    )
+    op.create_table('invoices',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('sequence', sa.BigInteger(), nullable=False),
+    sa.Column('number', sa.String(length=64), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('period', sa.String(length=7), nullable=False),
+    sa.Column('issue_date', sa.Date(), nullable=False),
+    sa.Column('due_date', sa.Date(), nullable=False),
+    sa.Column('total_minor', sa.BigInteger(), nullable=False),
+    sa.Column('entry_seq', sa.BigInteger(), nullable=True),
+    sa.Column('document_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('sequence >= 1', name=op.f('ck_invoices_sequence_positive')),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_invoices_company_id_companies')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoices_customer_id_customers')),
+    sa.ForeignKeyConstraint(['run_id'], ['billing_runs.id'], name=op.f('fk_invoices_run_id_billing_runs')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_invoices')),
+    sa.UniqueConstraint('company_id', 'sequence', name='number_once'),
+    sa.UniqueConstraint('number', name=op.f('uq_invoices_number'))
+    )
+    op.create_table('invoice_lines',
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('line_no', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('contract_id', sa.Integer(), nullable=False),
+    sa.Column('component', sa.String(length=64), nullable=False),
+    sa.Column('service', sa.String(length=64), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('quantity_micro', sa.BigInteger(), nullable=False),
+    sa.Column('unit', sa.String(length=32), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.CheckConstraint("kind IN ('usage')", name=op.f('ck_invoice_lines_kind_known')),
+    sa.ForeignKeyConstraint(['contract_id'], ['contracts.id'], name=op.f('fk_invoice_lines_contract_id_contracts')),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_invoice_lines_invoice_id_invoices')),
+    sa.PrimaryKeyConstraint('invoice_id', 'line_no', name=op.f('pk_invoice_lines'))
+    )
+    op.create_table('invoice_usage',
+    sa.Column('usage_line_id', sa.String(length=200), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('line_no', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['usage_line_id'], ['usage_lines.id'], name=op.f('fk_invoice_usage_usage_line_id_usage_lines')),
+    sa.PrimaryKeyConstraint('usage_line_id', name=op.f('pk_invoice_usage'))
+    )
+    op.create_index('ix_invoice_usage_invoice', 'invoice_usage', ['invoice_id', 'line_no'], unique=False)
+    statements = SQLITE_TRIGGERS if op.get_bind().dialect.name == "sqlite" else POSTGRESQL_TRIGGERS
+    for statement in statements:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for table in ("invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
+        op.drop_table(table)

@@ -1,0 +1,112 @@
+"""Billing runs: usage invoiced per customer, numbered without gaps, posted, traceable."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select, text
+
+from billing import service as billing
+from billing.schema import invoice_sequences, invoices
+from contracts import service
+from contracts.events import import_events
+from ledger.money import format_amount
+from ledger.periods import close_period
+from ledger.posting import JournalWriter
+from ledger.records import LedgerError
+from ledger.verify import verify
+from test_usage import CONTRACT, MONTH, RULES, balance, build_eco, postings, run
+
+
+@pytest.fixture
+def eco(empty_db):
+    return build_eco(empty_db)
+
+
+def bill(db, period="2026-10", company="OPFI"):
+    return billing.run_billing(db, company, period, rules=RULES, actor="test")
+
+
+def test_a_month_of_usage_is_invoiced_and_moved_to_receivables(eco):
+    run(eco, MONTH)
+    report = bill(eco)
+    assert report.invoices == ["OPFI-000001"] and report.usage_lines == 5 and report.totals == {"EUR": 60900}
+    assert report.issue_date == dt.date(2026, 10, 31)
+    invoice = billing.get_invoice(eco, "OPFI-000001")
+    assert (invoice.customer, invoice.total_minor, invoice.due_date) == ("ACME", 60900, dt.date(2026, 11, 30))
+    assert [(line.component, line.quantity, line.unit, format_amount(line.amount_minor, "EUR"), line.usage_lines)
+            for line in invoice.lines] == [("DESK", "6.5", "hour", "180.00", 3), ("MAINT", "3", "hour", "189.00", 1),
+                                           ("REPAIR", "2", "hour", "240.00", 1)]
+    assert billing.invoiced_usage(eco, "OPFI-000001", 1) == ["d1", "d2", "d3"]
+    assert postings(eco, "invoice:OPFI-000001") == [
+        ("OPFI", "Assets:Receivables:Customers", "180.00", None), ("OPFI", "Assets:Receivables:Unbilled", "-180.00", None),
+        ("OPFI", "Assets:Receivables:Customers", "189.00", None), ("OPFI", "Assets:Receivables:Unbilled", "-189.00", None),
+        ("OPFI", "Assets:Receivables:Customers", "240.00", None), ("OPFI", "Assets:Receivables:Unbilled", "-240.00", None),
+    ]
+    assert balance(eco, "OPFI", "Assets:Receivables:Unbilled") == "0.00"
+    assert balance(eco, "OPFI", "Assets:Receivables:Customers") == "609.00"
+    assert verify(eco).ok
+
+
+def test_running_a_period_again_invoices_only_what_is_new(eco):
+    run(eco, MONTH[:3])
+    assert bill(eco).invoices == ["OPFI-000001"]
+    again = bill(eco)
+    assert again.invoices == [] and again.usage_lines == 0
+    run(eco, MONTH[3:])  # arrives after the run
+    nov = [{**MONTH[3], "id": "nov", "timestamp": "2026-11-03T10:00:00Z"}]
+    run(eco, nov)
+    later = bill(eco)
+    assert later.invoices == ["OPFI-000002"] and later.usage_lines == 2  # November's line waits for November
+    assert bill(eco, "2026-11").usage_lines == 1
+    assert verify(eco).ok
+
+
+def test_a_closed_period_is_invoiced_on_the_first_open_day(eco):
+    run(eco, MONTH)
+    for company in ("OPFI", "FIXR", "RESL"):
+        close_period(eco, company, "2026-10", actor="t")
+    report = bill(eco)
+    assert report.issue_date == dt.date(2026, 11, 1)
+    assert billing.get_invoice(eco, report.invoices[0]).due_date == dt.date(2026, 12, 1)
+
+
+def test_numbers_run_without_gaps_per_company_even_when_a_run_fails(eco, monkeypatch):
+    service.save_customer(eco, {"code": "BETA", "name": "Beta Oy", "billing_company": "OPFI", "currency": "EUR"},
+                          actor="t")
+    service.save_contract(eco, {**CONTRACT, "code": "SD-B", "customer": "BETA"}, actor="t")
+    import_events(eco, [(1, {"id": "ab", "type": "activated", "contract": "SD-B", "date": "2026-10-01"})],
+                  rules=RULES, actor="t")
+    run(eco, [*MONTH, {**MONTH[3], "id": "b1", "contract": "SD-B"}])
+    original = JournalWriter.post_batch
+    calls = []
+
+    def failing(self, batch, report):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return original(self, batch, report)
+
+    monkeypatch.setattr(JournalWriter, "post_batch", failing)
+    with pytest.raises(RuntimeError):
+        bill(eco)
+    with eco.read() as conn:
+        assert conn.execute(select(func.count()).select_from(invoices)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(invoice_sequences)).scalar() == 0
+    monkeypatch.setattr(JournalWriter, "post_batch", original)
+    assert bill(eco).invoices == ["OPFI-000001", "OPFI-000002"]  # ACME, then BETA
+    assert [i.customer for i in billing.list_invoices(eco)] == ["ACME", "BETA"]
+
+
+def test_only_operator_entities_bill_and_issued_invoices_never_change(eco):
+    with pytest.raises(LedgerError, match="not an operator entity"):
+        bill(eco, company="FIXR")
+    with pytest.raises(LedgerError, match="YYYY-MM"):
+        bill(eco, period="October")
+    run(eco, MONTH)
+    bill(eco)
+    with pytest.raises(Exception, match="never change"), eco.write() as conn:
+        conn.execute(text("UPDATE invoices SET total_minor = 1"))
+    with pytest.raises(Exception, match="stays invoiced"), eco.write() as conn:
+        conn.execute(text("DELETE FROM invoice_usage"))
