@@ -205,9 +205,11 @@ def _invoice(conn: Connection, writer: JournalWriter, rule: Rule, cid: int, comp
         source = (select(u.id, literal(invoice_id), literal(line_no))
                   .where(u.contract_id == line.contract_id, u.component == line.component, u.service == line.service,
                          u.unit == line.unit, u.currency == currency, u.posted_date <= end, ~invoiced))
-        stored = conn.execute(insert(invoice_usage).from_select(["usage_line_id", "invoice_id", "line_no"], source))
-        if stored.rowcount != line.lines:
-            raise AssertionError(f"invoice {number} line {line_no}: {stored.rowcount} usage lines, summed {line.lines}")
+        conn.execute(insert(invoice_usage).from_select(["usage_line_id", "invoice_id", "line_no"], source))
+        stored = conn.execute(select(func.count()).where(invoice_usage.c.invoice_id == invoice_id,
+                                                         invoice_usage.c.line_no == line_no)).scalar()
+        if stored != line.lines:  # both sides of the write agree, or nothing is written
+            raise AssertionError(f"invoice {number} line {line_no}: {stored} usage lines stored, {line.lines} summed")
     return number
 
 
