@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from billing.service import get_invoice, run_billing
 from contracts.ecosystem import SECTIONS, load_ecosystem
 from contracts.events import import_events
 from contracts.rules import load_rules
@@ -256,7 +257,17 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
                          file_format="jsonl")
     say(f"   the same file again: {again.duplicates} duplicates, {again.posted} posted")
 
-    say(f"\n8. Closing {PERIOD} for every company: the month now refuses postings")
+    say(f"\n8. Billing run for {PERIOD}: the month's usage invoiced per customer, numbered without gaps,")
+    say("   moved from unbilled to receivables (ecoledger billing run; invoices: ecoledger invoice list)")
+    billed = run_billing(db, "OPFI", PERIOD, rules=load_rules(), actor=actor)
+    for number in billed.invoices:
+        invoice = get_invoice(db, number)
+        say(f"   {number} to {invoice.customer_name}: EUR {format_amount(invoice.total_minor, 'EUR')}, "
+            f"{sum(line.usage_lines for line in invoice.lines)} usage lines, due {invoice.due_date}")
+    again = run_billing(db, "OPFI", PERIOD, rules=load_rules(), actor=actor)
+    say(f"   the same run again: {len(again.invoices)} invoices (nothing new to invoice)")
+
+    say(f"\n9. Closing {PERIOD} for every company: the month now refuses postings")
     for code, _, _ in COMPANIES:
         periods.close_period(db, code, PERIOD, actor=actor)
     late = _entry(

@@ -6,7 +6,7 @@ Bodies are idempotent: run again after a crash, a job finishes with exactly the 
 an uninterrupted run. Read-only jobs (verify) are idempotent by nature; jobs that write
 make each step transactional (posting batches) or atomic (a file renamed into place).
 
-Clearing runs, billing runs and closes join this registry with their issues.
+Clearing runs and closes join this registry with their issues.
 """
 
 from __future__ import annotations
@@ -190,6 +190,33 @@ def run_import_usage(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# -- billing run ----------------------------------------------------------------------------------
+
+
+class BillingRunParams(Schema):
+    company = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    period = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="YYYY-MM"))
+
+
+def run_billing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Invoice a company's uninvoiced usage up to the end of a period. Safe to run again:
+    a run is one transaction, and a second run invoices only what the first did not."""
+    from billing.schemas import BillingReportSchema
+    from billing.service import run_billing
+    from config import load_settings
+    from contracts.rules import DEFAULT_RULES, RuleError, load_rules
+
+    settings = load_settings()
+    try:
+        rules = load_rules(settings.posting_rules or DEFAULT_RULES)
+    except RuleError as exc:
+        raise LedgerError(Problem(E_INVALID, "posting_rules", str(exc))) from None
+    ctx.progress(0, None, f"billing {params['company']} for {params['period']}")
+    report = run_billing(ctx.db, params["company"], params["period"], rules=rules, actor=ctx.actor,
+                         payment_terms_days=settings.invoice_payment_terms_days)
+    return BillingReportSchema().dump(report)
+
+
 # Rejections kept in an import job's result; all of them are in the rejects store.
 JOB_OUTCOMES_KEPT = 100
 
@@ -217,6 +244,15 @@ KINDS: dict[str, JobKind] = {
             ImportUsageParams,
             run_import_usage,
             dedup_key=lambda params: f"import-usage:{params['file']}"[:255],
+        ),
+        JobKind(
+            "billing-run",
+            "invoice a billing company's uninvoiced usage up to the end of a period",
+            BillingRunParams,
+            run_billing_run,
+            dedup_key=lambda params: f"billing-run:{params['company']}:{params['period']}",
+            # one billing run per company at a time: numbers are taken in order
+            partition_key=lambda params: f"billing:{params['company']}",
         ),
     )
 }

@@ -42,10 +42,11 @@ CHECKS = {
     "accounts": "postings only on open accounts, in allowed currencies",
     "immutability": "the triggers refusing UPDATE and DELETE are in place",
     "usage": "usage lines, their entries, period counters and import counts agree",
+    "billing": "invoices add up to their lines and their usage, are posted, and are numbered without gaps",
 }
 # Checks of the capabilities' own tables: (check name, module with check(conn, add)). They
 # are imported when verify runs, so that the ledger core does not import them.
-CAPABILITY_CHECKS = (("usage", "usage.verify"),)
+CAPABILITY_CHECKS = (("usage", "usage.verify"), ("billing", "billing.verify"))
 
 
 class Violation(NamedTuple):

@@ -50,6 +50,9 @@ MATRIX = {
     ("GET", "/usage/lines"): INTERNAL,
     ("GET", "/usage/alerts"): INTERNAL,
     ("GET", "/contracts/<code>/usage"): INTERNAL,
+    ("POST", "/billing-runs"): WRITERS,
+    ("GET", "/invoices"): INTERNAL,
+    ("GET", "/invoices/<number>"): INTERNAL,
     ("GET", "/trial-balance"): INTERNAL,
     ("POST", "/entries"): WRITERS,
     ("GET", "/entries"): EVERYONE,
@@ -104,7 +107,7 @@ def filled(api):
     """Values for the path parameters: resources the partner (VEND) may see."""
     job = api.call("partner", "POST", "/exports/beancount", json={}).get_json()
     spare = issue_key(api.db, name="spare", role="auditor", actor="test").key.id
-    return {"<int:import_id>": "1", "<code>": "VEND", "<name>": "Income:Ecosystem", "<period>": "2026-09", "<path:entry_id>": "shared",
+    return {"<number>": "OPFI-000001", "<int:import_id>": "1", "<code>": "VEND", "<name>": "Income:Ecosystem", "<period>": "2026-09", "<path:entry_id>": "shared",
             "<job_id>": job["id"], "<key_id>": spare}
 
 

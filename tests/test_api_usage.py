@@ -152,3 +152,28 @@ def test_the_import_job_from_the_cli(cli, tmp_path):
     assert json.loads(out)["result"]["posted"] == 1
     code, out, _ = cli("job", "run", "import-usage", "-p", f"file={tmp_path / 'missing.csv'}")
     assert code != 0 and "cannot read" in out + _
+
+
+def test_a_billing_run_through_the_api(eco_api):
+    from jobs.runner import JobTiming, execute
+
+    api = eco_api
+    assert upload(api, jsonl(LINE, {**LINE, "id": "v2", "quantity": "1.5"})).status_code == 201
+    response = api.call("controller", "POST", "/billing-runs", json={"company": "OPFI", "period": "2026-10"})
+    assert response.status_code == 202, response.get_json()
+    job = response.get_json()
+    settings = api.app.extensions["ecoledger"]["settings"]
+    done = execute(api.db, job["id"], worker="test", timing=JobTiming(30, 60), data_dir=settings.data_path)
+    assert done.status == "succeeded", done.error
+    assert done.result["invoices"] == ["OPFI-000001"] and done.result["totals"] == {"EUR": 33250}
+    listed = api.call("auditor", "GET", "/invoices", query_string={"period": "2026-10"}).get_json()
+    assert [(i["number"], i["customer"], i["total"]) for i in listed] == [("OPFI-000001", "C-17", "332.50")]
+    invoice = api.call("auditor", "GET", "/invoices/OPFI-000001").get_json()
+    assert invoice["lines"][0]["usage_lines"] == 2 and invoice["lines"][0]["quantity"] == "3.5"
+    csv_response = api.call("auditor", "GET", "/invoices/OPFI-000001", query_string={"format": "csv"})
+    assert csv_response.mimetype == "text/csv"
+    assert csv_response.get_data(as_text=True).splitlines()[1].endswith(",332.50,EUR,2")
+    assert api.call("auditor", "GET", "/invoices/NOPE").status_code == 404
+    assert api.call("partner", "GET", "/invoices").status_code == 403
+    bad = api.call("controller", "POST", "/billing-runs", json={"company": "OPFI", "period": "2026-13"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "period"

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import func, select, text
+from test_usage import CONTRACT, MONTH, RULES, balance, build_eco, postings, run
 
 from billing import service as billing
 from billing.schema import invoice_sequences, invoices
@@ -16,7 +17,6 @@ from ledger.periods import close_period
 from ledger.posting import JournalWriter
 from ledger.records import LedgerError
 from ledger.verify import verify
-from test_usage import CONTRACT, MONTH, RULES, balance, build_eco, postings, run
 
 
 @pytest.fixture
@@ -110,3 +110,22 @@ def test_only_operator_entities_bill_and_issued_invoices_never_change(eco):
         conn.execute(text("UPDATE invoices SET total_minor = 1"))
     with pytest.raises(Exception, match="stays invoiced"), eco.write() as conn:
         conn.execute(text("DELETE FROM invoice_usage"))
+
+
+@pytest.mark.parametrize(("table", "tamper", "message"), [
+    ("invoice_lines", "UPDATE invoice_lines SET amount_minor = amount_minor + 1 WHERE line_no = 1", "its lines sum to"),
+    ("invoice_usage", "DELETE FROM invoice_usage WHERE usage_line_id = 'd3'", "the usage it invoices sums to"),
+    ("invoices", "UPDATE invoices SET entry_seq = NULL", "not posted by an entry made for it"),
+    ("invoices", "UPDATE invoices SET sequence = 7", "have gaps"),
+])
+def test_verify_finds_tampered_invoices(eco, table, tamper, message):
+    run(eco, MONTH)
+    bill(eco)
+    assert verify(eco).ok
+    with eco.write() as conn:
+        for verb in ("update", "delete"):
+            name = f"{table}_no_{verb}"
+            conn.execute(text(f"DROP TRIGGER {name}" if conn.dialect.name == "sqlite" else f"DROP TRIGGER {name} ON {table}"))
+        conn.execute(text(tamper))
+    report = verify(eco)
+    assert any(v.check == "billing" and message in v.message for v in report.violations), report.violations

@@ -111,3 +111,31 @@ def test_alerts_from_the_cli(eco_cli, tmp_path):
 def test_every_usage_command_has_help(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0 and "Usage:" in out
+
+
+def test_billing_run_and_invoices_from_the_cli(eco_cli, tmp_path):
+    cli = eco_cli
+    usage = tmp_path / "october.csv"
+    usage.write_text(CSV_FILE)
+    cli("import", "usage", str(usage))
+    code, out, _ = cli("billing", "run", "--company", "OPFI", "--period", "2026-10")
+    assert code == 0 and "1 invoices issued on 2026-10-31, 2 usage lines, 489.25 EUR" in out and "OPFI-000001" in out
+    code, out, _ = cli("billing", "run", "--company", "OPFI", "--period", "2026-10", "--format", "json")
+    assert json.loads(out)["invoices"] == []
+    listed = json.loads(cli("invoice", "list", "--format", "json")[1])
+    assert [(i["number"], i["customer"], i["total"], i["due_date"]) for i in listed] == [
+        ("OPFI-000001", "C-17", "489.25", "2026-11-30")]
+    code, out, _ = cli("invoice", "show", "OPFI-000001", "--format", "csv")
+    assert out.splitlines() == ["line,description,quantity,unit,amount,currency,usage_lines",
+                                "1,field-service (SD-C-17 FIELD): 3.5 hour,3.5,hour,489.25,EUR,2"]
+    assert cli("invoice", "show", "OPFI-000001")[0] == 0
+    code, _, err = cli("invoice", "show", "NOPE")
+    assert code == 1 and "no invoice 'NOPE'" in err
+    assert cli("verify")[0] == 0
+
+
+@pytest.mark.parametrize("command", [["billing"], ["billing", "run"], ["invoice"], ["invoice", "list"],
+                                     ["invoice", "show"]])
+def test_every_billing_command_has_help(cli, command):
+    code, out, _ = cli(*command, "--help")
+    assert code == 0 and "Usage:" in out

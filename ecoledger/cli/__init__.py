@@ -85,6 +85,7 @@ def main(ctx: click.Context, database_url: str | None, actor: str | None) -> Non
 
 from ecoledger.cli import (  # noqa: E402
     api_commands,
+    billing_commands,
     chart_commands,
     contract_commands,
     demo_command,
@@ -96,5 +97,5 @@ from ecoledger.cli import (  # noqa: E402
 )
 
 for module in (ledger_commands, chart_commands, period_commands, partner_commands, contract_commands, usage_commands,
-               job_commands, api_commands, demo_command):
+               billing_commands, job_commands, api_commands, demo_command):
     module.register(main)

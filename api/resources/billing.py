@@ -1,0 +1,80 @@
+"""Billing: start a billing run (a job), list and fetch invoices (JSON or CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Response, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from api import database
+from api.auth import POST, READ_ALL, principal, requires
+from api.resources.common import enqueue
+from billing import service
+from billing.schemas import InvoiceSchema, InvoiceSummarySchema
+from jobs import service as jobs_service
+from jobs.kinds import BillingRunParams
+from ledger.money import format_amount
+from ledger.schemas import JobSchema
+
+blp = Blueprint("billing", __name__, description="Billing runs and invoices")
+
+
+class InvoiceListArgsSchema(Schema):
+    company = fields.String(load_default=None, validate=validate.Length(1, 32))
+    customer = fields.String(load_default=None, validate=validate.Length(1, 64))
+    period = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="YYYY-MM"))
+
+
+class InvoiceFormatArgsSchema(Schema):
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+
+
+@blp.route("/billing-runs")
+class BillingRuns(MethodView):
+    @requires(POST)
+    @blp.arguments(BillingRunParams)
+    @blp.response(202, JobSchema, description="queued (or the queued or running run of the same company and period)")
+    def post(self, body):
+        """Start a billing run for a company and period as a job; poll the job it answers
+        (Location). Its result lists the invoices issued."""
+        job, created = jobs_service.start(database(), "billing-run", body, actor=principal().actor)
+        if created:
+            enqueue(job)
+        return job, 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+
+
+@blp.route("/invoices")
+class Invoices(MethodView):
+    @requires(READ_ALL)
+    @blp.arguments(InvoiceListArgsSchema, location="query")
+    @blp.response(200, InvoiceSummarySchema(many=True))
+    def get(self, args):
+        """Invoices in number order."""
+        return service.list_invoices(database(), company=args["company"], customer=args["customer"],
+                                     period=args["period"])
+
+
+@blp.route("/invoices/<number>")
+class Invoice(MethodView):
+    @requires(READ_ALL)
+    @blp.arguments(InvoiceFormatArgsSchema, location="query")
+    @blp.response(200, InvoiceSchema)
+    @blp.alt_response(200, description="format=csv: the lines as CSV", content_type="text/csv",
+                      schema={"type": "string"}, success=True)
+    def get(self, args, number):
+        """An invoice with its lines; `format=csv` gives the lines as CSV."""
+        found = service.get_invoice(database(), number)
+        if args["format"] == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(["line", "description", "quantity", "unit", "amount", "currency", "usage_lines"])
+            for line in found.lines:
+                writer.writerow([line.line_no, line.description, line.quantity, line.unit,
+                                 format_amount(line.amount_minor, line.currency), line.currency, line.usage_lines])
+            return Response(out.getvalue(), mimetype="text/csv",
+                            headers={"Content-Disposition": f'attachment; filename="{found.number}.csv"'})
+        return found

@@ -1,0 +1,56 @@
+"""JSON shapes of billing runs and invoices (CLI and API)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from ledger.money import format_amount
+
+
+def _money(attribute: str) -> fields.Function:
+    return fields.Function(lambda obj: format_amount(getattr(obj, attribute), obj.currency),
+                           metadata={"description": "decimal string in major units of the currency"})
+
+
+class BillingReportSchema(Schema):
+    run_id = fields.Integer()
+    company = fields.String()
+    period = fields.String()
+    issue_date = fields.Date()
+    invoices = fields.List(fields.String(), metadata={"description": "numbers of the invoices issued, in order"})
+    usage_lines = fields.Integer(metadata={"description": "usage lines invoiced"})
+    totals = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                         metadata={"description": "invoiced per currency, in minor units"})
+
+
+class InvoiceLineSchema(Schema):
+    line_no = fields.Integer()
+    kind = fields.String()
+    contract = fields.String()
+    component = fields.String()
+    service = fields.String()
+    description = fields.String()
+    quantity = fields.String()
+    unit = fields.String()
+    amount = _money("amount_minor")
+    usage_lines = fields.Integer(metadata={"description": "usage lines this line invoices"})
+
+
+class InvoiceSchema(Schema):
+    number = fields.String()
+    company = fields.String()
+    customer = fields.String()
+    customer_name = fields.String()
+    currency = fields.String()
+    period = fields.String()
+    issue_date = fields.Date()
+    due_date = fields.Date()
+    total = _money("total_minor")
+    entry_seq = fields.Integer(allow_none=True, metadata={"description": "the entry that posted it"})
+    document_hash = fields.String()
+    lines = fields.List(fields.Nested(InvoiceLineSchema))
+
+
+class InvoiceSummarySchema(InvoiceSchema):
+    class Meta:
+        exclude = ("lines",)

@@ -1,0 +1,50 @@
+"""Invariants of billing, checked by `ecoledger verify` (ledger/verify.py calls check()).
+
+- an invoice's total equals the sum of its lines, and each line's amount and quantity equal
+  the sums of the usage lines it invoices;
+- an invoice with a non-zero line was posted, by an entry made for it;
+- numbers run without gaps per billing company, up to its sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from billing.schema import invoice_lines, invoice_sequences, invoice_usage, invoices
+from ledger.schema import journal_entries
+from usage.schema import usage_lines
+
+CHECK = "billing"
+
+
+def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
+    inv, lines, usage, links = invoices.c, invoice_lines.c, usage_lines.c, invoice_usage.c
+    line_sum = select(func.coalesce(func.sum(lines.amount_minor), 0)).where(lines.invoice_id == inv.id).scalar_subquery()
+    for number, total, summed in conn.execute(select(inv.number, inv.total_minor, line_sum).where(inv.total_minor != line_sum)):
+        add(CHECK, f"invoice:{number}", f"invoice {number} totals {total}; its lines sum to {summed}")
+    match = and_(links.invoice_id == lines.invoice_id, links.line_no == lines.line_no, usage.id == links.usage_line_id)
+    amount = select(func.coalesce(func.sum(usage.amount_minor), 0)).where(match).scalar_subquery()
+    quantity = select(func.coalesce(func.sum(usage.quantity_micro), 0)).where(match).scalar_subquery()
+    wrong = conn.execute(select(inv.number, lines.line_no, lines.amount_minor, amount)
+                         .join(invoices, inv.id == lines.invoice_id)
+                         .where(or_(lines.amount_minor != amount, lines.quantity_micro != quantity)))
+    for number, line_no, stated, summed in wrong:
+        add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} says {stated}; the usage it invoices "
+            f"sums to {summed}")
+    nonzero = select(lines.invoice_id).where(lines.invoice_id == inv.id, lines.amount_minor != 0).exists()
+    entries = journal_entries.c
+    unposted = conn.execute(
+        select(inv.number).select_from(invoices.outerjoin(journal_entries, entries.id == inv.entry_seq))
+        .where(or_(and_(inv.entry_seq.is_(None), nonzero),
+                   and_(inv.entry_seq.is_not(None),
+                        or_(entries.id.is_(None), entries.external_id != "invoice:" + inv.number)))))
+    for (number,) in unposted:
+        add(CHECK, f"invoice:{number}", f"invoice {number} is not posted by an entry made for it")
+    counts = conn.execute(select(inv.company_id, func.count(), func.max(inv.sequence)).group_by(inv.company_id)).all()
+    sequences = dict(conn.execute(select(invoice_sequences.c.company_id, invoice_sequences.c.last_sequence)).all())
+    for company_id, count, highest in counts:
+        if count != highest or sequences.get(company_id) != highest:
+            add(CHECK, None, f"invoice numbers of company #{company_id} have gaps: {count} invoices, highest number "
+                f"{highest}, sequence at {sequences.get(company_id)}")

@@ -1,0 +1,97 @@
+"""Billing: billing run, invoice list|show."""
+
+from __future__ import annotations
+
+import click
+
+from billing import service
+from billing.schemas import BillingReportSchema, InvoiceSchema, InvoiceSummarySchema
+from ecoledger.cli.contract_commands import rules_of
+from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
+from ledger.money import format_amount
+
+
+def register(main: click.Group) -> None:
+    main.add_command(billing)
+    main.add_command(invoice)
+
+
+@click.group()
+def billing() -> None:
+    """Billing runs: invoices per customer of a billing company for a period."""
+
+
+@billing.command("run")
+@click.option("--company", required=True, help="The billing company (an operator entity).")
+@click.option("--period", required=True, help="The month, as YYYY-MM: usage posted up to its end is invoiced.")
+@click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False),
+              help="Posting rules file. [default: the posting_rules setting, else config/posting_rules.yaml]")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def billing_run(app, company, period, rules_path, fmt) -> None:
+    """Invoice what the company has not invoiced yet of the usage posted up to the end of
+    PERIOD: one invoice per customer, numbered without gaps, posted from unbilled to
+    receivables. Running it again invoices only what is new (late lines). As a job for the
+    workers: `ecoledger job start billing-run -p company=C -p period=P`."""
+    report = service.run_billing(app.database(), company, period, rules=rules_of(app, rules_path), actor=app.actor,
+                                 payment_terms_days=app.settings.invoice_payment_terms_days)
+    if fmt == JSON:
+        emit_json(BillingReportSchema().dump(report))
+        return
+    totals = ", ".join(f"{format_amount(v, c)} {c}" for c, v in sorted(report.totals.items())) or "nothing"
+    click.echo(f"billing run {report.run_id} for {company} {period}: {len(report.invoices)} invoices issued on "
+               f"{report.issue_date}, {report.usage_lines} usage lines, {totals}")
+    for number in report.invoices:
+        click.echo(f"  {number}")
+
+
+@click.group()
+def invoice() -> None:
+    """Invoices: list them, show one with its lines."""
+
+
+@invoice.command("list")
+@click.option("--company", help="Invoices of this billing company.")
+@click.option("--customer", help="Invoices to this customer.")
+@click.option("--period", help="Invoices of this period (YYYY-MM).")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def invoice_list(app, company, customer, period, fmt) -> None:
+    """List invoices in number order."""
+    rows = service.list_invoices(app.database(), company=company, customer=customer, period=period)
+    if fmt == JSON:
+        emit_json(InvoiceSummarySchema(many=True).dump(rows))
+        return
+    data = [(i.number, i.company, i.customer, i.period, str(i.issue_date), str(i.due_date),
+             format_amount(i.total_minor, i.currency), i.currency, i.entry_seq or "") for i in rows]
+    if fmt == CSV:
+        emit_csv(["number", "company", "customer", "period", "issue_date", "due_date", "total", "currency", "entry_seq"],
+                 data)
+    else:
+        emit_table(["Number", "Company", "Customer", "Period", "Issued", "Due", "Total", "Cur", "Entry"], data,
+                   title="Invoices", right=["Total", "Entry"])
+
+
+@invoice.command("show")
+@click.argument("number")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def invoice_show(app, number, fmt) -> None:
+    """An invoice with its lines (CSV: the lines)."""
+    found = service.get_invoice(app.database(), number)
+    if fmt == JSON:
+        emit_json(InvoiceSchema().dump(found))
+        return
+    lines = [(line.line_no, line.description, line.quantity, line.unit, format_amount(line.amount_minor, line.currency),
+              line.currency, line.usage_lines) for line in found.lines]
+    if fmt == CSV:
+        emit_csv(["line", "description", "quantity", "unit", "amount", "currency", "usage_lines"], lines)
+        return
+    emit_table(["Field", "Value"], [
+        ("Billed by", found.company), ("Customer", f"{found.customer} ({found.customer_name})"),
+        ("Period", found.period), ("Issued", str(found.issue_date)), ("Due", str(found.due_date)),
+        ("Total", f"{format_amount(found.total_minor, found.currency)} {found.currency}"),
+        ("Entry", str(found.entry_seq or "")), ("Document hash", found.document_hash),
+    ], title=f"Invoice {found.number}")
+    emit_table(["Line", "Description", "Quantity", "Unit", "Amount", "Cur", "Usage lines"], lines, title="Lines",
+               right=["Quantity", "Amount", "Usage lines"])
