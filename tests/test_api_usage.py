@@ -173,6 +173,8 @@ def test_a_billing_run_through_the_api(eco_api):
     csv_response = api.call("auditor", "GET", "/invoices/OPFI-000001", query_string={"format": "csv"})
     assert csv_response.mimetype == "text/csv"
     assert csv_response.get_data(as_text=True).splitlines()[1].endswith(",332.50,EUR,2")
+    pdf = api.call("auditor", "GET", "/invoices/OPFI-000001", query_string={"format": "pdf"})
+    assert pdf.mimetype == "application/pdf" and pdf.get_data().startswith(b"%PDF")
     assert api.call("auditor", "GET", "/invoices/NOPE").status_code == 404
     assert api.call("partner", "GET", "/invoices").status_code == 403
     bad = api.call("controller", "POST", "/billing-runs", json={"company": "OPFI", "period": "2026-13"})

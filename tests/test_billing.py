@@ -129,3 +129,25 @@ def test_verify_finds_tampered_invoices(eco, table, tamper, message):
         conn.execute(text(tamper))
     report = verify(eco)
     assert any(v.check == "billing" and message in v.message for v in report.violations), report.violations
+
+
+def test_an_invoice_as_pdf_is_the_same_document_every_time(eco):
+    import io
+
+    import pypdf
+
+    from billing.pdf import invoice_pdf
+
+    service.save_customer(eco, {"code": "HOST", "name": "Evil <b>Corp</b> & Søn 株式会社", "billing_company": "OPFI",
+                                "currency": "EUR"}, actor="t")
+    service.save_contract(eco, {**CONTRACT, "code": "SD-H", "customer": "HOST"}, actor="t")
+    import_events(eco, [(1, {"id": "ah", "type": "activated", "contract": "SD-H", "date": "2026-10-01"})],
+                  rules=RULES, actor="t")
+    run(eco, [*MONTH, {**MONTH[3], "id": "h1", "contract": "SD-H"}])
+    report = bill(eco)
+    invoice = billing.get_invoice(eco, report.invoices[1])
+    document = invoice_pdf(invoice)
+    assert document.startswith(b"%PDF") and document == invoice_pdf(billing.get_invoice(eco, invoice.number))
+    text_of = pypdf.PdfReader(io.BytesIO(document)).pages[0].extract_text()
+    assert invoice.number in text_of and "240.00" in text_of and "2026-11-30" in text_of
+    assert "Evil <b>Corp</b> & Søn ???? (HOST)" in text_of  # markup printed as written; no Latin-1 font glyphs: '?'

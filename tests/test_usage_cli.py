@@ -129,6 +129,8 @@ def test_billing_run_and_invoices_from_the_cli(eco_cli, tmp_path):
     assert out.splitlines() == ["line,description,quantity,unit,amount,currency,usage_lines",
                                 "1,field-service (SD-C-17 FIELD): 3.5 hour,3.5,hour,489.25,EUR,2"]
     assert cli("invoice", "show", "OPFI-000001")[0] == 0
+    code, out, _ = cli("invoice", "show", "OPFI-000001", "--format", "pdf", "--out", str(tmp_path / "i.pdf"))
+    assert code == 0 and (tmp_path / "i.pdf").read_bytes().startswith(b"%PDF")
     code, _, err = cli("invoice", "show", "NOPE")
     assert code == 1 and "no invoice 'NOPE'" in err
     assert cli("verify")[0] == 0

@@ -14,6 +14,7 @@ from api import database
 from api.auth import POST, READ_ALL, principal, requires
 from api.resources.common import enqueue
 from billing import service
+from billing.pdf import invoice_pdf
 from billing.schemas import InvoiceSchema, InvoiceSummarySchema
 from jobs import service as jobs_service
 from jobs.kinds import BillingRunParams
@@ -30,7 +31,7 @@ class InvoiceListArgsSchema(Schema):
 
 
 class InvoiceFormatArgsSchema(Schema):
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "pdf"]))
 
 
 @blp.route("/billing-runs")
@@ -65,9 +66,15 @@ class Invoice(MethodView):
     @blp.response(200, InvoiceSchema)
     @blp.alt_response(200, description="format=csv: the lines as CSV", content_type="text/csv",
                       schema={"type": "string"}, success=True)
+    @blp.alt_response(200, description="format=pdf: the invoice document", content_type="application/pdf",
+                      schema={"type": "string", "format": "binary"}, success=True)
     def get(self, args, number):
-        """An invoice with its lines; `format=csv` gives the lines as CSV."""
+        """An invoice with its lines; `format=csv` gives the lines as CSV, `format=pdf` the
+        document to send."""
         found = service.get_invoice(database(), number)
+        if args["format"] == "pdf":
+            return Response(invoice_pdf(found), mimetype="application/pdf",
+                            headers={"Content-Disposition": f'attachment; filename="{found.number}.pdf"'})
         if args["format"] == "csv":
             out = io.StringIO()
             writer = csv.writer(out)

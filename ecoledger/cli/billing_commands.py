@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from billing import service
+from billing.pdf import invoice_pdf
 from billing.schemas import BillingReportSchema, InvoiceSchema, InvoiceSummarySchema
 from ecoledger.cli.contract_commands import rules_of
 from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
 from ledger.money import format_amount
+
+PDF = "pdf"
 
 
 def register(main: click.Group) -> None:
@@ -74,11 +79,20 @@ def invoice_list(app, company, customer, period, fmt) -> None:
 
 @invoice.command("show")
 @click.argument("number")
-@format_option(TABLE, JSON, CSV)
+@format_option(TABLE, JSON, CSV, PDF)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="Write the document to this file. [default for pdf: NUMBER.pdf; others: stdout]")
 @click.pass_obj
-def invoice_show(app, number, fmt) -> None:
-    """An invoice with its lines (CSV: the lines)."""
+def invoice_show(app, number, fmt, out) -> None:
+    """An invoice with its lines (CSV: the lines; PDF: the document to send)."""
     found = service.get_invoice(app.database(), number)
+    if fmt == PDF:
+        target = Path(out or f"{found.number}.pdf")
+        target.write_bytes(invoice_pdf(found))
+        click.echo(f"{found.number}: {target}")
+        return
+    if out:
+        raise click.UsageError("--out is for --format pdf; redirect the other formats")
     if fmt == JSON:
         emit_json(InvoiceSchema().dump(found))
         return
