@@ -69,6 +69,10 @@ invoice_lines = Table(
     Column("line_no", Integer, nullable=False),
     Column("kind", String(16), nullable=False),
     Column("contract_id", Integer, ForeignKey("contracts.id"), nullable=False),
+    # The customer whose contract it is: on a consolidated invoice, an organisation below
+    # the invoiced one, with its cost centre.
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("cost_centre", String(64), nullable=True),
     Column("component", String(64), nullable=False),
     Column("service", String(64), nullable=False),
     Column("description", Text, nullable=False),

@@ -26,6 +26,8 @@ class BillingReportSchema(Schema):
 class InvoiceLineSchema(Schema):
     line_no = fields.Integer()
     kind = fields.String()
+    customer = fields.String(metadata={"description": "whose contract: on a consolidated invoice, an organisation below"})
+    cost_centre = fields.String(allow_none=True)
     contract = fields.String()
     component = fields.String()
     service = fields.String()

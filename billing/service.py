@@ -65,6 +65,9 @@ class BillingReport:
 
 
 class _Line(NamedTuple):
+    customer_id: int
+    customer: str
+    cost_centre: str | None
     contract_id: int
     contract: str
     component: str
@@ -76,9 +79,11 @@ class _Line(NamedTuple):
 
 
 def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, actor: str,
-                payment_terms_days: int = 30) -> BillingReport:
+                payment_terms_days: int = 30, consolidate: bool = False) -> BillingReport:
     """Invoice what company ``company`` has not invoiced yet of usage posted up to the end
-    of ``period`` (YYYY-MM)."""
+    of ``period`` (YYYY-MM): one invoice per customer, or with ``consolidate`` one per
+    organisation (the top of each customer hierarchy), its lines naming the customer and
+    cost centre below it."""
     _, end = parse_period(period)
     rule = rules.rules.get(RULE)
     if rule is None:
@@ -92,7 +97,7 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
         closed = conn.execute(select(func.max(closed_periods.c.end_date))
                               .where(closed_periods.c.company_id == cid)).scalar()
         issue_date = end if closed is None or end > closed else closed + _ONE_DAY
-        groups = _uninvoiced(conn, cid, end)
+        groups = _uninvoiced(conn, cid, end, consolidate)
         now = dt.datetime.now(dt.UTC)
         run_id = conn.execute(insert(billing_runs).values(
             company_id=cid, period=period, issue_date=issue_date, invoices=len(groups),
@@ -100,7 +105,7 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
             started_by=actor[:200])).inserted_primary_key[0]
         report = BillingReport(run_id, company, period, issue_date)
         writer = JournalWriter(conn)
-        customer_codes = _customer_codes(conn, {customer for customer, _ in groups})
+        customer_codes = dict(conn.execute(select(customers.c.id, customers.c.code)).all())
         for (customer_id, currency), lines in sorted(groups.items(), key=lambda g: (customer_codes[g[0][0]], g[0][1])):
             number = _invoice(conn, writer, rule, cid, company, run_id, customer_id, customer_codes[customer_id],
                               currency, lines, period, end, issue_date, payment_terms_days, now)
@@ -114,27 +119,38 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
     return report
 
 
-def _uninvoiced(conn: Connection, cid: int, end: dt.date) -> dict[tuple[int, str], list[_Line]]:
-    """Usage not invoiced yet, summed per customer and currency, then contract component."""
-    u, c = usage_lines.c, contracts.c
+def _uninvoiced(conn: Connection, cid: int, end: dt.date, consolidate: bool) -> dict[tuple[int, str], list[_Line]]:
+    """Usage not invoiced yet, summed per contract component, grouped into invoices per
+    customer (or organisation) and currency."""
+    u, c, cu = usage_lines.c, contracts.c, customers.c
     invoiced = select(invoice_usage.c.usage_line_id).where(invoice_usage.c.usage_line_id == u.id).exists()
-    query = (select(c.customer_id, u.currency, u.contract_id, c.code, u.component, u.service, u.unit,
-                    func.sum(u.quantity_micro), func.sum(u.amount_minor), func.count())
+    query = (select(c.customer_id, cu.code, cu.cost_centre, u.currency, u.contract_id, c.code, u.component, u.service,
+                    u.unit, func.sum(u.quantity_micro), func.sum(u.amount_minor), func.count())
              .join(contracts, c.id == u.contract_id)
+             .join(customers, cu.id == c.customer_id)
              .where(c.billing_company_id == cid, u.posted_date <= end, ~invoiced)
-             .group_by(c.customer_id, u.currency, u.contract_id, c.code, u.component, u.service, u.unit)
-             .order_by(c.code, u.component, u.unit))
+             .group_by(c.customer_id, cu.code, cu.cost_centre, u.currency, u.contract_id, c.code, u.component,
+                       u.service, u.unit)
+             .order_by(cu.code, c.code, u.component, u.unit))
+    parents = dict(conn.execute(select(cu.id, cu.parent_id)).all()) if consolidate else {}
     groups: dict[tuple[int, str], list[_Line]] = defaultdict(list)
-    for customer_id, currency, contract_id, code, component, service, unit, quantity, amount, count in conn.execute(query):
-        groups[(customer_id, currency)].append(_Line(contract_id, code, component, service, unit, int(quantity),
-                                                     int(amount), count))
+    for (customer_id, customer, cost_centre, currency, contract_id, code, component, service, unit, quantity, amount,
+         count) in conn.execute(query):
+        payer = _organisation(customer_id, parents) if consolidate else customer_id
+        groups[(payer, currency)].append(_Line(customer_id, customer, cost_centre, contract_id, code, component,
+                                               service, unit, int(quantity), int(amount), count))
     return groups
 
 
-def _customer_codes(conn: Connection, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return dict(conn.execute(select(customers.c.id, customers.c.code).where(customers.c.id.in_(sorted(ids)))).all())
+def _organisation(customer_id: int, parents: dict[int, int | None]) -> int:
+    """The top of a customer's organisation hierarchy (parents are loaded first, so the
+    chain ends; the bound guards against a cycle written around the checks)."""
+    for _ in range(1_000):
+        parent = parents.get(customer_id)
+        if parent is None:
+            return customer_id
+        customer_id = parent
+    raise LedgerError(Problem(E_INVALID, "customer", f"customer #{customer_id}: the organisation hierarchy has a cycle"))
 
 
 def _next_sequence(conn: Connection, cid: int) -> int:
@@ -159,7 +175,8 @@ def _invoice(conn: Connection, writer: JournalWriter, rule: Rule, cid: int, comp
     total = sum(line.amount_minor for line in lines)
     postings = []
     for line in lines:
-        dimensions = {"customer": customer, "contract": line.contract, "service": line.service}
+        # The customer whose usage it was: its unbilled receivable is the one released.
+        dimensions = {"customer": line.customer, "contract": line.contract, "service": line.service}
         try:
             amounts = evaluate_amounts(rule, line.amount_minor, Decimal(line.quantity_micro) / 1_000_000, {})
         except RuleError as exc:
@@ -185,8 +202,8 @@ def _invoice(conn: Connection, writer: JournalWriter, rule: Rule, cid: int, comp
     due_date = issue_date + dt.timedelta(days=payment_terms_days)
     document = {"number": number, "company": company, "customer": customer, "currency": currency, "period": period,
                 "issue_date": issue_date.isoformat(), "due_date": due_date.isoformat(), "total_minor": total,
-                "lines": [[line.contract, line.component, line.service, line.unit, line.quantity_micro,
-                           line.amount_minor] for line in lines]}
+                "lines": [[line.customer, line.cost_centre, line.contract, line.component, line.service, line.unit,
+                           line.quantity_micro, line.amount_minor] for line in lines]}
     digest = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     invoice_id = conn.execute(insert(invoices).values(
         company_id=cid, sequence=sequence, number=number, run_id=run_id, customer_id=customer_id, currency=currency,
@@ -194,10 +211,13 @@ def _invoice(conn: Connection, writer: JournalWriter, rule: Rule, cid: int, comp
         document_hash=digest, created_at=now)).inserted_primary_key[0]
     u = usage_lines.c
     for line_no, line in enumerate(lines, start=1):
+        whose = "" if line.customer_id == customer_id else (
+            f"{line.customer}{f' / cost centre {line.cost_centre}' if line.cost_centre else ''}: ")
         conn.execute(insert(invoice_lines).values(
-            invoice_id=invoice_id, line_no=line_no, kind="usage", contract_id=line.contract_id, component=line.component,
-            service=line.service, description=f"{line.service} ({line.contract} {line.component}): "
-                                              f"{quantity_text(line.quantity_micro)} {line.unit}",
+            invoice_id=invoice_id, line_no=line_no, kind="usage", contract_id=line.contract_id,
+            customer_id=line.customer_id, cost_centre=line.cost_centre, component=line.component, service=line.service,
+            description=f"{whose}{line.service} ({line.contract} {line.component}): "
+                        f"{quantity_text(line.quantity_micro)} {line.unit}",
             quantity_micro=line.quantity_micro, unit=line.unit, amount_minor=line.amount_minor))
         # The usage this line invoices, chosen by the same conditions as the sums above
         # (the write lock is held: nothing arrived in between).
@@ -219,6 +239,8 @@ def _invoice(conn: Connection, writer: JournalWriter, rule: Rule, cid: int, comp
 class InvoiceLine(NamedTuple):
     line_no: int
     kind: str
+    customer: str
+    cost_centre: str | None
     contract: str
     component: str
     service: str
@@ -280,13 +302,16 @@ def _with_lines(conn: Connection, row, *, with_lines: bool) -> Invoice:
         il = invoice_lines.c
         counts = (select(func.count()).where(and_(invoice_usage.c.invoice_id == il.invoice_id,
                                                   invoice_usage.c.line_no == il.line_no)).scalar_subquery())
-        query = (select(il.line_no, il.kind, contracts.c.code, il.component, il.service, il.description,
-                        il.quantity_micro, il.unit, il.amount_minor, counts)
+        owner = customers.alias("owner")
+        query = (select(il.line_no, il.kind, owner.c.code, il.cost_centre, contracts.c.code, il.component, il.service,
+                        il.description, il.quantity_micro, il.unit, il.amount_minor, counts)
                  .join(contracts, contracts.c.id == il.contract_id)
+                 .join(owner, owner.c.id == il.customer_id)
                  .where(il.invoice_id == row.id).order_by(il.line_no))
-        lines = [InvoiceLine(no, kind, code, component, service, description, quantity_text(quantity), unit, amount,
-                             row.currency, count)
-                 for no, kind, code, component, service, description, quantity, unit, amount, count in conn.execute(query)]
+        lines = [InvoiceLine(no, kind, customer, cost_centre, code, component, service, description,
+                             quantity_text(quantity), unit, amount, row.currency, count)
+                 for no, kind, customer, cost_centre, code, component, service, description, quantity, unit, amount, count
+                 in conn.execute(query)]
     return Invoice(row.number, row.company_code, row.customer_code, row.customer_name, row.currency, row.period,
                    row.issue_date, row.due_date, row.total_minor, row.entry_seq, row.document_hash, lines)
 

@@ -95,8 +95,12 @@ class Settings:
     usage_alert_percents: str = "80,100"
     holiday_calendar: str = ""
 
-    # Billing: an invoice is due this many days after its issue date.
+    # Billing: an invoice is due this many days after its issue date. Consolidated billing
+    # invoices each organisation (the top of a customer hierarchy) for the usage of every
+    # customer below it, a line naming the customer and cost centre; otherwise each
+    # customer gets its own invoice.
     invoice_payment_terms_days: int = 30
+    invoice_consolidate: bool = False
 
     # `ecoledger serve`: where the API listens, and how many processes (each with
     # api_threads threads) answer. Bind 0.0.0.0 only behind a TLS-terminating proxy.

@@ -196,6 +196,9 @@ def run_import_usage(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 class BillingRunParams(Schema):
     company = fields.String(required=True, validate=validate.Length(min=1, max=32))
     period = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="YYYY-MM"))
+    consolidate = fields.Boolean(load_default=None, allow_none=True,
+                                 metadata={"description": "one invoice per organisation; default the "
+                                                          "invoice_consolidate setting"})
 
 
 def run_billing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -212,8 +215,9 @@ def run_billing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     except RuleError as exc:
         raise LedgerError(Problem(E_INVALID, "posting_rules", str(exc))) from None
     ctx.progress(0, None, f"billing {params['company']} for {params['period']}")
+    consolidate = settings.invoice_consolidate if params["consolidate"] is None else params["consolidate"]
     report = run_billing(ctx.db, params["company"], params["period"], rules=rules, actor=ctx.actor,
-                         payment_terms_days=settings.invoice_payment_terms_days)
+                         payment_terms_days=settings.invoice_payment_terms_days, consolidate=consolidate)
     return BillingReportSchema().dump(report)
 
 

@@ -151,3 +151,32 @@ def test_an_invoice_as_pdf_is_the_same_document_every_time(eco):
     text_of = pypdf.PdfReader(io.BytesIO(document)).pages[0].extract_text()
     assert invoice.number in text_of and "240.00" in text_of and "2026-11-30" in text_of
     assert "Evil <b>Corp</b> & Søn ???? (HOST)" in text_of  # markup printed as written; no Latin-1 font glyphs: '?'
+
+
+def test_an_organisation_is_invoiced_per_customer_or_consolidated(eco):
+    for document in ({"code": "ORG", "name": "Org Group", "billing_company": "OPFI", "currency": "EUR"},
+                     {"code": "ORG-N", "name": "Org North", "billing_company": "OPFI", "currency": "EUR", "parent": "ORG",
+                      "cost_centre": "4100"},
+                     {"code": "ORG-S", "name": "Org South", "billing_company": "OPFI", "currency": "EUR", "parent": "ORG",
+                      "cost_centre": "4200"}):
+        service.save_customer(eco, document, actor="t")
+    for code, customer in (("SD-N", "ORG-N"), ("SD-S", "ORG-S")):
+        service.save_contract(eco, {**CONTRACT, "code": code, "customer": customer}, actor="t")
+        import_events(eco, [(1, {"id": f"a-{code}", "type": "activated", "contract": code, "date": "2026-10-01"})],
+                      rules=RULES, actor="t")
+    lines = [{**MONTH[3], "id": "n1", "contract": "SD-N"}, {**MONTH[3], "id": "s1", "contract": "SD-S", "quantity": "3"}]
+    run(eco, lines)
+    consolidated = billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t", consolidate=True)
+    [number] = consolidated.invoices
+    invoice = billing.get_invoice(eco, number)
+    assert invoice.customer == "ORG" and invoice.total_minor == 24000 + 36000
+    assert [(line.customer, line.cost_centre, line.description) for line in invoice.lines] == [
+        ("ORG-N", "4100", "ORG-N / cost centre 4100: onsite-repair (SD-N REPAIR): 2 hour"),
+        ("ORG-S", "4200", "ORG-S / cost centre 4200: onsite-repair (SD-S REPAIR): 3 hour")]
+    # receivables carry the consuming customer, as the unbilled usage did
+    assert [p[0:3] for p in postings(eco, f"invoice:{number}")][:2] == [
+        ("OPFI", "Assets:Receivables:Customers", "240.00"), ("OPFI", "Assets:Receivables:Unbilled", "-240.00")]
+    run(eco, [{**MONTH[3], "id": "n2", "contract": "SD-N"}, {**MONTH[3], "id": "s2", "contract": "SD-S"}])
+    per_customer = bill(eco)
+    assert [billing.get_invoice(eco, n).customer for n in per_customer.invoices] == ["ORG-N", "ORG-S"]
+    assert verify(eco).ok

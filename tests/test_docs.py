@@ -79,5 +79,5 @@ def test_usage_walk_through_runs(tmp_path):
     assert "1 line read: 1 posted (0 late), 0 duplicate, 0 rejected" in out
     assert "299.25" in out  # 1.5 h x 95.00 x 1.4 specialist x 1.5 night
     assert "142.50" in out  # 1 h x 95.00 x 1.5 on a Saturday
-    assert "1,field-service (SD-C-17 FIELD): 5.5 hour,5.5,hour,726.75,EUR,4" in out  # 190 + 299.25 + 142.50 + 95
+    assert "1,C-17,,SD-C-17,FIELD,field-service (SD-C-17 FIELD): 5.5 hour,5.5,hour,726.75,EUR,4" in out  # 190 + 299.25 + 142.50 + 95
     assert "verify: OK" in out

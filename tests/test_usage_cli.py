@@ -126,8 +126,9 @@ def test_billing_run_and_invoices_from_the_cli(eco_cli, tmp_path):
     assert [(i["number"], i["customer"], i["total"], i["due_date"]) for i in listed] == [
         ("OPFI-000001", "C-17", "489.25", "2026-11-30")]
     code, out, _ = cli("invoice", "show", "OPFI-000001", "--format", "csv")
-    assert out.splitlines() == ["line,description,quantity,unit,amount,currency,usage_lines",
-                                "1,field-service (SD-C-17 FIELD): 3.5 hour,3.5,hour,489.25,EUR,2"]
+    assert out.splitlines() == [
+        "line,customer,cost_centre,contract,component,description,quantity,unit,amount,currency,usage_lines",
+        "1,C-17,,SD-C-17,FIELD,field-service (SD-C-17 FIELD): 3.5 hour,3.5,hour,489.25,EUR,2"]
     assert cli("invoice", "show", "OPFI-000001")[0] == 0
     code, out, _ = cli("invoice", "show", "OPFI-000001", "--format", "pdf", "--out", str(tmp_path / "i.pdf"))
     assert code == 0 and (tmp_path / "i.pdf").read_bytes().startswith(b"%PDF")

@@ -78,9 +78,11 @@ class Invoice(MethodView):
         if args["format"] == "csv":
             out = io.StringIO()
             writer = csv.writer(out)
-            writer.writerow(["line", "description", "quantity", "unit", "amount", "currency", "usage_lines"])
+            writer.writerow(["line", "customer", "cost_centre", "contract", "component", "description", "quantity",
+                             "unit", "amount", "currency", "usage_lines"])
             for line in found.lines:
-                writer.writerow([line.line_no, line.description, line.quantity, line.unit,
+                writer.writerow([line.line_no, line.customer, line.cost_centre or "", line.contract, line.component,
+                                 line.description, line.quantity, line.unit,
                                  format_amount(line.amount_minor, line.currency), line.currency, line.usage_lines])
             return Response(out.getvalue(), mimetype="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="{found.number}.csv"'})

@@ -31,15 +31,20 @@ def billing() -> None:
 @click.option("--period", required=True, help="The month, as YYYY-MM: usage posted up to its end is invoiced.")
 @click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False),
               help="Posting rules file. [default: the posting_rules setting, else config/posting_rules.yaml]")
+@click.option("--consolidate/--per-customer", default=None,
+              help="One invoice per organisation (its lines name the customer and cost centre), or one per "
+                   "customer. [default: the invoice_consolidate setting, per customer]")
 @format_option(TABLE, JSON)
 @click.pass_obj
-def billing_run(app, company, period, rules_path, fmt) -> None:
+def billing_run(app, company, period, rules_path, consolidate, fmt) -> None:
     """Invoice what the company has not invoiced yet of the usage posted up to the end of
     PERIOD: one invoice per customer, numbered without gaps, posted from unbilled to
     receivables. Running it again invoices only what is new (late lines). As a job for the
     workers: `ecoledger job start billing-run -p company=C -p period=P`."""
-    report = service.run_billing(app.database(), company, period, rules=rules_of(app, rules_path), actor=app.actor,
-                                 payment_terms_days=app.settings.invoice_payment_terms_days)
+    report = service.run_billing(
+        app.database(), company, period, rules=rules_of(app, rules_path), actor=app.actor,
+        payment_terms_days=app.settings.invoice_payment_terms_days,
+        consolidate=app.settings.invoice_consolidate if consolidate is None else consolidate)
     if fmt == JSON:
         emit_json(BillingReportSchema().dump(report))
         return
@@ -99,7 +104,11 @@ def invoice_show(app, number, fmt, out) -> None:
     lines = [(line.line_no, line.description, line.quantity, line.unit, format_amount(line.amount_minor, line.currency),
               line.currency, line.usage_lines) for line in found.lines]
     if fmt == CSV:
-        emit_csv(["line", "description", "quantity", "unit", "amount", "currency", "usage_lines"], lines)
+        emit_csv(["line", "customer", "cost_centre", "contract", "component", "description", "quantity", "unit", "amount",
+                  "currency", "usage_lines"],
+                 [(line.line_no, line.customer, line.cost_centre or "", line.contract, line.component, line.description,
+                   line.quantity, line.unit, format_amount(line.amount_minor, line.currency), line.currency,
+                   line.usage_lines) for line in found.lines])
         return
     emit_table(["Field", "Value"], [
         ("Billed by", found.company), ("Customer", f"{found.customer} ({found.customer_name})"),
