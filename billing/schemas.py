@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from ledger.money import format_amount
-
-
-def _money(attribute: str) -> fields.Function:
-    return fields.Function(lambda obj: format_amount(getattr(obj, attribute), obj.currency),
-                           metadata={"description": "decimal string in major units of the currency"})
+from ledger.schemas import money_field
 
 
 class BillingReportSchema(Schema):
@@ -34,7 +29,7 @@ class InvoiceLineSchema(Schema):
     description = fields.String()
     quantity = fields.String()
     unit = fields.String()
-    amount = _money("amount_minor")
+    amount = money_field("amount_minor")
     usage_lines = fields.Integer(metadata={"description": "usage lines this line invoices"})
 
 
@@ -47,7 +42,7 @@ class InvoiceSchema(Schema):
     period = fields.String()
     issue_date = fields.Date()
     due_date = fields.Date()
-    total = _money("total_minor")
+    total = money_field("total_minor")
     entry_seq = fields.Integer(allow_none=True, metadata={"description": "the entry that posted it"})
     document_hash = fields.String()
     lines = fields.List(fields.Nested(InvoiceLineSchema))

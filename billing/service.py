@@ -31,6 +31,7 @@ from contracts.rules import Rule, RuleError, RuleSet, evaluate_amounts
 from contracts.schema import contracts, customers
 from ledger import audit
 from ledger.database import Database
+from ledger.money import format_amount
 from ledger.periods import parse_period
 from ledger.posting import JournalWriter, PostingReport, audit_post
 from ledger.queries import company_id
@@ -314,6 +315,17 @@ def _with_lines(conn: Connection, row, *, with_lines: bool) -> Invoice:
                  in conn.execute(query)]
     return Invoice(row.number, row.company_code, row.customer_code, row.customer_name, row.currency, row.period,
                    row.issue_date, row.due_date, row.total_minor, row.entry_seq, row.document_hash, lines)
+
+
+CSV_COLUMNS = ("line", "customer", "cost_centre", "contract", "component", "description", "quantity", "unit", "amount",
+               "currency", "usage_lines")
+
+
+def csv_rows(invoice: Invoice) -> list[tuple]:
+    """An invoice's lines in the order of CSV_COLUMNS (the CLI and the API write the same)."""
+    return [(line.line_no, line.customer, line.cost_centre or "", line.contract, line.component, line.description,
+             line.quantity, line.unit, format_amount(line.amount_minor, line.currency), line.currency, line.usage_lines)
+            for line in invoice.lines]
 
 
 def invoiced_usage(db: Database, number: str, line_no: int) -> list[str]:

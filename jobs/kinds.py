@@ -135,6 +135,21 @@ def run_export_beancount(ctx: JobContext, params: dict[str, Any]) -> dict[str, A
     }
 
 
+# -- jobs that post through the posting rules -------------------------------------------------
+
+
+def _settings_and_rules():
+    """The worker's settings and the posting rules they name, read when the job runs."""
+    from config import load_settings
+    from contracts.rules import DEFAULT_RULES, RuleError, load_rules
+
+    settings = load_settings()
+    try:
+        return settings, load_rules(settings.posting_rules or DEFAULT_RULES)
+    except RuleError as exc:
+        raise LedgerError(Problem(E_INVALID, "posting_rules", str(exc))) from None
+
+
 # -- import usage -------------------------------------------------------------------------------
 
 
@@ -160,18 +175,12 @@ def upload_path(data_dir: Path, file: str) -> Path:
 def run_import_usage(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """Import a usage file. Safe to run again after a crash: posted lines are duplicates,
     so the second run posts exactly what the first did not."""
-    from config import load_settings
-    from contracts.rules import DEFAULT_RULES, RuleError, load_rules
     from usage.lines import guess_format, read_lines
     from usage.schemas import ImportReportSchema
     from usage.service import import_usage, options_from
 
     path = upload_path(ctx.data_dir, params["file"])
-    settings = load_settings()
-    try:
-        rules = load_rules(settings.posting_rules or DEFAULT_RULES)
-    except RuleError as exc:
-        raise LedgerError(Problem(E_INVALID, "posting_rules", str(exc))) from None
+    settings, rules = _settings_and_rules()
     options = options_from(settings, rules, ctx.actor, posting=params["posting"], late_policy=params["late_policy"])
     file_format = params["file_format"] or guess_format(path.name)
     try:
@@ -206,14 +215,8 @@ def run_billing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     a run is one transaction, and a second run invoices only what the first did not."""
     from billing.schemas import BillingReportSchema
     from billing.service import run_billing
-    from config import load_settings
-    from contracts.rules import DEFAULT_RULES, RuleError, load_rules
 
-    settings = load_settings()
-    try:
-        rules = load_rules(settings.posting_rules or DEFAULT_RULES)
-    except RuleError as exc:
-        raise LedgerError(Problem(E_INVALID, "posting_rules", str(exc))) from None
+    settings, rules = _settings_and_rules()
     ctx.progress(0, None, f"billing {params['company']} for {params['period']}")
     consolidate = settings.invoice_consolidate if params["consolidate"] is None else params["consolidate"]
     report = run_billing(ctx.db, params["company"], params["period"], rules=rules, actor=ctx.actor,

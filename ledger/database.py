@@ -188,6 +188,19 @@ class BulkWriter:
             self._conn.exec_driver_sql(self._sql, list(converted))
 
 
+def rows_matching(conn: Connection, select_where: str, values: list, chunk_size: int) -> Iterator[tuple]:
+    """Rows of ``select_where`` (SQL ending in ``WHERE column``) whose column is one of
+    ``values``, in chunks. Driver-level SQL: SQLAlchemy's expanding IN renders thousands
+    of parameters per call and measured 4x slower than the lookup itself. PostgreSQL gets
+    one array parameter."""
+    for start in range(0, len(values), chunk_size):
+        chunk = values[start : start + chunk_size]
+        if conn.dialect.name == "postgresql":
+            yield from conn.exec_driver_sql(f"{select_where} = ANY(%s)", (chunk,))
+        else:
+            yield from conn.exec_driver_sql(f"{select_where} IN ({','.join('?' * len(chunk))})", tuple(chunk))
+
+
 def scratch_postgres_schema(url: str, prefix: str = "scratch") -> tuple[str, Callable[[], None]]:
     """Create a new, empty schema in the PostgreSQL database at ``url``; return a URL whose
     connections work in it (through search_path) and a function that drops it. For tests

@@ -66,7 +66,8 @@ def major_units(document: dict, currency: str) -> dict:
     return shown
 
 
-def _amount(attribute: str):
+def money_field(attribute: str) -> fields.Function:
+    """An amount in minor units shown as a decimal string of the object's currency."""
     return fields.Function(
         lambda obj: format_amount(getattr(obj, attribute), obj.currency),
         metadata={"description": "decimal string in major units of the currency"},
@@ -129,7 +130,7 @@ class BalanceLineSchema(Schema):
     account = fields.String()
     type = fields.String()
     currency = fields.String()
-    balance = _amount("balance_minor")
+    balance = money_field("balance_minor")
     balance_minor = fields.Integer()
 
 
@@ -158,8 +159,8 @@ class StatementLineSchema(Schema):
     description = fields.String()
     line_no = fields.Integer()
     currency = fields.String()
-    amount = _amount("amount_minor")
-    balance = _amount("balance_minor")
+    amount = money_field("amount_minor")
+    balance = money_field("balance_minor")
     dimensions = fields.Method("_dimensions")
 
     def _dimensions(self, obj):
@@ -187,7 +188,7 @@ class ReversalSchema(Schema):
 class PostingDocumentSchema(Schema):
     company = fields.String()
     account = fields.String()
-    amount = _amount("amount_minor")
+    amount = money_field("amount_minor")
     currency = fields.String()
     dimensions = fields.Dict(keys=fields.String(), values=fields.String())
 

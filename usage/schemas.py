@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from ledger.money import format_amount
-from ledger.schemas import OutcomeSchema
-
-
-def _money(attribute: str) -> fields.Function:
-    return fields.Function(lambda obj: format_amount(getattr(obj, attribute), obj.currency),
-                           metadata={"description": "decimal string in major units of the currency"})
+from ledger.schemas import OutcomeSchema, money_field
 
 
 class ImportReportSchema(Schema):
@@ -74,9 +68,9 @@ class RatedLineSchema(Schema):
     unit = fields.String()
     attributes = fields.Dict(keys=fields.String(), values=fields.String())
     currency = fields.String()
-    gross = _money("gross_minor")
-    discount = _money("discount_minor")
-    amount = _money("amount_minor")
+    gross = money_field("gross_minor")
+    discount = money_field("discount_minor")
+    amount = money_field("amount_minor")
     rating = fields.Dict(metadata={"description": "plan, model, the period counter before the line, driver factor"})
     entry_seq = fields.Integer(allow_none=True, metadata={"description": "the entry that posted it (none for a zero charge)"})
     posted_date = fields.Date()
@@ -102,5 +96,5 @@ class CounterSchema(Schema):
     period_start = fields.Date()
     period_end = fields.Date()
     quantity = fields.String()
-    amount = _money("amount_minor")
+    amount = money_field("amount_minor")
     currency = fields.String()

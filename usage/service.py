@@ -44,7 +44,7 @@ from contracts.schema import contract_events, contract_versions, contracts, pric
 from contracts.service import Contract, load_contract
 from contracts.terms import AgreementTerms
 from ledger import audit
-from ledger.database import BulkWriter, Database
+from ledger.database import BulkWriter, Database, rows_matching
 from ledger.money import AmountError, format_amount, parse_amount
 from ledger.posting import JournalWriter, PostingReport, audit_post
 from ledger.records import (
@@ -64,6 +64,7 @@ from ledger.records import (
 )
 from ledger.schema import closed_periods, companies
 from partners.schema import agreement_versions
+from partners.schemas import canonical_decimal
 from usage.calendars import CalendarError, holiday_checker
 from usage.lines import LineError, RawLine, UsageLine, canonical, check_line
 from usage.rating import Plan, RatingError, discount, factor, prepare_plan, rate, round_half_up
@@ -372,19 +373,10 @@ class _Batch:
                                  "; ".join(str(p) for p in problems)[:4000], "open", None, self.now))
 
     def _stored_hashes(self, ids: list[str]) -> dict[str, str]:
-        """Payload hashes of the ids already posted. Driver-level SQL, as the journal's own
-        lookup (ledger/posting.py): an expanding IN of 5,000 bound parameters costs more
-        than the query."""
-        found: dict[str, str] = {}
-        columns = "SELECT id, payload_hash FROM usage_lines WHERE id"
-        for start in range(0, len(ids), limits.SQL_IN_PARAMS_MAX):
-            chunk = ids[start:start + limits.SQL_IN_PARAMS_MAX]
-            if self.conn.dialect.name == "postgresql":
-                rows = self.conn.exec_driver_sql(f"{columns} = ANY(%s)", (chunk,))
-            else:
-                rows = self.conn.exec_driver_sql(f"{columns} IN ({','.join('?' * len(chunk))})", tuple(chunk))
-            found.update((line_id, payload_hash) for line_id, payload_hash in rows)
-        return found
+        """Payload hashes of the ids already posted."""
+        rows = rows_matching(self.conn, "SELECT id, payload_hash FROM usage_lines WHERE id", ids,
+                             limits.SQL_IN_PARAMS_MAX)
+        return dict(rows)
 
     # -- mediation --------------------------------------------------------------------------
 
@@ -824,19 +816,13 @@ def _ref_order(ref: str) -> tuple[int, str]:
 def _rating_text(plan: Plan, before_micro: int, line_factor: Decimal, discounts: tuple, pre_rated: bool) -> str:
     """How a line was rated, as canonical JSON (keys sorted), written directly: it is
     stored for every line. Plan codes and models are plain ASCII codes."""
-    parts = [f'"counter_before":"{_decimal_text(Decimal(before_micro) / _MICRO)}"']
+    parts = [f'"counter_before":"{canonical_decimal(Decimal(before_micro) / _MICRO)}"']
     if discounts:
         parts.append('"discount_percents":[' + ",".join(f'"{p}"' for p in discounts) + "]")
-    parts += [f'"factor":"{_decimal_text(line_factor)}"', f'"model":"{plan.model}"', f'"plan":"{plan.code}"']
+    parts += [f'"factor":"{canonical_decimal(line_factor)}"', f'"model":"{plan.model}"', f'"plan":"{plan.code}"']
     if pre_rated:
         parts.append('"pre_rated":true')
     return "{" + ",".join(parts) + "}"
-
-
-def _decimal_text(value: Decimal) -> str:
-    """1.50 -> "1.5", 2 -> "2": one spelling of a factor."""
-    text = format(value.normalize(), "f")
-    return text
 
 
 def options_from(settings, rules: RuleSet, actor: str, *, posting: str | None = None,

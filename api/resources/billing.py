@@ -18,7 +18,6 @@ from billing.pdf import invoice_pdf
 from billing.schemas import InvoiceSchema, InvoiceSummarySchema
 from jobs import service as jobs_service
 from jobs.kinds import BillingRunParams
-from ledger.money import format_amount
 from ledger.schemas import JobSchema
 
 blp = Blueprint("billing", __name__, description="Billing runs and invoices")
@@ -78,12 +77,8 @@ class Invoice(MethodView):
         if args["format"] == "csv":
             out = io.StringIO()
             writer = csv.writer(out)
-            writer.writerow(["line", "customer", "cost_centre", "contract", "component", "description", "quantity",
-                             "unit", "amount", "currency", "usage_lines"])
-            for line in found.lines:
-                writer.writerow([line.line_no, line.customer, line.cost_centre or "", line.contract, line.component,
-                                 line.description, line.quantity, line.unit,
-                                 format_amount(line.amount_minor, line.currency), line.currency, line.usage_lines])
+            writer.writerow(service.CSV_COLUMNS)
+            writer.writerows(service.csv_rows(found))
             return Response(out.getvalue(), mimetype="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="{found.number}.csv"'})
         return found

@@ -89,6 +89,14 @@ def _options(posting: str | None, late_policy: str | None) -> Options:
         raise ApiProblem(503, f"the server's usage settings are refused: {error}", code="settings_unavailable") from None
 
 
+def _file_format(asked: str | None) -> str:
+    """csv or jsonl: as asked, else from the Content-Type (text/csv is CSV)."""
+    content_type = (request.mimetype or "").lower()
+    if asked is None and content_type and content_type not in CSV_TYPES + JSONL_TYPES:
+        raise ApiProblem(415, f"send text/csv or application/x-ndjson, not {content_type}", code="unsupported_media_type")
+    return asked or ("csv" if content_type in CSV_TYPES else "jsonl")
+
+
 def _answer(report):
     document = ImportReportSchema().dump(report)
     return document, 201 if report.ok else 200
@@ -112,10 +120,7 @@ class UsageUpload(MethodView):
         """Import usage lines from the request body (CSV with a header, or JSON lines),
         streamed, at most 16 MiB. Every line ends posted, duplicate or rejected; rejected
         lines are listed in the report and kept under GET /usage/rejects."""
-        content_type = (request.mimetype or "").lower()
-        file_format = args["format"] or ("csv" if content_type in CSV_TYPES else "jsonl")
-        if args["format"] is None and content_type and content_type not in CSV_TYPES + JSONL_TYPES:
-            raise ApiProblem(415, f"send text/csv or application/x-ndjson, not {content_type}", code="unsupported_media_type")
+        file_format = _file_format(args["format"])
         options = _options(args["posting"], args["late_policy"])
         try:
             report = import_usage(database(), read_lines(request.stream, file_format), options=options,
@@ -136,10 +141,7 @@ class UsageUploadJob(MethodView):
     def post(self, args):
         """Upload a large usage file (up to 1 GiB), stored on the server and imported by a
         job: the answer is the job to poll, whose result is the import's report."""
-        content_type = (request.mimetype or "").lower()
-        file_format = args["format"] or ("csv" if content_type in CSV_TYPES else "jsonl")
-        if args["format"] is None and content_type and content_type not in CSV_TYPES + JSONL_TYPES:
-            raise ApiProblem(415, f"send text/csv or application/x-ndjson, not {content_type}", code="unsupported_media_type")
+        file_format = _file_format(args["format"])
         _options(args["posting"], args["late_policy"])  # refuse bad server settings now, not in the job
         name = f"{uuid.uuid4().hex}.{file_format}"
         target = upload_path(settings().data_path, name)

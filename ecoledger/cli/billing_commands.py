@@ -104,11 +104,7 @@ def invoice_show(app, number, fmt, out) -> None:
     lines = [(line.line_no, line.description, line.quantity, line.unit, format_amount(line.amount_minor, line.currency),
               line.currency, line.usage_lines) for line in found.lines]
     if fmt == CSV:
-        emit_csv(["line", "customer", "cost_centre", "contract", "component", "description", "quantity", "unit", "amount",
-                  "currency", "usage_lines"],
-                 [(line.line_no, line.customer, line.cost_centre or "", line.contract, line.component, line.description,
-                   line.quantity, line.unit, format_amount(line.amount_minor, line.currency), line.currency,
-                   line.usage_lines) for line in found.lines])
+        emit_csv(service.CSV_COLUMNS, service.csv_rows(found))
         return
     emit_table(["Field", "Value"], [
         ("Billed by", found.company), ("Customer", f"{found.customer} ({found.customer_name})"),

@@ -23,12 +23,12 @@ from ecoledger.cli.output import (
     CSV,
     JSON,
     TABLE,
+    echo_rejections,
     emit_csv,
     emit_json,
     emit_table,
     file_size,
     format_option,
-    printable,
     progress_bar,
 )
 from ecoledger.cli.partner_commands import read_document
@@ -116,14 +116,7 @@ def import_events_command(app, file, partial: bool, rules_path: str | None, fmt:
         if report.not_applied:
             summary += f"; {report.not_applied} valid events not applied (all-or-nothing: fix the rejections or use --partial)"
         click.echo(summary + f"; {report.entries_posted} entries posted")
-        for outcome in report.outcomes:
-            if outcome.status != "rejected":
-                continue
-            where = f"line {outcome.ref}" + (f" ({printable(outcome.external_id)})" if outcome.external_id else "")
-            for problem in outcome.problems:
-                click.echo(f"  {where}: {problem} [{problem.code}]")
-        if report.outcomes_omitted:
-            click.echo(f"  ... and {report.outcomes_omitted} more")
+        echo_rejections(report.outcomes, report.outcomes_omitted)
     if not report.ok:
         sys.exit(1)
 

@@ -14,6 +14,7 @@ from ecoledger.cli.output import (
     CSV,
     JSON,
     TABLE,
+    echo_rejections,
     emit_csv,
     emit_json,
     emit_table,
@@ -132,12 +133,7 @@ def _print_report(name: str, report: posting.PostingReport) -> None:
     click.echo(summary)
     if report.accepted:
         click.echo(f"journal positions {report.first_entry_seq}..{report.last_entry_seq}")
-    for outcome in report.rejections:
-        where = f"line {outcome.ref}" + (f" ({printable(outcome.external_id)})" if outcome.external_id else "")
-        for problem in outcome.problems:
-            click.echo(f"  {where}: {problem} [{problem.code}]")
-    if report.rejections_omitted:
-        click.echo(f"  ... and {report.rejections_omitted} more rejected entries")
+    echo_rejections(report.rejections, report.rejections_omitted, " rejected entries")
 
 
 @click.command()

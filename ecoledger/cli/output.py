@@ -91,6 +91,19 @@ def _cell(value: Any) -> Text:
     return Text("" if value is None else printable(str(value)))
 
 
+def echo_rejections(outcomes, omitted: int, what: str = "") -> None:
+    """The rejected records of an import, one line per problem: where, field, reason, code.
+    ``what`` names the records in the count of those left out (" rejected entries")."""
+    for outcome in outcomes:
+        if outcome.status != "rejected":
+            continue
+        where = f"line {outcome.ref}" + (f" ({printable(outcome.external_id)})" if outcome.external_id else "")
+        for problem in outcome.problems:
+            click.echo(f"  {where}: {problem} [{problem.code}]")
+    if omitted:
+        click.echo(f"  ... and {omitted} more{what}")
+
+
 def note(message: str) -> None:
     """A line for people, on stderr, so that stdout stays parseable."""
     click.echo(message, err=True)

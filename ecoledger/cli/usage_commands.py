@@ -11,12 +11,12 @@ from ecoledger.cli.output import (
     CSV,
     JSON,
     TABLE,
+    echo_rejections,
     emit_csv,
     emit_json,
     emit_table,
     file_size,
     format_option,
-    printable,
     progress_bar,
 )
 from ledger.money import format_amount
@@ -97,14 +97,7 @@ def _print_report(report: ImportReport, fmt: str) -> None:
                    f"line{'' if report.lines_read == 1 else 's'} read: "
                    f"{report.posted} posted ({report.late} late), {report.duplicates} duplicate, {report.rejected} "
                    f"rejected; {report.entries_posted} entries posted, {amounts}; {report.alerts_raised} alerts")
-        for outcome in report.outcomes:
-            if outcome.status != "rejected":
-                continue
-            where = f"line {outcome.ref}" + (f" ({printable(outcome.external_id)})" if outcome.external_id else "")
-            for problem in outcome.problems:
-                click.echo(f"  {where}: {problem} [{problem.code}]")
-        if report.outcomes_omitted:
-            click.echo(f"  ... and {report.outcomes_omitted} more")
+        echo_rejections(report.outcomes, report.outcomes_omitted)
         if report.rejected:
             click.echo(f"  rejected lines: ecoledger usage rejects --import {report.import_id}", err=True)
     if not report.ok:
