@@ -314,6 +314,7 @@ class _Batch:
         self._templates, self._bound = cache.templates, cache.bound
         self.reject_rows: list[tuple] = []
         self.alerted: set[tuple] = set()
+        self._open_rejects: bool | None = None  # whether any reject is open (asked once)
         self._rated: list[tuple[_Mediated, list]] = []
         self.now = dt.datetime.now(dt.UTC)
 
@@ -753,9 +754,9 @@ class _Batch:
             report.late += sum(1 for row in posted if row[_LATE])
             for row in posted:
                 report.amounts[row[_CURRENCY]] = report.amounts.get(row[_CURRENCY], 0) + row[_AMOUNT]
-            self._resolve_rejects([row[0] for row in posted])
+            self._close_open_rejects([row[0] for row in posted], "resolved")
         if self.reject_rows:
-            self._supersede_rejects([row[2] for row in self.reject_rows if row[2] is not None])
+            self._close_open_rejects([row[2] for row in self.reject_rows if row[2] is not None], "resubmitted")
             self.reject_rows.sort(key=lambda row: _ref_order(row[1]))  # in the order of the file
             columns = ["import_id", "line_ref", "line_id", "raw", "code", "field", "message", "status",
                        "resolved_by_import", "recorded_at"]
@@ -786,26 +787,19 @@ class _Batch:
             lines_read=report.lines_read, posted=report.posted, duplicates=report.duplicates, rejected=report.rejected,
             late=report.late, entries_posted=report.entries_posted))
 
-    def _supersede_rejects(self, line_ids: list[str]) -> None:
-        """Open rejects of lines rejected again now: the line was re-submitted, and its new
-        reject row is the open one."""
+    def _close_open_rejects(self, line_ids: list[str], status: str) -> None:
+        """Open rejects of these line ids, closed by this import: ``resolved`` (a corrected
+        line with the id has posted) or ``resubmitted`` (the line was rejected again, and its
+        new reject row is the open one). Usually no reject is open: one query says so."""
         r = usage_rejects.c
-        if self.conn.execute(select(r.id).where(r.status == "open").limit(1)).first() is None:
+        if self._open_rejects is None:
+            self._open_rejects = self.conn.execute(select(r.id).where(r.status == "open").limit(1)).first() is not None
+        if not self._open_rejects:
             return
         for start in range(0, len(line_ids), limits.SQL_IN_PARAMS_MAX):
             chunk = line_ids[start:start + limits.SQL_IN_PARAMS_MAX]
             self.conn.execute(update(usage_rejects).where(r.status == "open", r.line_id.in_(chunk))
-                              .values(status="resubmitted", resolved_by_import=self.report.import_id))
-
-    def _resolve_rejects(self, posted_ids: list[str]) -> None:
-        """Open rejects of lines that have now posted (a corrected line with the same id)."""
-        r = usage_rejects.c
-        if self.conn.execute(select(r.id).where(r.status == "open").limit(1)).first() is None:
-            return
-        for start in range(0, len(posted_ids), limits.SQL_IN_PARAMS_MAX):
-            chunk = posted_ids[start:start + limits.SQL_IN_PARAMS_MAX]
-            self.conn.execute(update(usage_rejects).where(r.status == "open", r.line_id.in_(chunk))
-                              .values(status="resolved", resolved_by_import=self.report.import_id))
+                              .values(status=status, resolved_by_import=self.report.import_id))
 
 
 def _ref_order(ref: str) -> tuple[int, str]:
