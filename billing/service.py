@@ -27,10 +27,11 @@ from typing import NamedTuple
 from sqlalchemy import Connection, and_, func, insert, literal, select, update
 
 from billing.schema import billing_runs, invoice_lines, invoice_sequences, invoice_usage, invoices
+from config import limits
 from contracts.rules import Rule, RuleError, RuleSet, evaluate_amounts
 from contracts.schema import contracts, customers
 from ledger import audit
-from ledger.database import Database
+from ledger.database import Database, rows_matching
 from ledger.money import format_amount
 from ledger.periods import parse_period
 from ledger.posting import JournalWriter, PostingReport, audit_post
@@ -106,7 +107,8 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
             started_by=actor[:200])).inserted_primary_key[0]
         report = BillingReport(run_id, company, period, issue_date)
         writer = JournalWriter(conn)
-        customer_codes = dict(conn.execute(select(customers.c.id, customers.c.code)).all())
+        customer_codes = dict(rows_matching(conn, "SELECT id, code FROM customers WHERE id",
+                                            sorted({customer for customer, _ in groups}), limits.SQL_IN_PARAMS_MAX))
         for (customer_id, currency), lines in sorted(groups.items(), key=lambda g: (customer_codes[g[0][0]], g[0][1])):
             number = _invoice(conn, writer, rule, cid, company, run_id, customer_id, customer_codes[customer_id],
                               currency, lines, period, end, issue_date, payment_terms_days, now)
