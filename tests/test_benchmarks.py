@@ -42,3 +42,10 @@ def test_read_paths_benchmark_runs(database_args):
 def test_api_statements_benchmark_runs(database_args):
     out = run("api_statements.py", "--entries", "300", "--rate", "20", "--seconds", "1", "--workers", "1", *database_args)
     assert "baseline:" in out and "errors: 0 of 20" in out and "x baseline" in out
+
+
+def test_usage_benchmarks_run(database_args):
+    out = run("rate_and_post_usage.py", "--lines", "400", *database_args)
+    assert "baseline:" in out and out.count(" lines/s  ") == 3 and "aggregated posting" in out
+    out = run("billing_run.py", "--lines", "400", *database_args)
+    assert "200 invoices" in out and "x the aggregate" in out
