@@ -51,3 +51,42 @@ class InvoiceSchema(Schema):
 class InvoiceSummarySchema(InvoiceSchema):
     class Meta:
         exclude = ("lines",)
+
+
+class NotBilledSchema(Schema):
+    contract = fields.String()
+    component = fields.String()
+    lines = fields.Integer()
+    quantity = fields.String()
+    amount = money_field("amount_minor")
+    currency = fields.String()
+    oldest_usage_date = fields.Date()
+
+
+class NoContractSchema(Schema):
+    reason = fields.String(metadata={"description": "the reject code: not_found, unknown_service, contract_not_active"})
+    contract = fields.String(allow_none=True)
+    lines = fields.Integer()
+    quantity = fields.String()
+    pre_rated = fields.Dict(keys=fields.String(), values=fields.String(),
+                            metadata={"description": "pre-rated amounts per currency (unknown: no such contract), "
+                                                     "major units"})
+
+
+class InactiveServiceSchema(Schema):
+    contract = fields.String()
+    component = fields.String()
+    lines = fields.Integer()
+    amount = money_field("amount_minor")
+    invoiced = money_field("invoiced_minor")
+    currency = fields.String()
+    first_date = fields.Date()
+    last_date = fields.Date()
+
+
+class LeakageReportSchema(Schema):
+    company = fields.String()
+    period = fields.String()
+    not_billed = fields.List(fields.Nested(NotBilledSchema))
+    no_contract = fields.List(fields.Nested(NoContractSchema))
+    inactive_service = fields.List(fields.Nested(InactiveServiceSchema))

@@ -81,6 +81,22 @@ _STATUS_RULES: dict[str, tuple[tuple[str, ...], str | None]] = {
 _CUSTOM_STATUSES = ("active",)
 
 
+STATUS_EVENTS = ("activated", "suspended", "resumed", "terminated")
+
+
+def status_on(status_changes: Iterable[tuple[dt.date, str]], day: dt.date) -> tuple[str, dt.date | None]:
+    """A contract's status on ``day`` and since when, from its status events in date order
+    ((date, type) pairs). A termination's date is the last day of service."""
+    status, since = "draft", None
+    for change_date, kind in status_changes:
+        if kind == "terminated":
+            if change_date < day:
+                status, since = "terminated", change_date
+        elif kind in STATUS_EVENTS and change_date <= day:
+            status, since = ("suspended" if kind == "suspended" else "active"), change_date
+    return status, since
+
+
 class _Rejected(Exception):
     def __init__(self, *problems: Problem) -> None:
         super().__init__(problems)

@@ -52,6 +52,7 @@ MATRIX = {
     ("GET", "/contracts/<code>/usage"): INTERNAL,
     ("POST", "/billing-runs"): WRITERS,
     ("GET", "/invoices"): INTERNAL,
+    ("GET", "/billing/leakage"): INTERNAL,
     ("GET", "/invoices/<number>"): INTERNAL,
     ("GET", "/trial-balance"): INTERNAL,
     ("POST", "/entries"): WRITERS,

@@ -177,5 +177,9 @@ def test_a_billing_run_through_the_api(eco_api):
     assert pdf.mimetype == "application/pdf" and pdf.get_data().startswith(b"%PDF")
     assert api.call("auditor", "GET", "/invoices/NOPE").status_code == 404
     assert api.call("partner", "GET", "/invoices").status_code == 403
+    leakage = api.call("auditor", "GET", "/billing/leakage", query_string={"company": "OPFI", "period": "2026-10"})
+    assert leakage.status_code == 200 and leakage.get_json()["not_billed"] == []
+    assert api.call("auditor", "GET", "/billing/leakage", query_string={"company": "NOPE", "period": "2026-10"}
+                    ).status_code == 404
     bad = api.call("controller", "POST", "/billing-runs", json={"company": "OPFI", "period": "2026-13"})
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "period"

@@ -180,3 +180,26 @@ def test_an_organisation_is_invoiced_per_customer_or_consolidated(eco):
     per_customer = bill(eco)
     assert [billing.get_invoice(eco, n).customer for n in per_customer.invoices] == ["ORG-N", "ORG-S"]
     assert verify(eco).ok
+
+
+def test_the_leakage_report_finds_unbilled_unknown_and_inactive_usage(eco):
+    from billing.leakage import leakage_report
+
+    run(eco, MONTH)
+    bill(eco)
+    late = [{**MONTH[3], "id": "late-r", "timestamp": "2026-10-27T10:00:00Z"},
+            {**MONTH[3], "id": "ghost", "contract": "SD-404", "price": "10.00", "quantity": "3"},
+            {**MONTH[3], "id": "gone", "service": "gardening"}]
+    run(eco, late)
+    # a termination recorded now, dated before usage already posted and invoiced
+    import_events(eco, [(1, {"id": "t", "type": "terminated", "contract": "SD-1", "date": "2026-10-07"})],
+                  rules=RULES, actor="t")
+    report = leakage_report(eco, "OPFI", "2026-10")
+    assert [(r.contract, r.component, r.lines, r.amount_minor) for r in report.not_billed] == [("SD-1", "REPAIR", 1, 24000)]
+    assert [(r.reason, r.contract, r.lines, r.quantity, r.pre_rated) for r in report.no_contract] == [
+        ("not_found", "SD-404", 1, "3", {"unknown": "30"}), ("unknown_service", "SD-1", 1, "2", {})]
+    # r1 (Oct 8), m1 (Oct 9) and late-r (Oct 27) are after the last day of service, Oct 7
+    assert [(r.component, r.lines, r.amount_minor, r.invoiced_minor, str(r.first_date)) for r in report.inactive_service] == [
+        ("MAINT", 1, 18900, 18900, "2026-10-09"), ("REPAIR", 2, 48000, 24000, "2026-10-08")]
+    clean = leakage_report(eco, "OPFI", "2026-09")
+    assert clean.not_billed == [] and clean.no_contract == [] and clean.inactive_service == []

@@ -134,10 +134,14 @@ def test_billing_run_and_invoices_from_the_cli(eco_cli, tmp_path):
     assert code == 0 and (tmp_path / "i.pdf").read_bytes().startswith(b"%PDF")
     code, _, err = cli("invoice", "show", "NOPE")
     assert code == 1 and "no invoice 'NOPE'" in err
+    code, out, _ = cli("billing", "leakage", "--company", "OPFI", "--period", "2026-10", "--format", "json")
+    leakage = json.loads(out)
+    assert code == 1 and leakage["not_billed"] == [] and [r["contract"] for r in leakage["no_contract"]] == ["SD-C-99"]
+    assert cli("billing", "leakage", "--company", "OPFI", "--period", "2026-09")[0] == 0
     assert cli("verify")[0] == 0
 
 
-@pytest.mark.parametrize("command", [["billing"], ["billing", "run"], ["invoice"], ["invoice", "list"],
+@pytest.mark.parametrize("command", [["billing"], ["billing", "run"], ["billing", "leakage"], ["invoice"], ["invoice", "list"],
                                      ["invoice", "show"]])
 def test_every_billing_command_has_help(cli, command):
     code, out, _ = cli(*command, "--help")

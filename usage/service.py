@@ -39,6 +39,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from config import limits
 from contracts.billing_periods import billing_period
+from contracts.events import STATUS_EVENTS, status_on
 from contracts.rules import Rule, RuleError, RuleSet, evaluate_amounts
 from contracts.schema import contract_events, contract_versions, contracts, price_plans
 from contracts.service import Contract, load_contract
@@ -87,7 +88,6 @@ E_UNIT_MISMATCH = "unit_mismatch"
 E_NOT_RATED = "not_rated"
 
 _PLAN_PERIOD_FREQUENCY = {"month": "monthly", "quarter": "quarterly", "year": "yearly"}
-_STATUS_EVENTS = ("activated", "suspended", "resumed", "terminated")
 _MICRO = Decimal(1_000_000)
 _ONE_DAY = dt.timedelta(days=1)
 _USABLE_ID = re.compile(r"[!-~]{1,200}")  # as usage.lines checks ids
@@ -426,7 +426,7 @@ class _Batch:
             else:
                 changes = self.conn.execute(
                     select(contract_events.c.event_date, contract_events.c.type)
-                    .where(contract_events.c.contract_id == contract.id, contract_events.c.type.in_(_STATUS_EVENTS))
+                    .where(contract_events.c.contract_id == contract.id, contract_events.c.type.in_(STATUS_EVENTS))
                     .order_by(contract_events.c.event_date, contract_events.c.recorded_at)).all()
                 found = _ContractState(contract, tuple(changes))
             self.contracts[code] = found
@@ -440,13 +440,7 @@ class _Batch:
         if day < contract.start or (contract.end is not None and day > contract.end):
             raise LedgerError(Problem(E_CONTRACT_NOT_ACTIVE, "timestamp", f"{day} is outside contract {contract.code} "
                                       f"({contract.start} to {contract.end or 'open-ended'})"))
-        status, since = "draft", None
-        for change_date, kind in state.status_changes:
-            if kind == "terminated":
-                if change_date < day:  # the termination date is the last day of service
-                    status, since = "terminated", change_date
-            elif change_date <= day:
-                status, since = ("suspended" if kind == "suspended" else "active"), change_date
+        status, since = status_on(state.status_changes, day)
         if status != "active":
             when = f" since {since}" if since else " (never activated)"
             raise LedgerError(Problem(E_CONTRACT_NOT_ACTIVE, "timestamp", f"contract {contract.code} was {status}{when} "

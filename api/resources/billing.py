@@ -14,8 +14,9 @@ from api import database
 from api.auth import POST, READ_ALL, principal, requires
 from api.resources.common import enqueue
 from billing import service
+from billing.leakage import leakage_report
 from billing.pdf import invoice_pdf
-from billing.schemas import InvoiceSchema, InvoiceSummarySchema
+from billing.schemas import InvoiceSchema, InvoiceSummarySchema, LeakageReportSchema
 from jobs import service as jobs_service
 from jobs.kinds import BillingRunParams
 from ledger.schemas import JobSchema
@@ -45,6 +46,22 @@ class BillingRuns(MethodView):
         if created:
             enqueue(job)
         return job, 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+
+
+class LeakageArgsSchema(Schema):
+    company = fields.String(required=True, validate=validate.Length(1, 32))
+    period = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="YYYY-MM"))
+
+
+@blp.route("/billing/leakage")
+class Leakage(MethodView):
+    @requires(READ_ALL)
+    @blp.arguments(LeakageArgsSchema, location="query")
+    @blp.response(200, LeakageReportSchema)
+    def get(self, args):
+        """The leakage report of a billing company and period: usage posted but not
+        invoiced, usage refused for a missing or inactive contract, usage of inactive days."""
+        return leakage_report(database(), args["company"], args["period"])
 
 
 @blp.route("/invoices")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from billing import service
+from billing.leakage import leakage_report
 from billing.pdf import invoice_pdf
-from billing.schemas import BillingReportSchema, InvoiceSchema, InvoiceSummarySchema
+from billing.schemas import BillingReportSchema, InvoiceSchema, InvoiceSummarySchema, LeakageReportSchema
 from ecoledger.cli.contract_commands import rules_of
 from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
 from ledger.money import format_amount
@@ -53,6 +55,37 @@ def billing_run(app, company, period, rules_path, consolidate, fmt) -> None:
                f"{report.issue_date}, {report.usage_lines} usage lines, {totals}")
     for number in report.invoices:
         click.echo(f"  {number}")
+
+
+@billing.command("leakage")
+@click.option("--company", required=True, help="The billing company.")
+@click.option("--period", required=True, help="The month, as YYYY-MM.")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def billing_leakage(app, company, period, fmt) -> None:
+    """Where money leaks: usage posted but not invoiced, usage refused for a missing or
+    inactive contract or service, and usage of days a contract is not active by the events
+    recorded since. Exits 1 when something leaks."""
+    report = leakage_report(app.database(), company, period)
+    if fmt == JSON:
+        emit_json(LeakageReportSchema().dump(report))
+    else:
+        emit_table(["Contract", "Component", "Lines", "Quantity", "Amount", "Cur", "Oldest"],
+                   [(r.contract, r.component, r.lines, r.quantity, format_amount(r.amount_minor, r.currency), r.currency,
+                     str(r.oldest_usage_date)) for r in report.not_billed],
+                   title=f"Not billed: usage posted up to the end of {period}, on no invoice",
+                   right=["Lines", "Quantity", "Amount"])
+        emit_table(["Reason", "Contract", "Lines", "Quantity", "Pre-rated"],
+                   [(r.reason, r.contract or "", r.lines, r.quantity, ", ".join(f"{v} {k}" for k, v in r.pre_rated.items()))
+                    for r in report.no_contract],
+                   title="No contract: open rejects of the period (ecoledger usage rejects)", right=["Lines", "Quantity"])
+        emit_table(["Contract", "Component", "Lines", "Amount", "Invoiced", "Cur", "From", "To"],
+                   [(r.contract, r.component, r.lines, format_amount(r.amount_minor, r.currency),
+                     format_amount(r.invoiced_minor, r.currency), r.currency, str(r.first_date), str(r.last_date))
+                    for r in report.inactive_service],
+                   title="Inactive service: usage on days the contract is not active", right=["Lines", "Amount", "Invoiced"])
+    if report.not_billed or report.no_contract or report.inactive_service:
+        sys.exit(1)
 
 
 @click.group()
