@@ -524,3 +524,17 @@ def test_hostile_bytes_are_rejected_and_stored_safely(eco):
     assert [r.line_id for r in rejects] == [None, None, None]
     assert "\x00" not in "".join(r.raw for r in rejects)
     assert verify(eco).ok
+
+
+def test_aggregated_late_and_timely_lines_of_one_day_post_apart(eco):
+    run(eco, MONTH[3:4])
+    for company in ("OPFI", "FIXR"):
+        close_period(eco, company, "2026-10", actor="t")
+    lines = [{**MONTH[3], "id": "old", "timestamp": "2026-10-20T10:00:00Z"},
+             {**MONTH[3], "id": "new", "timestamp": "2026-11-01T10:00:00Z"}]
+    report = run(eco, lines, options=Options(RULES, "test", posting="aggregated"))
+    assert (report.posted, report.late, report.entries_posted) == (2, 1, 2)
+    by_id = {r.id: r for r in queries.list_lines(eco)}
+    assert by_id["old"].entry_seq != by_id["new"].entry_seq
+    assert by_id["old"].posted_date == by_id["new"].posted_date == dt.date(2026, 11, 1)
+    assert verify(eco).ok

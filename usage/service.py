@@ -587,13 +587,14 @@ class _Batch:
             return [d for d in drafts if d is not None]
         groups: dict[tuple, list[int]] = defaultdict(list)
         for index, (item, _) in enumerate(rated):
-            groups[(item.contract.code, item.component["code"], item.posted_date)].append(index)
+            # Late lines get entries of their own: the entry says whether its lines are late.
+            groups[(item.contract.code, item.component["code"], item.posted_date, item.late)].append(index)
         drafts = []
-        for (contract_code, component_code, day), indexes in groups.items():
+        for (contract_code, component_code, day, late), indexes in groups.items():
             amount = sum(rated[i][1][_AMOUNT] for i in indexes)
             quantity = sum(rated[i][0].line.quantity for i in indexes)
             external_id = (f"{ENTRY_ID_PREFIX}{self.report.import_id}:{self.number}:{contract_code}:{component_code}:"
-                           f"{day.isoformat()}")
+                           f"{day.isoformat()}{':late' if late else ''}")
             draft = self._draft(rated[indexes[0]][0], amount, quantity, external_id, external_id,
                                 f"usage {contract_code} {component_code} {day} ({len(indexes)} lines)", indexes)
             if draft is not None:
