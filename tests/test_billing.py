@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text
-from test_usage import CONTRACT, MONTH, RULES, balance, build_eco, postings, run
+from test_usage import CONTRACT, MONTH, RULES, balance, build_eco, eco_factory, postings, run  # noqa: F401
 
 from billing import service as billing
 from billing.schema import invoice_sequences, invoices
@@ -203,3 +205,40 @@ def test_the_leakage_report_finds_unbilled_unknown_and_inactive_usage(eco):
         ("MAINT", 1, 18900, 18900, "2026-10-09"), ("REPAIR", 2, 48000, 24000, "2026-10-08")]
     clean = leakage_report(eco, "OPFI", "2026-09")
     assert clean.not_billed == [] and clean.no_contract == [] and clean.inactive_service == []
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_billing_runs_between_imports_invoice_everything_once(eco_factory, data):  # noqa: F811 (the fixture)
+    """Imports and billing runs interleaved at random: every posted line is invoiced at most
+    once; invoiced plus uninvoiced equals all usage; receivables equal the invoices and
+    unbilled the rest; numbers have no gaps."""
+    from billing.leakage import leakage_report
+    from usage import queries
+
+    db = eco_factory()
+    steps = data.draw(st.lists(st.one_of(
+        st.tuples(st.just("usage"), st.lists(st.tuples(st.integers(1, 30), st.sampled_from(["10", "11"]),
+                                                       st.decimals(min_value=0, max_value=5, places=1)),
+                                             min_size=1, max_size=6)),
+        st.tuples(st.just("bill"), st.sampled_from(["2026-10", "2026-11"]))), min_size=1, max_size=8))
+    count = 0
+    for kind, argument in steps:
+        if kind == "usage":
+            records = []
+            for day, month, quantity in argument:
+                count += 1
+                records.append({**MONTH[3], "id": f"L{count}", "timestamp": f"2026-{month}-{min(day, 30):02d}T12:00:00Z",
+                                "quantity": str(quantity)})
+            run(db, records)
+        else:
+            billing.run_billing(db, "OPFI", argument, rules=RULES, actor="t")
+    invoices_ = billing.list_invoices(db)
+    assert [i.number for i in invoices_] == [f"OPFI-{n:06d}" for n in range(1, len(invoices_) + 1)]
+    total_usage = sum(line.amount_minor for line in queries.list_lines(db, limit=10_000))
+    invoiced = sum(i.total_minor for i in invoices_)
+    not_billed = sum(r.amount_minor for r in leakage_report(db, "OPFI", "2026-11").not_billed)  # all usage is by then
+    assert invoiced + not_billed == total_usage
+    assert balance(db, "OPFI", "Assets:Receivables:Customers") == format_amount(invoiced, "EUR")
+    assert balance(db, "OPFI", "Assets:Receivables:Unbilled") == format_amount(not_billed, "EUR")
+    assert verify(db).ok
