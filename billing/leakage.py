@@ -2,7 +2,8 @@
 when it should not have been.
 
 - **not billed**: usage posted up to the period's end that no invoice carries yet, per
-  contract component (a billing run not made, or late lines since the last one).
+  contract component (a billing run not made, or late lines since the last one), and
+  recurring fees due in the period that no invoice charges.
 - **no contract**: usage lines of the period refused because the contract or service was
   unknown or the contract not active, still open in the rejects store, per reason. Their
   amount is known when the line was pre-rated; otherwise their quantity is shown.
@@ -24,6 +25,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 
 from billing.schema import invoice_usage
+from billing.service import uninvoiced_fees
 from contracts.events import STATUS_EVENTS, status_on
 from contracts.schema import contract_events, contracts
 from ledger.database import Database
@@ -37,13 +39,14 @@ NO_CONTRACT_CODES = ("not_found", "unknown_service", "contract_not_active")
 
 
 class NotBilled(NamedTuple):
+    kind: str  # usage, or fee: a recurring fee's billing period due in the period
     contract: str
     component: str
-    lines: int
-    quantity: str
+    lines: int  # usage lines (0 for a fee)
+    quantity: str  # usage: units; fee: days
     amount_minor: int
     currency: str
-    oldest_usage_date: dt.date
+    oldest_usage_date: dt.date  # fee: the start of its billing period
 
 
 class NoContract(NamedTuple):
@@ -79,13 +82,17 @@ def leakage_report(db: Database, company: str, period: str) -> LeakageReport:
         cid = company_id(conn, company)
         u, c = usage_lines.c, contracts.c
         invoiced = select(invoice_usage.c.usage_line_id).where(invoice_usage.c.usage_line_id == u.id).exists()
-        not_billed = [NotBilled(code, component, lines, quantity_text(int(quantity)), int(amount), currency, oldest)
+        not_billed = [NotBilled("usage", code, component, lines, quantity_text(int(quantity)), int(amount), currency,
+                                oldest)
                       for code, component, lines, quantity, amount, currency, oldest in conn.execute(
                           select(c.code, u.component, func.count(), func.sum(u.quantity_micro), func.sum(u.amount_minor),
                                  u.currency, func.min(u.usage_date))
                           .join(contracts, c.id == u.contract_id)
                           .where(c.billing_company_id == cid, u.posted_date <= end, ~invoiced)
                           .group_by(c.code, u.component, u.currency).order_by(c.code, u.component))]
+        not_billed += [NotBilled("fee", line.contract, line.component, 0, str(line.fee.charged_days), line.amount_minor,
+                                 currency, line.fee.period_start)
+                       for (_, currency), line in uninvoiced_fees(conn, cid, start, end)]
         codes = {row.code: row for row in conn.execute(select(c.code, c.billing_company_id, c.currency))}
         no_contract = _no_contract(conn, cid, codes, start, end)
         inactive = _inactive(conn, cid, start, end)

@@ -32,6 +32,7 @@ billing_runs = Table(
     Column("issue_date", Date, nullable=False),
     Column("invoices", Integer, nullable=False),
     Column("usage_lines", BigInteger, nullable=False),
+    Column("fees", Integer, nullable=False),  # billing periods of recurring fees charged
     Column("started_at", UTCDateTime, nullable=False),
     Column("started_by", String(200), nullable=False),
 )
@@ -59,7 +60,7 @@ invoices = Table(
     CheckConstraint("sequence >= 1", name="sequence_positive"),
 )
 
-INVOICE_LINE_KINDS = ("usage",)
+INVOICE_LINE_KINDS = ("usage", "fee")
 
 # A line per contract component: quantity and amount of the usage it invoices.
 invoice_lines = Table(
@@ -76,11 +77,14 @@ invoice_lines = Table(
     Column("component", String(64), nullable=False),
     Column("service", String(64), nullable=False),
     Column("description", Text, nullable=False),
-    Column("quantity_micro", BigInteger, nullable=False),
+    Column("quantity_micro", BigInteger, nullable=False),  # usage: units; fee: days charged
     Column("unit", String(32), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
+    Column("period_start", Date, nullable=True),  # fee: the billing period charged
+    Column("period_end", Date, nullable=True),
     PrimaryKeyConstraint("invoice_id", "line_no"),
-    CheckConstraint("kind IN ('usage')", name="kind_known"),
+    CheckConstraint("kind IN ('usage', 'fee')", name="kind_known"),
+    CheckConstraint("(kind = 'fee') = (period_start IS NOT NULL)", name="fee_has_period"),
 )
 
 # Which invoice line invoiced each usage line: a usage line is invoiced at most once.
@@ -93,6 +97,19 @@ invoice_usage = Table(
 )
 Index("ix_invoice_usage_invoice", invoice_usage.c.invoice_id, invoice_usage.c.line_no)
 
+# Which invoice line charged each recurring fee's billing period: at most once.
+invoice_fees = Table(
+    "invoice_fees",
+    metadata,
+    Column("contract_id", Integer, ForeignKey("contracts.id"), nullable=False),
+    Column("component", String(64), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("invoice_id", Integer, nullable=False),
+    Column("line_no", Integer, nullable=False),
+    PrimaryKeyConstraint("contract_id", "component", "period_start"),
+)
+Index("ix_invoice_fees_invoice", invoice_fees.c.invoice_id, invoice_fees.c.line_no)
+
 # The last invoice number of each billing company.
 invoice_sequences = Table(
     "invoice_sequences",
@@ -104,4 +121,5 @@ invoice_sequences = Table(
 protect("invoices", ("UPDATE", "DELETE"), "issued invoices never change; issue a credit note instead")
 protect("invoice_lines", ("UPDATE", "DELETE"), "issued invoices never change; issue a credit note instead")
 protect("invoice_usage", ("UPDATE", "DELETE"), "invoiced usage stays invoiced; credit it instead")
+protect("invoice_fees", ("UPDATE", "DELETE"), "a billed period stays billed; credit it instead")
 protect("billing_runs", ("UPDATE", "DELETE"), "billing runs are a record of what was invoiced")

@@ -14,6 +14,7 @@ class BillingReportSchema(Schema):
     issue_date = fields.Date()
     invoices = fields.List(fields.String(), metadata={"description": "numbers of the invoices issued, in order"})
     usage_lines = fields.Integer(metadata={"description": "usage lines invoiced"})
+    fees = fields.Integer(metadata={"description": "billing periods of recurring fees charged"})
     totals = fields.Dict(keys=fields.String(), values=fields.Integer(),
                          metadata={"description": "invoiced per currency, in minor units"})
 
@@ -54,13 +55,14 @@ class InvoiceSummarySchema(InvoiceSchema):
 
 
 class NotBilledSchema(Schema):
+    kind = fields.String(metadata={"description": "usage, or fee (a recurring fee's billing period due)"})
     contract = fields.String()
     component = fields.String()
     lines = fields.Integer()
     quantity = fields.String()
     amount = money_field("amount_minor")
     currency = fields.String()
-    oldest_usage_date = fields.Date()
+    oldest_usage_date = fields.Date(metadata={"description": "a fee: the start of its billing period"})
 
 
 class NoContractSchema(Schema):

@@ -21,15 +21,20 @@ import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import NamedTuple
 
 from sqlalchemy import Connection, and_, func, insert, literal, select, update
 
-from billing.schema import billing_runs, invoice_lines, invoice_sequences, invoice_usage, invoices
+from billing.fees import FeeDue, fees_due
+from billing.schema import billing_runs, invoice_fees, invoice_lines, invoice_sequences, invoice_usage, invoices
 from config import limits
-from contracts.rules import Rule, RuleError, RuleSet, evaluate_amounts
-from contracts.schema import contracts, customers
+from contracts.events import STATUS_EVENTS
+from contracts.rules import RuleError, RuleSet, evaluate_amounts
+from contracts.schema import contract_events, contracts, customers
+from contracts.service import load_contract
+from contracts.terms import AgreementTerms
 from ledger import audit
 from ledger.database import Database, rows_matching
 from ledger.money import format_amount
@@ -50,6 +55,8 @@ from usage.queries import quantity_text
 from usage.schema import usage_lines
 
 RULE = "invoice_usage"
+FEE_RULES = {"in_advance": "invoice_fee_in_advance", "in_arrears": "invoice_fee_in_arrears"}
+RULES = (RULE, *FEE_RULES.values())
 SOURCE_TYPE = "invoice"
 ENTRY_ID_PREFIX = "invoice:"
 _ONE_DAY = dt.timedelta(days=1)
@@ -63,10 +70,14 @@ class BillingReport:
     issue_date: dt.date
     invoices: list[str] = dataclasses.field(default_factory=list)  # numbers, in order
     usage_lines: int = 0
+    fees: int = 0  # billing periods of recurring fees charged
     totals: dict[str, int] = dataclasses.field(default_factory=dict)  # currency -> minor units
 
 
 class _Line(NamedTuple):
+    """An invoice line to write: a contract component's uninvoiced usage, or a recurring
+    fee's billing period (``fee``)."""
+
     customer_id: int
     customer: str
     cost_centre: str | None
@@ -75,9 +86,10 @@ class _Line(NamedTuple):
     component: str
     service: str
     unit: str
-    quantity_micro: int
+    quantity_micro: int  # usage: units; fee: days charged
     amount_minor: int
-    lines: int
+    lines: int  # usage lines summed (0 for a fee)
+    fee: FeeDue | None = None
 
 
 def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, actor: str,
@@ -86,11 +98,11 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
     of ``period`` (YYYY-MM): one invoice per customer, or with ``consolidate`` one per
     organisation (the top of each customer hierarchy), its lines naming the customer and
     cost centre below it."""
-    _, end = parse_period(period)
-    rule = rules.rules.get(RULE)
-    if rule is None:
-        raise LedgerError(Problem(E_INVALID, "rules", f"the posting rules ({rules.source}) have no {RULE!r} rule; "
-                                  "billing runs post through it"))
+    start, end = parse_period(period)
+    missing = [name for name in RULES if name not in rules.rules]
+    if missing:
+        raise LedgerError(Problem(E_INVALID, "rules", f"the posting rules ({rules.source}) have no "
+                                  f"{', '.join(repr(m) for m in missing)} rule; billing runs post through them"))
     with db.write() as conn:
         cid = company_id(conn, company)
         roles = conn.execute(select(companies.c.roles).where(companies.c.id == cid)).scalar()
@@ -100,25 +112,30 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
                               .where(closed_periods.c.company_id == cid)).scalar()
         issue_date = end if closed is None or end > closed else closed + _ONE_DAY
         groups = _uninvoiced(conn, cid, end, consolidate)
+        for (payer, currency), line in uninvoiced_fees(conn, cid, start, end, consolidate):
+            groups.setdefault((payer, currency), []).append(line)
         now = dt.datetime.now(dt.UTC)
         run_id = conn.execute(insert(billing_runs).values(
             company_id=cid, period=period, issue_date=issue_date, invoices=len(groups),
-            usage_lines=sum(line.lines for lines in groups.values() for line in lines), started_at=now,
+            usage_lines=sum(line.lines for lines in groups.values() for line in lines),
+            fees=sum(1 for lines in groups.values() for line in lines if line.fee is not None), started_at=now,
             started_by=actor[:200])).inserted_primary_key[0]
         report = BillingReport(run_id, company, period, issue_date)
         writer = JournalWriter(conn)
         customer_codes = dict(rows_matching(conn, "SELECT id, code FROM customers WHERE id",
                                             sorted({customer for customer, _ in groups}), limits.SQL_IN_PARAMS_MAX))
         for (customer_id, currency), lines in sorted(groups.items(), key=lambda g: (customer_codes[g[0][0]], g[0][1])):
-            number = _invoice(conn, writer, rule, cid, company, run_id, customer_id, customer_codes[customer_id],
+            number = _invoice(conn, writer, rules, cid, company, run_id, customer_id, customer_codes[customer_id],
                               currency, lines, period, end, issue_date, payment_terms_days, now)
             report.invoices.append(number)
             report.usage_lines += sum(line.lines for line in lines)
+            report.fees += sum(1 for line in lines if line.fee is not None)
             report.totals[currency] = report.totals.get(currency, 0) + sum(line.amount_minor for line in lines)
         if writer.first_seq is not None:
             audit_post(conn, actor, writer.last_seq - writer.first_seq + 1, writer.first_seq, writer.last_seq)
         audit.record(conn, actor=actor, action="billing.run", target=f"{company} {period}", details={
-            "run": run_id, "invoices": report.invoices, "usage_lines": report.usage_lines, "totals": report.totals})
+            "run": run_id, "invoices": report.invoices, "usage_lines": report.usage_lines, "fees": report.fees,
+            "totals": report.totals})
     return report
 
 
@@ -143,6 +160,32 @@ def _uninvoiced(conn: Connection, cid: int, end: dt.date, consolidate: bool) -> 
         groups[(payer, currency)].append(_Line(customer_id, customer, cost_centre, contract_id, code, component,
                                                service, unit, int(quantity), int(amount), count))
     return groups
+
+
+def uninvoiced_fees(conn: Connection, cid: int, start: dt.date, end: dt.date,
+                    consolidate: bool = False) -> Iterator[tuple[tuple, _Line]]:
+    """Recurring fees due in the month (billing/fees.py) and not invoiced yet, as invoice
+    lines keyed by who pays them."""
+    c, cu, e, f = contracts.c, customers.c, contract_events.c, invoice_fees.c
+    rows = conn.execute(select(c.code, c.customer_id, cu.code.label("customer"), cu.cost_centre)
+                        .join(customers, cu.id == c.customer_id)
+                        .where(c.billing_company_id == cid, c.start_date <= end).order_by(c.code)).all()
+    parents = dict(conn.execute(select(cu.id, cu.parent_id)).all()) if consolidate and rows else {}
+    for row in rows:
+        contract = load_contract(conn, row.code)
+        if not any(comp["type"] == "recurring_fee" for v in contract.versions for comp in v.components):
+            continue
+        changes = conn.execute(select(e.event_date, e.type).where(e.contract_id == contract.id,
+                                                                  e.type.in_(STATUS_EVENTS))
+                               .order_by(e.event_date, e.recorded_at)).all()
+        billed = set(conn.execute(select(f.component, f.period_start).where(f.contract_id == contract.id)).all())
+        for due in fees_due(contract, [tuple(change) for change in changes], start, end):
+            if (due.component["code"], due.period_start) in billed:
+                continue
+            payer = _organisation(row.customer_id, parents) if consolidate else row.customer_id
+            yield (payer, contract.currency), _Line(
+                row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, due.component["code"],
+                due.component["service"], "days", due.charged_days * 1_000_000, due.amount_minor, 0, due)
 
 
 def _organisation(customer_id: int, parents: dict[int, int | None]) -> int:
@@ -170,31 +213,54 @@ def invoice_number(company: str, sequence: int) -> str:
     return f"{company}-{sequence:06d}"
 
 
-def _invoice(conn: Connection, writer: JournalWriter, rule: Rule, cid: int, company: str, run_id: int, customer_id: int,
+def _postings(conn: Connection, rules: RuleSet, terms: AgreementTerms, company: str, currency: str,
+              line: _Line) -> list[PostingDraft]:
+    """A line's postings through its rule: usage moves from unbilled to receivables (in the
+    books of the customer whose usage it was); a fee is charged with the vendor's share and
+    the reseller's commission of its component."""
+    fee = line.fee
+    rule = rules.rules[RULE if fee is None else FEE_RULES[fee.timing]]
+    dimensions = {"customer": line.customer, "contract": line.contract, "service": line.service,
+                  "component": line.component}
+    parties = {"billing": company, "vendor": None, "reseller": None}
+    functions: dict = {}
+    if fee is not None:
+        parties.update(vendor=fee.component.get("vendor"), reseller=fee.component.get("reseller"))
+        functions = terms.functions(fee.contract, parties, fee.terms_day, Decimal(1))
+    try:
+        amounts = evaluate_amounts(rule, line.amount_minor, Decimal(line.quantity_micro) / 1_000_000, functions)
+    except RuleError as exc:
+        raise LedgerError(Problem(E_INVALID, "rules", str(exc))) from None
+    postings = []
+    for posting in rule.postings:
+        condition = rule.condition(posting)
+        if condition is not None and parties.get(condition) is None:
+            continue
+        value = int(amounts[posting.amount]) * posting.sign
+        if value:
+            pairs = {name: dimensions[name] for name in posting.dimensions}
+            if posting.counterparty:
+                pairs["counterparty"] = parties[posting.counterparty]
+            postings.append(PostingDraft(parties[posting.company], posting.account, value, currency,
+                                         tuple(sorted(pairs.items()))))
+    return postings
+
+
+def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, company: str, run_id: int, customer_id: int,
              customer: str, currency: str, lines: list[_Line], period: str, end: dt.date, issue_date: dt.date,
              payment_terms_days: int, now: dt.datetime) -> str:
     sequence = _next_sequence(conn, cid)
     number = invoice_number(company, sequence)
     total = sum(line.amount_minor for line in lines)
     postings = []
+    terms = AgreementTerms(conn)
     for line in lines:
-        # The customer whose usage it was: its unbilled receivable is the one released.
-        dimensions = {"customer": line.customer, "contract": line.contract, "service": line.service}
-        try:
-            amounts = evaluate_amounts(rule, line.amount_minor, Decimal(line.quantity_micro) / 1_000_000, {})
-        except RuleError as exc:
-            raise LedgerError(Problem(E_INVALID, "rules", str(exc))) from None
-        for posting in rule.postings:
-            value = int(amounts[posting.amount]) * posting.sign
-            if value:
-                pairs = tuple(sorted((name, dimensions[name]) for name in posting.dimensions if name in dimensions))
-                postings.append(PostingDraft(company, posting.account, value, currency, pairs))
+        postings += _postings(conn, rules, terms, company, currency, line)
     entry_seq = None
     if postings:
         draft = EntryDraft(ENTRY_ID_PREFIX + number, issue_date, tuple(postings),
-                           f"Invoice {number} to {customer}: usage up to {end}", SOURCE_TYPE, number,
-                           (("customer", customer), ("period", period), ("rule", rule.event_type),
-                            ("rule_hash", rule.content_hash), ("rule_version", str(rule.version))))
+                           f"Invoice {number} to {customer} for {period}", SOURCE_TYPE, number,
+                           (("customer", customer), ("period", period)))
         posted = PostingReport(all_or_nothing=True, results=[])
         writer.post_batch([draft], posted)
         outcome = posted.results[0]
@@ -206,7 +272,9 @@ def _invoice(conn: Connection, writer: JournalWriter, rule: Rule, cid: int, comp
     document = {"number": number, "company": company, "customer": customer, "currency": currency, "period": period,
                 "issue_date": issue_date.isoformat(), "due_date": due_date.isoformat(), "total_minor": total,
                 "lines": [[line.customer, line.cost_centre, line.contract, line.component, line.service, line.unit,
-                           line.quantity_micro, line.amount_minor] for line in lines]}
+                           line.quantity_micro, line.amount_minor,
+                           line.fee and [line.fee.period_start.isoformat(), line.fee.period_end.isoformat()]]
+                          for line in lines]}
     digest = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     invoice_id = conn.execute(insert(invoices).values(
         company_id=cid, sequence=sequence, number=number, run_id=run_id, customer_id=customer_id, currency=currency,
@@ -216,12 +284,25 @@ def _invoice(conn: Connection, writer: JournalWriter, rule: Rule, cid: int, comp
     for line_no, line in enumerate(lines, start=1):
         whose = "" if line.customer_id == customer_id else (
             f"{line.customer}{f' / cost centre {line.cost_centre}' if line.cost_centre else ''}: ")
+        fee = line.fee
+        if fee is None:
+            what = f"{quantity_text(line.quantity_micro)} {line.unit}"
+        else:
+            discounted = f", {format_amount(fee.discount_minor, currency)} discount" if fee.discount_minor else ""
+            what = (f"{fee.timing.replace('_', ' ')}, {fee.period_start} to {fee.period_end}, "
+                    f"{fee.charged_days} of {fee.period_days} days{discounted}")
         conn.execute(insert(invoice_lines).values(
-            invoice_id=invoice_id, line_no=line_no, kind="usage", contract_id=line.contract_id,
-            customer_id=line.customer_id, cost_centre=line.cost_centre, component=line.component, service=line.service,
-            description=f"{whose}{line.service} ({line.contract} {line.component}): "
-                        f"{quantity_text(line.quantity_micro)} {line.unit}",
-            quantity_micro=line.quantity_micro, unit=line.unit, amount_minor=line.amount_minor))
+            invoice_id=invoice_id, line_no=line_no, kind="usage" if fee is None else "fee",
+            contract_id=line.contract_id, customer_id=line.customer_id, cost_centre=line.cost_centre,
+            component=line.component, service=line.service,
+            description=f"{whose}{line.service} ({line.contract} {line.component}): {what}",
+            quantity_micro=line.quantity_micro, unit=line.unit, amount_minor=line.amount_minor,
+            period_start=fee and fee.period_start, period_end=fee and fee.period_end))
+        if fee is not None:
+            conn.execute(insert(invoice_fees).values(contract_id=line.contract_id, component=line.component,
+                                                     period_start=fee.period_start, invoice_id=invoice_id,
+                                                     line_no=line_no))
+            continue
         # The usage this line invoices, chosen by the same conditions as the sums above
         # (the write lock is held: nothing arrived in between).
         invoiced = select(invoice_usage.c.usage_line_id).where(invoice_usage.c.usage_line_id == u.id).exists()

@@ -1,7 +1,8 @@
 """Invariants of billing, checked by `ecoledger verify` (ledger/verify.py calls check()).
 
-- an invoice's total equals the sum of its lines, and each line's amount and quantity equal
-  the sums of the usage lines it invoices;
+- an invoice's total equals the sum of its lines; each usage line's amount and quantity equal
+  the sums of the usage lines it invoices, and each fee line charges exactly one recorded
+  billing period (and each recorded period has its line);
 - an invoice with a non-zero line was posted, by an entry made for it;
 - numbers run without gaps per billing company, up to its sequence.
 """
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, and_, func, or_, select
 
-from billing.schema import invoice_lines, invoice_sequences, invoice_usage, invoices
+from billing.schema import invoice_fees, invoice_lines, invoice_sequences, invoice_usage, invoices
 from ledger.schema import journal_entries
 from usage.schema import usage_lines
 
@@ -29,10 +30,22 @@ def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None
     quantity = select(func.coalesce(func.sum(usage.quantity_micro), 0)).where(match).scalar_subquery()
     wrong = conn.execute(select(inv.number, lines.line_no, lines.amount_minor, amount)
                          .join(invoices, inv.id == lines.invoice_id)
-                         .where(or_(lines.amount_minor != amount, lines.quantity_micro != quantity)))
+                         .where(lines.kind == "usage", or_(lines.amount_minor != amount, lines.quantity_micro != quantity)))
     for number, line_no, stated, summed in wrong:
         add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} says {stated}; the usage it invoices "
             f"sums to {summed}")
+    fees = invoice_fees.c
+    charged = (select(func.count()).where(fees.invoice_id == lines.invoice_id, fees.line_no == lines.line_no)
+               .scalar_subquery())
+    for number, line_no, count in conn.execute(select(inv.number, lines.line_no, charged)
+                                               .join(invoices, inv.id == lines.invoice_id)
+                                               .where(lines.kind == "fee", charged != 1)):
+        add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} is a fee recorded for {count} billing periods")
+    line_of = select(lines.line_no).where(lines.invoice_id == fees.invoice_id, lines.line_no == fees.line_no,
+                                          lines.kind == "fee").exists()
+    for contract_id, component, start in conn.execute(select(fees.contract_id, fees.component, fees.period_start)
+                                                      .where(~line_of)):
+        add(CHECK, None, f"the {component} fee of contract #{contract_id} from {start} is billed by no fee line")
     nonzero = select(lines.invoice_id).where(lines.invoice_id == inv.id, lines.amount_minor != 0).exists()
     entries = journal_entries.c
     unposted = conn.execute(

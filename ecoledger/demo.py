@@ -56,9 +56,6 @@ COMPANIES = [
 ]
 CUSTOMERS = {"C-17": "Contoso Retail", "C-23": "Fabrikam Clinics", "C-42": "Tailspin Logistics"}
 SUBSCRIPTION_EUR = Decimal("300.00")
-HOURLY_RATE_EUR = Decimal("95.00")
-VENDOR_SHARE = Decimal("0.60")
-COMMISSION_RATE = Decimal("0.10")
 SERVICE_DESK_COST_EUR = Decimal("5000.00")
 TRANSFER_MARKUP = Decimal("0.08")
 
@@ -115,38 +112,11 @@ def month_of_usage() -> list[dict[str, Any]]:
 
 
 def month_of_entries() -> list[dict[str, Any]]:
-    """October 2026 in the interchange format, in the order it happened."""
+    """October 2026's entries that come from outside ecoledger's own runs, in the
+    interchange format: the service desk's payroll, its transfer price, and the revenue the
+    close (issue 7) will compute, recognised here by hand. Subscriptions and usage are
+    invoiced by the billing run (step 8)."""
     entries: list[dict[str, Any]] = []
-    for customer in CUSTOMERS:
-        entries.append(
-            _entry(
-                f"sub-{customer}-2026-10", MONTH_START,
-                f"Service desk subscription October, {CUSTOMERS[customer]} (invoiced in advance)",
-                "contract",
-                _line("OPFI", "Assets:Receivables:Customers", SUBSCRIPTION_EUR, customer=customer),
-                _line("OPFI", "Liabilities:ContractLiabilities", -SUBSCRIPTION_EUR, customer=customer),
-            )
-        )
-    # C-42 was sold by the reseller: commission on the subscription.
-    commission = SUBSCRIPTION_EUR * COMMISSION_RATE
-    entries.append(
-        _entry(
-            "commission-C-42-2026-10", MONTH_START, "Reseller commission 10% on C-42 subscription",
-            "contract",
-            _line("OPFI", "Expenses:Commissions", commission, counterparty="CHNL", customer="C-42"),
-            _line("OPFI", "Liabilities:Ecosystem:DueTo", -commission, counterparty="CHNL"),
-            _line("CHNL", "Assets:Ecosystem:DueFrom", commission, counterparty="OPFI"),
-            _line("CHNL", "Income:Commissions", -commission, counterparty="OPFI", customer="C-42"),
-        )
-    )
-    entries.append(
-        _entry(
-            "payment-C-17-2026-10-20", dt.date(2026, 10, 20), "Contoso Retail pays the October subscription",
-            "bank",
-            _line("OPFI", "Assets:Bank", SUBSCRIPTION_EUR),
-            _line("OPFI", "Assets:Receivables:Customers", -SUBSCRIPTION_EUR, customer="C-17"),
-        )
-    )
     # The Estonian entity runs the service desk and charges the billing entity cost plus 8%.
     transfer = SERVICE_DESK_COST_EUR * (1 + TRANSFER_MARKUP)
     entries.append(
@@ -212,8 +182,8 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     say(f"   the same file again: {'changes nothing' if not again.changed else 'CHANGED SOMETHING'}")
 
     entries = month_of_entries()
-    say(f"\n2. Posting October 2026: {len(entries)} entries (subscriptions invoiced in advance, reseller")
-    say("   commission, intercompany transfer price with mirror postings, a payment, revenue)")
+    say(f"\n2. Posting October 2026 from outside systems: {len(entries)} entries (payroll, the intercompany")
+    say("   transfer price with mirror postings, subscription revenue)")
     report = posting.post_entries(db, read_json_lines(_jsonl(entries)), actor=actor)
     say(f"   {report.accepted} accepted, {report.duplicates} duplicate, {report.rejected} rejected")
 
@@ -257,13 +227,16 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
                          file_format="jsonl")
     say(f"   the same file again: {again.duplicates} duplicates, {again.posted} posted")
 
-    say(f"\n8. Billing run for {PERIOD}: the month's usage invoiced per customer, numbered without gaps,")
-    say("   moved from unbilled to receivables (ecoledger billing run; invoices: ecoledger invoice list)")
+    say(f"\n8. Billing run for {PERIOD}: service-desk fees (in advance, deferred; C-42's with the reseller's")
+    say("   commission) and the month's usage (from unbilled to receivables), per customer, numbered without")
+    say("   gaps (ecoledger billing run; invoices: ecoledger invoice list|show)")
     billed = run_billing(db, "OPFI", PERIOD, rules=load_rules(), actor=actor)
     for number in billed.invoices:
         invoice = get_invoice(db, number)
-        say(f"   {number} to {invoice.customer_name}: EUR {format_amount(invoice.total_minor, 'EUR')}, "
-            f"{sum(line.usage_lines for line in invoice.lines)} usage lines, due {invoice.due_date}")
+        fees = sum(line.amount_minor for line in invoice.lines if line.kind == "fee")
+        say(f"   {number} to {invoice.customer_name}: EUR {format_amount(invoice.total_minor, 'EUR')} (fees "
+            f"{format_amount(fees, 'EUR')}), {sum(line.usage_lines for line in invoice.lines)} usage lines, "
+            f"due {invoice.due_date}")
     again = run_billing(db, "OPFI", PERIOD, rules=load_rules(), actor=actor)
     say(f"   the same run again: {len(again.invoices)} invoices (nothing new to invoice)")
 

@@ -197,7 +197,8 @@ def test_the_leakage_report_finds_unbilled_unknown_and_inactive_usage(eco):
     import_events(eco, [(1, {"id": "t", "type": "terminated", "contract": "SD-1", "date": "2026-10-07"})],
                   rules=RULES, actor="t")
     report = leakage_report(eco, "OPFI", "2026-10")
-    assert [(r.contract, r.component, r.lines, r.amount_minor) for r in report.not_billed] == [("SD-1", "REPAIR", 1, 24000)]
+    assert [(r.kind, r.contract, r.component, r.lines, r.amount_minor) for r in report.not_billed] == [
+        ("usage", "SD-1", "REPAIR", 1, 24000)]
     assert [(r.reason, r.contract, r.lines, r.quantity, r.pre_rated) for r in report.no_contract] == [
         ("not_found", "SD-404", 1, "3", {"unknown": "30"}), ("unknown_service", "SD-1", 1, "2", {})]
     # r1 (Oct 8), m1 (Oct 9) and late-r (Oct 27) are after the last day of service, Oct 7
@@ -242,3 +243,54 @@ def test_billing_runs_between_imports_invoice_everything_once(eco_factory, data)
     assert balance(db, "OPFI", "Assets:Receivables:Customers") == format_amount(invoiced, "EUR")
     assert balance(db, "OPFI", "Assets:Receivables:Unbilled") == format_amount(not_billed, "EUR")
     assert verify(db).ok
+
+
+FEES_CONTRACT = {
+    "code": "SD-F", "customer": "ACME", "billing_company": "OPFI", "currency": "EUR", "start": "2026-10-10",
+    "components": [
+        {"code": "DESK", "type": "recurring_fee", "service": "service-desk", "amount": "300.00", "timing": "in_advance",
+         "reseller": "RESL"},
+        {"code": "SUPPORT", "type": "recurring_fee", "service": "support", "amount": "93.00", "timing": "in_arrears",
+         "vendor": "FIXR"},
+    ],
+    "amendments": [{"version": 2, "effective_from": "2026-10-16", "components": [
+        {"code": "DESK", "type": "recurring_fee", "service": "service-desk", "amount": "300.00", "timing": "in_advance",
+         "reseller": "RESL"},
+        {"code": "SUPPORT", "type": "recurring_fee", "service": "support", "amount": "124.00", "timing": "in_arrears",
+         "vendor": "FIXR"}]}],
+}
+
+
+def test_recurring_fees_in_advance_and_in_arrears(eco):
+    service.save_contract(eco, FEES_CONTRACT, actor="t")
+    events = [{"id": "f1", "type": "activated", "contract": "SD-F", "date": "2026-10-10"},
+              {"id": "f2", "type": "amended", "contract": "SD-F", "date": "2026-10-16", "version": 2},
+              {"id": "f3", "type": "suspended", "contract": "SD-F", "date": "2026-10-20"},
+              {"id": "f4", "type": "resumed", "contract": "SD-F", "date": "2026-10-25"}]
+    assert import_events(eco, list(enumerate(events)), rules=RULES, actor="t").accepted == 4
+    october = bill(eco)
+    invoice = billing.get_invoice(eco, october.invoices[0])
+    # Oct 10-31 is 22 days, less the 5 frozen days (20-24): 17 of 31. In arrears, 6 days at
+    # 93.00 and 11 at 124.00: (6 x 93 + 11 x 124) / 31 = 62.00.
+    assert [(line.kind, line.component, line.quantity, line.unit, format_amount(line.amount_minor, "EUR"))
+            for line in invoice.lines] == [("fee", "DESK", "17", "days", "164.52"), ("fee", "SUPPORT", "17", "days", "62.00")]
+    assert "in advance, 2026-10-01 to 2026-10-31, 17 of 31 days" in invoice.lines[0].description
+    entry = postings(eco, f"invoice:{invoice.number}")
+    assert ("OPFI", "Liabilities:ContractLiabilities", "-164.52", None) in entry  # deferred until the close
+    assert ("OPFI", "Income:Subscriptions", "-62.00", None) in entry  # in arrears: delivered
+    assert ("RESL", "Income:Commissions", "-16.45", None) in entry and ("FIXR", "Income:Ecosystem", "-37.20", None) in entry
+    assert bill(eco).invoices == []  # the periods are billed once
+    from billing.leakage import leakage_report
+
+    due = leakage_report(eco, "OPFI", "2026-11").not_billed
+    assert [(r.kind, r.component, r.quantity, r.amount_minor) for r in due] == [
+        ("fee", "DESK", "30", 30000), ("fee", "SUPPORT", "30", 12400)]
+    # Terminated on 15 November: in advance, November is billed in full and the termination
+    # event credits the unused half; in arrears, November is prorated to its last day.
+    import_events(eco, [(1, {"id": "f5", "type": "terminated", "contract": "SD-F", "date": "2026-11-15"})],
+                  rules=RULES, actor="t")
+    november = billing.get_invoice(eco, bill(eco, "2026-11").invoices[0])
+    assert [(line.component, line.quantity, format_amount(line.amount_minor, "EUR")) for line in november.lines] == [
+        ("DESK", "30", "300.00"), ("SUPPORT", "15", "62.00")]
+    assert bill(eco, "2026-12").invoices == []  # nothing after the last day of service
+    assert verify(eco).ok

@@ -52,7 +52,7 @@ def billing_run(app, company, period, rules_path, consolidate, fmt) -> None:
         return
     totals = ", ".join(f"{format_amount(v, c)} {c}" for c, v in sorted(report.totals.items())) or "nothing"
     click.echo(f"billing run {report.run_id} for {company} {period}: {len(report.invoices)} invoices issued on "
-               f"{report.issue_date}, {report.usage_lines} usage lines, {totals}")
+               f"{report.issue_date}, {report.usage_lines} usage lines, {report.fees} fee periods, {totals}")
     for number in report.invoices:
         click.echo(f"  {number}")
 
@@ -70,10 +70,10 @@ def billing_leakage(app, company, period, fmt) -> None:
     if fmt == JSON:
         emit_json(LeakageReportSchema().dump(report))
     else:
-        emit_table(["Contract", "Component", "Lines", "Quantity", "Amount", "Cur", "Oldest"],
-                   [(r.contract, r.component, r.lines, r.quantity, format_amount(r.amount_minor, r.currency), r.currency,
-                     str(r.oldest_usage_date)) for r in report.not_billed],
-                   title=f"Not billed: usage posted up to the end of {period}, on no invoice",
+        emit_table(["Kind", "Contract", "Component", "Lines", "Quantity", "Amount", "Cur", "Oldest"],
+                   [(r.kind, r.contract, r.component, r.lines, r.quantity, format_amount(r.amount_minor, r.currency),
+                     r.currency, str(r.oldest_usage_date)) for r in report.not_billed],
+                   title=f"Not billed: usage posted up to the end of {period} and fees due, on no invoice",
                    right=["Lines", "Quantity", "Amount"])
         emit_table(["Reason", "Contract", "Lines", "Quantity", "Pre-rated"],
                    [(r.reason, r.contract or "", r.lines, r.quantity, ", ".join(f"{v} {k}" for k, v in r.pre_rated.items()))

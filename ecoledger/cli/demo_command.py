@@ -68,10 +68,10 @@ def demo_command(url: str, beancount_out: str) -> None:
     """Build a small ecosystem, post a month of entries, show the books and check them.
 
     An operator with two legal entities, a field-service vendor, a reseller and three
-    customers, loaded from an ecosystem file; October 2026 posted, contract events posted
-    through the posting rules, a month of usage lines rated, posted and invoiced by a billing
-    run, a mistake reversed, the month closed and a late usage line posted in the next open
-    period. Then: a trial
+    customers, loaded from an ecosystem file; October 2026's outside entries posted, contract
+    events posted through the posting rules, a month of usage lines rated and posted, a
+    billing run invoicing fees and usage, a mistake reversed, the month closed and a late
+    usage line posted in the next open period. Then: a trial
     balance per company, `verify`, and a beancount export loaded back with beancount.
     """
     db = _fresh(url)

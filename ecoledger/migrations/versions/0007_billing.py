@@ -1,5 +1,5 @@
-"""Billing: runs, invoices with their lines, the usage each line invoices, invoice number
-sequences; triggers keep issued invoices immutable.
+"""Billing: runs, invoices with their lines, the usage and the fee periods each line
+invoices, invoice number sequences; triggers keep issued invoices immutable.
 
 Revision ID: 0007
 Revises: 0006
@@ -24,6 +24,8 @@ SQLITE_TRIGGERS = [
     "CREATE TRIGGER invoice_lines_no_delete BEFORE DELETE ON invoice_lines BEGIN SELECT RAISE(ABORT, 'invoice_lines: issued invoices never change; issue a credit note instead'); END",
     "CREATE TRIGGER invoice_usage_no_update BEFORE UPDATE ON invoice_usage BEGIN SELECT RAISE(ABORT, 'invoice_usage: invoiced usage stays invoiced; credit it instead'); END",
     "CREATE TRIGGER invoice_usage_no_delete BEFORE DELETE ON invoice_usage BEGIN SELECT RAISE(ABORT, 'invoice_usage: invoiced usage stays invoiced; credit it instead'); END",
+    "CREATE TRIGGER invoice_fees_no_update BEFORE UPDATE ON invoice_fees BEGIN SELECT RAISE(ABORT, 'invoice_fees: a billed period stays billed; credit it instead'); END",
+    "CREATE TRIGGER invoice_fees_no_delete BEFORE DELETE ON invoice_fees BEGIN SELECT RAISE(ABORT, 'invoice_fees: a billed period stays billed; credit it instead'); END",
     "CREATE TRIGGER billing_runs_no_update BEFORE UPDATE ON billing_runs BEGIN SELECT RAISE(ABORT, 'billing_runs: billing runs are a record of what was invoiced'); END",
     "CREATE TRIGGER billing_runs_no_delete BEFORE DELETE ON billing_runs BEGIN SELECT RAISE(ABORT, 'billing_runs: billing runs are a record of what was invoiced'); END",
 ]
@@ -38,6 +40,9 @@ POSTGRESQL_TRIGGERS = [
     "CREATE TRIGGER invoice_usage_no_update BEFORE UPDATE ON invoice_usage FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('invoiced usage stays invoiced; credit it instead')",
     "CREATE TRIGGER invoice_usage_no_delete BEFORE DELETE ON invoice_usage FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('invoiced usage stays invoiced; credit it instead')",
     "CREATE TRIGGER invoice_usage_no_truncate BEFORE TRUNCATE ON invoice_usage FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('invoiced usage stays invoiced; credit it instead')",
+    "CREATE TRIGGER invoice_fees_no_update BEFORE UPDATE ON invoice_fees FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('a billed period stays billed; credit it instead')",
+    "CREATE TRIGGER invoice_fees_no_delete BEFORE DELETE ON invoice_fees FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('a billed period stays billed; credit it instead')",
+    "CREATE TRIGGER invoice_fees_no_truncate BEFORE TRUNCATE ON invoice_fees FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('a billed period stays billed; credit it instead')",
     "CREATE TRIGGER billing_runs_no_update BEFORE UPDATE ON billing_runs FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
     "CREATE TRIGGER billing_runs_no_delete BEFORE DELETE ON billing_runs FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
     "CREATE TRIGGER billing_runs_no_truncate BEFORE TRUNCATE ON billing_runs FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
@@ -52,6 +57,7 @@ def upgrade() -> None:
     sa.Column('issue_date', sa.Date(), nullable=False),
     sa.Column('invoices', sa.Integer(), nullable=False),
     sa.Column('usage_lines', sa.BigInteger(), nullable=False),
+    sa.Column('fees', sa.Integer(), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('started_by', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_billing_runs_company_id_companies')),
@@ -86,6 +92,16 @@ def upgrade() -> None:
     sa.UniqueConstraint('company_id', 'sequence', name='number_once'),
     sa.UniqueConstraint('number', name=op.f('uq_invoices_number'))
     )
+    op.create_table('invoice_fees',
+    sa.Column('contract_id', sa.Integer(), nullable=False),
+    sa.Column('component', sa.String(length=64), nullable=False),
+    sa.Column('period_start', sa.Date(), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('line_no', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['contract_id'], ['contracts.id'], name=op.f('fk_invoice_fees_contract_id_contracts')),
+    sa.PrimaryKeyConstraint('contract_id', 'component', 'period_start', name=op.f('pk_invoice_fees'))
+    )
+    op.create_index('ix_invoice_fees_invoice', 'invoice_fees', ['invoice_id', 'line_no'], unique=False)
     op.create_table('invoice_lines',
     sa.Column('invoice_id', sa.Integer(), nullable=False),
     sa.Column('line_no', sa.Integer(), nullable=False),
@@ -99,7 +115,10 @@ def upgrade() -> None:
     sa.Column('quantity_micro', sa.BigInteger(), nullable=False),
     sa.Column('unit', sa.String(length=32), nullable=False),
     sa.Column('amount_minor', sa.BigInteger(), nullable=False),
-    sa.CheckConstraint("kind IN ('usage')", name=op.f('ck_invoice_lines_kind_known')),
+    sa.Column('period_start', sa.Date(), nullable=True),
+    sa.Column('period_end', sa.Date(), nullable=True),
+    sa.CheckConstraint("(kind = 'fee') = (period_start IS NOT NULL)", name=op.f('ck_invoice_lines_fee_has_period')),
+    sa.CheckConstraint("kind IN ('usage', 'fee')", name=op.f('ck_invoice_lines_kind_known')),
     sa.ForeignKeyConstraint(['contract_id'], ['contracts.id'], name=op.f('fk_invoice_lines_contract_id_contracts')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoice_lines_customer_id_customers')),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_invoice_lines_invoice_id_invoices')),
@@ -119,5 +138,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
+    for table in ("invoice_fees", "invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
         op.drop_table(table)
