@@ -30,9 +30,9 @@ from sqlalchemy import Connection, and_, func, insert, literal, select, update
 from billing.fees import FeeDue, fees_due
 from billing.schema import billing_runs, invoice_fees, invoice_lines, invoice_sequences, invoice_usage, invoices
 from config import limits
-from contracts.events import STATUS_EVENTS
+from contracts.events import status_changes
 from contracts.rules import RuleError, RuleSet, evaluate_amounts
-from contracts.schema import contract_events, contracts, customers
+from contracts.schema import contracts, customers
 from contracts.service import load_contract
 from contracts.terms import AgreementTerms
 from ledger import audit
@@ -111,8 +111,10 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
         closed = conn.execute(select(func.max(closed_periods.c.end_date))
                               .where(closed_periods.c.company_id == cid)).scalar()
         issue_date = end if closed is None or end > closed else closed + _ONE_DAY
-        groups = _uninvoiced(conn, cid, end, consolidate)
-        for (payer, currency), line in uninvoiced_fees(conn, cid, start, end, consolidate):
+        # Consolidating: who is below whom, read once for the usage and the fees.
+        parents = dict(conn.execute(select(customers.c.id, customers.c.parent_id)).all()) if consolidate else None
+        groups = _uninvoiced(conn, cid, end, parents)
+        for (payer, currency), line in uninvoiced_fees(conn, cid, start, end, parents):
             groups.setdefault((payer, currency), []).append(line)
         now = dt.datetime.now(dt.UTC)
         run_id = conn.execute(insert(billing_runs).values(
@@ -139,7 +141,8 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
     return report
 
 
-def _uninvoiced(conn: Connection, cid: int, end: dt.date, consolidate: bool) -> dict[tuple[int, str], list[_Line]]:
+def _uninvoiced(conn: Connection, cid: int, end: dt.date,
+                parents: dict[int, int | None] | None) -> dict[tuple[int, str], list[_Line]]:
     """Usage not invoiced yet, summed per contract component, grouped into invoices per
     customer (or organisation) and currency."""
     u, c, cu = usage_lines.c, contracts.c, customers.c
@@ -152,37 +155,32 @@ def _uninvoiced(conn: Connection, cid: int, end: dt.date, consolidate: bool) -> 
              .group_by(c.customer_id, cu.code, cu.cost_centre, u.currency, u.contract_id, c.code, u.component,
                        u.service, u.unit)
              .order_by(cu.code, c.code, u.component, u.unit))
-    parents = dict(conn.execute(select(cu.id, cu.parent_id)).all()) if consolidate else {}
     groups: dict[tuple[int, str], list[_Line]] = defaultdict(list)
     for (customer_id, customer, cost_centre, currency, contract_id, code, component, service, unit, quantity, amount,
          count) in conn.execute(query):
-        payer = _organisation(customer_id, parents) if consolidate else customer_id
+        payer = customer_id if parents is None else _organisation(customer_id, parents)
         groups[(payer, currency)].append(_Line(customer_id, customer, cost_centre, contract_id, code, component,
                                                service, unit, int(quantity), int(amount), count))
     return groups
 
 
 def uninvoiced_fees(conn: Connection, cid: int, start: dt.date, end: dt.date,
-                    consolidate: bool = False) -> Iterator[tuple[tuple, _Line]]:
+                    parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, _Line]]:
     """Recurring fees due in the month (billing/fees.py) and not invoiced yet, as invoice
-    lines keyed by who pays them."""
-    c, cu, e, f = contracts.c, customers.c, contract_events.c, invoice_fees.c
+    lines keyed by who pays them (the organisation, with ``parents`` to consolidate by)."""
+    c, cu, f = contracts.c, customers.c, invoice_fees.c
     rows = conn.execute(select(c.code, c.customer_id, cu.code.label("customer"), cu.cost_centre)
                         .join(customers, cu.id == c.customer_id)
                         .where(c.billing_company_id == cid, c.start_date <= end).order_by(c.code)).all()
-    parents = dict(conn.execute(select(cu.id, cu.parent_id)).all()) if consolidate and rows else {}
     for row in rows:
         contract = load_contract(conn, row.code)
         if not any(comp["type"] == "recurring_fee" for v in contract.versions for comp in v.components):
             continue
-        changes = conn.execute(select(e.event_date, e.type).where(e.contract_id == contract.id,
-                                                                  e.type.in_(STATUS_EVENTS))
-                               .order_by(e.event_date, e.recorded_at)).all()
         billed = set(conn.execute(select(f.component, f.period_start).where(f.contract_id == contract.id)).all())
-        for due in fees_due(contract, [tuple(change) for change in changes], start, end):
+        for due in fees_due(contract, status_changes(conn, contract.id), start, end):
             if (due.component["code"], due.period_start) in billed:
                 continue
-            payer = _organisation(row.customer_id, parents) if consolidate else row.customer_id
+            payer = row.customer_id if parents is None else _organisation(row.customer_id, parents)
             yield (payer, contract.currency), _Line(
                 row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, due.component["code"],
                 due.component["service"], "days", due.charged_days * 1_000_000, due.amount_minor, 0, due)

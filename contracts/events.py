@@ -97,6 +97,14 @@ def status_on(status_changes: Iterable[tuple[dt.date, str]], day: dt.date) -> tu
     return status, since
 
 
+def status_changes(conn: Connection, contract_id: int) -> list[tuple[dt.date, str]]:
+    """A contract's status events, (date, type) in the order they apply (for status_on)."""
+    e = contract_events.c
+    query = (select(e.event_date, e.type).where(e.contract_id == contract_id, e.type.in_(STATUS_EVENTS))
+             .order_by(e.event_date, e.recorded_at))
+    return [tuple(row) for row in conn.execute(query)]
+
+
 class _Rejected(Exception):
     def __init__(self, *problems: Problem) -> None:
         super().__init__(problems)

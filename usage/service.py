@@ -39,7 +39,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from config import limits
 from contracts.billing_periods import billing_period
-from contracts.events import STATUS_EVENTS, status_on
+from contracts.events import status_changes, status_on
 from contracts.rules import Rule, RuleError, RuleSet, evaluate_amounts
 from contracts.schema import contract_events, contract_versions, contracts, price_plans
 from contracts.service import Contract, load_contract
@@ -424,11 +424,7 @@ class _Batch:
             except LedgerError as error:
                 found = error
             else:
-                changes = self.conn.execute(
-                    select(contract_events.c.event_date, contract_events.c.type)
-                    .where(contract_events.c.contract_id == contract.id, contract_events.c.type.in_(STATUS_EVENTS))
-                    .order_by(contract_events.c.event_date, contract_events.c.recorded_at)).all()
-                found = _ContractState(contract, tuple(changes))
+                found = _ContractState(contract, tuple(status_changes(self.conn, contract.id)))
             self.contracts[code] = found
         if isinstance(found, LedgerError):
             raise found
