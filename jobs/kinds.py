@@ -22,6 +22,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ledger.database import Database
 from ledger.export import export_beancount
+from ledger.periods import PERIOD_PATTERN
 from ledger.queries import journal_head
 from ledger.records import E_INVALID, E_NOT_FOUND, LedgerError, Problem
 from ledger.schemas import VerifyReportSchema
@@ -204,7 +205,7 @@ def run_import_usage(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 
 class BillingRunParams(Schema):
     company = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    period = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="YYYY-MM"))
+    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
     consolidate = fields.Boolean(load_default=None, allow_none=True,
                                  metadata={"description": "one invoice per organisation; default the "
                                                           "invoice_consolidate setting"})

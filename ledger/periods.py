@@ -21,7 +21,10 @@ from ledger.queries import company_id
 from ledger.records import E_INVALID, LedgerError, Problem, show
 from ledger.schema import accounts, closed_periods, daily_balances, journal_entries
 
-_PERIOD_RE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+# A month as YYYY-MM, year 0001 or later. Schemas validate with the same pattern.
+# (No look-ahead: schemathesis generates values from the OpenAPI patterns.)
+PERIOD_PATTERN = r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|1[0-2])"
+_PERIOD_RE = re.compile(PERIOD_PATTERN)
 
 OPEN = "open"
 CLOSED = "closed"

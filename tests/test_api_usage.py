@@ -182,5 +182,7 @@ def test_a_billing_run_through_the_api(eco_api):
     assert leakage.status_code == 200 and leakage.get_json()["not_billed"] == []
     assert api.call("auditor", "GET", "/billing/leakage", query_string={"company": "NOPE", "period": "2026-10"}
                     ).status_code == 404
+    year_zero = api.call("auditor", "GET", "/billing/leakage", query_string={"company": "OPFI", "period": "0000-01"})
+    assert year_zero.status_code == 422 and year_zero.get_json()["errors"][0]["field"] == "period"  # found by schemathesis
     bad = api.call("controller", "POST", "/billing-runs", json={"company": "OPFI", "period": "2026-13"})
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "period"

@@ -42,7 +42,7 @@ def test_periods_close_in_order(db):
     assert report.results[0].problems[0].code == "closed_period"
 
 
-@pytest.mark.parametrize("bad", ["2026-13", "2026-1", "26-10", "2026-10-01", "", "2026-00"])
+@pytest.mark.parametrize("bad", ["2026-13", "2026-1", "26-10", "2026-10-01", "", "2026-00", "0000-01"])
 def test_bad_period_names(db, bad):
     with pytest.raises(LedgerError) as caught:
         periods.close_period(db, "OPFI", bad, actor="t")

@@ -19,6 +19,7 @@ from billing.pdf import invoice_pdf
 from billing.schemas import InvoiceSchema, InvoiceSummarySchema, LeakageReportSchema
 from jobs import service as jobs_service
 from jobs.kinds import BillingRunParams
+from ledger.periods import PERIOD_PATTERN
 from ledger.schemas import JobSchema
 
 blp = Blueprint("billing", __name__, description="Billing runs and invoices")
@@ -27,7 +28,7 @@ blp = Blueprint("billing", __name__, description="Billing runs and invoices")
 class InvoiceListArgsSchema(Schema):
     company = fields.String(load_default=None, validate=validate.Length(1, 32))
     customer = fields.String(load_default=None, validate=validate.Length(1, 64))
-    period = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="YYYY-MM"))
+    period = fields.String(load_default=None, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
 
 
 class InvoiceFormatArgsSchema(Schema):
@@ -50,7 +51,7 @@ class BillingRuns(MethodView):
 
 class LeakageArgsSchema(Schema):
     company = fields.String(required=True, validate=validate.Length(1, 32))
-    period = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="YYYY-MM"))
+    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
 
 
 @blp.route("/billing/leakage")
