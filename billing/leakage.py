@@ -3,7 +3,8 @@ when it should not have been.
 
 - **not billed**: usage posted up to the period's end that no invoice carries yet, per
   contract component (a billing run not made, or late lines since the last one), and
-  recurring fees due in the period that no invoice charges.
+  recurring fees due in the period that no invoice charges, and contract events whose
+  charges or credits are on no invoice yet.
 - **no contract**: usage lines of the period refused because the contract or service was
   unknown or the contract not active, still open in the rejects store, per reason. Their
   amount is known when the line was pre-rated; otherwise their quantity is shown.
@@ -25,7 +26,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 
 from billing.schema import invoice_usage
-from billing.service import uninvoiced_fees
+from billing.service import uninvoiced_events, uninvoiced_fees
 from contracts.events import STATUS_EVENTS, status_on
 from contracts.schema import contract_events, contracts
 from ledger.database import Database
@@ -39,14 +40,14 @@ NO_CONTRACT_CODES = ("not_found", "unknown_service", "contract_not_active")
 
 
 class NotBilled(NamedTuple):
-    kind: str  # usage, or fee: a recurring fee's billing period due in the period
+    kind: str  # usage; fee (a recurring fee's period due); event or credit (a contract event's)
     contract: str
     component: str
     lines: int  # usage lines (0 for a fee)
     quantity: str  # usage: units; fee: days
     amount_minor: int
     currency: str
-    oldest_usage_date: dt.date  # fee: the start of its billing period
+    oldest_usage_date: dt.date  # fee: the start of its billing period; event, credit: its date
 
 
 class NoContract(NamedTuple):
@@ -93,6 +94,9 @@ def leakage_report(db: Database, company: str, period: str) -> LeakageReport:
         not_billed += [NotBilled("fee", line.contract, line.component, 0, str(line.fee.charged_days), line.amount_minor,
                                  currency, line.fee.period_start)
                        for (_, currency), line in uninvoiced_fees(conn, cid, start, end)]
+        not_billed += [NotBilled(line.event[1], line.contract, line.component, 0, "1", line.amount_minor, currency,
+                                 line.event[2])
+                       for (_, currency), line in uninvoiced_events(conn, cid, end)]
         codes = {row.code: row for row in conn.execute(select(c.code, c.billing_company_id, c.currency))}
         no_contract = _no_contract(conn, cid, codes, start, end)
         inactive = _inactive(conn, cid, start, end)

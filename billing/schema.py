@@ -60,7 +60,7 @@ invoices = Table(
     CheckConstraint("sequence >= 1", name="sequence_positive"),
 )
 
-INVOICE_LINE_KINDS = ("usage", "fee")
+INVOICE_LINE_KINDS = ("usage", "fee", "event", "credit")
 
 # A line per contract component: quantity and amount of the usage it invoices.
 invoice_lines = Table(
@@ -83,7 +83,7 @@ invoice_lines = Table(
     Column("period_start", Date, nullable=True),  # fee: the billing period charged
     Column("period_end", Date, nullable=True),
     PrimaryKeyConstraint("invoice_id", "line_no"),
-    CheckConstraint("kind IN ('usage', 'fee')", name="kind_known"),
+    CheckConstraint("kind IN ('usage', 'fee', 'event', 'credit')", name="kind_known"),
     CheckConstraint("(kind = 'fee') = (period_start IS NOT NULL)", name="fee_has_period"),
 )
 
@@ -110,6 +110,20 @@ invoice_fees = Table(
 )
 Index("ix_invoice_fees_invoice", invoice_fees.c.invoice_id, invoice_fees.c.line_no)
 
+# Which invoice line carries each contract event's receivable (kind event: a charge or its
+# reversal the event posted) or applies its customer credit (kind credit): at most once.
+invoice_events = Table(
+    "invoice_events",
+    metadata,
+    Column("event_id", String(200), ForeignKey("contract_events.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("invoice_id", Integer, nullable=False),
+    Column("line_no", Integer, nullable=False),
+    PrimaryKeyConstraint("event_id", "kind"),
+    CheckConstraint("kind IN ('event', 'credit')", name="kind_known"),
+)
+Index("ix_invoice_events_invoice", invoice_events.c.invoice_id, invoice_events.c.line_no)
+
 # The last invoice number of each billing company.
 invoice_sequences = Table(
     "invoice_sequences",
@@ -122,4 +136,5 @@ protect("invoices", ("UPDATE", "DELETE"), "issued invoices never change; issue a
 protect("invoice_lines", ("UPDATE", "DELETE"), "issued invoices never change; issue a credit note instead")
 protect("invoice_usage", ("UPDATE", "DELETE"), "invoiced usage stays invoiced; credit it instead")
 protect("invoice_fees", ("UPDATE", "DELETE"), "a billed period stays billed; credit it instead")
+protect("invoice_events", ("UPDATE", "DELETE"), "an invoiced event stays invoiced; credit it instead")
 protect("billing_runs", ("UPDATE", "DELETE"), "billing runs are a record of what was invoiced")

@@ -55,7 +55,8 @@ class InvoiceSummarySchema(InvoiceSchema):
 
 
 class NotBilledSchema(Schema):
-    kind = fields.String(metadata={"description": "usage, or fee (a recurring fee's billing period due)"})
+    kind = fields.String(metadata={"description": "usage; fee (a recurring fee's period due); event or credit "
+                                                  "(a contract event's charge or credit)"})
     contract = fields.String()
     component = fields.String()
     lines = fields.Integer()

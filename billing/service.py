@@ -28,12 +28,20 @@ from typing import NamedTuple
 from sqlalchemy import Connection, and_, func, insert, literal, select, update
 
 from billing.fees import FeeDue, fees_due
-from billing.schema import billing_runs, invoice_fees, invoice_lines, invoice_sequences, invoice_usage, invoices
+from billing.schema import (
+    billing_runs,
+    invoice_events,
+    invoice_fees,
+    invoice_lines,
+    invoice_sequences,
+    invoice_usage,
+    invoices,
+)
 from config import limits
 from contracts.events import status_changes
 from contracts.rules import RuleError, RuleSet, evaluate_amounts
-from contracts.schema import contracts, customers
-from contracts.service import load_contract
+from contracts.schema import contract_events, contracts, customers
+from contracts.service import RECEIVABLES, load_contract
 from contracts.terms import AgreementTerms
 from ledger import audit
 from ledger.database import Database, rows_matching
@@ -50,13 +58,15 @@ from ledger.records import (
     Problem,
     show,
 )
-from ledger.schema import closed_periods, companies
+from ledger.schema import accounts, closed_periods, companies, postings
 from usage.queries import quantity_text
 from usage.schema import usage_lines
 
 RULE = "invoice_usage"
 FEE_RULES = {"in_advance": "invoice_fee_in_advance", "in_arrears": "invoice_fee_in_arrears"}
-RULES = (RULE, *FEE_RULES.values())
+CREDIT_RULE = "invoice_credit"
+RULES = (RULE, *FEE_RULES.values(), CREDIT_RULE)
+CUSTOMER_CREDITS = "Liabilities:CustomerCredits"
 SOURCE_TYPE = "invoice"
 ENTRY_ID_PREFIX = "invoice:"
 _ONE_DAY = dt.timedelta(days=1)
@@ -90,6 +100,8 @@ class _Line(NamedTuple):
     amount_minor: int
     lines: int  # usage lines summed (0 for a fee)
     fee: FeeDue | None = None
+    event: tuple[str, str, dt.date] | None = None  # (event id, "event" or "credit", its date)
+    event_text: str = ""
 
 
 def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, actor: str,
@@ -114,7 +126,8 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
         # Consolidating: who is below whom, read once for the usage and the fees.
         parents = dict(conn.execute(select(customers.c.id, customers.c.parent_id)).all()) if consolidate else None
         groups = _uninvoiced(conn, cid, end, parents)
-        for (payer, currency), line in uninvoiced_fees(conn, cid, start, end, parents):
+        for (payer, currency), line in [*uninvoiced_fees(conn, cid, start, end, parents),
+                                        *uninvoiced_events(conn, cid, end, parents)]:
             groups.setdefault((payer, currency), []).append(line)
         now = dt.datetime.now(dt.UTC)
         run_id = conn.execute(insert(billing_runs).values(
@@ -186,6 +199,39 @@ def uninvoiced_fees(conn: Connection, cid: int, start: dt.date, end: dt.date,
                 due.component["service"], "days", due.charged_days * 1_000_000, due.amount_minor, 0, due)
 
 
+def uninvoiced_events(conn: Connection, cid: int, end: dt.date,
+                      parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, _Line]]:
+    """Contract events up to the period's end whose entries moved the customer's
+    receivables (charges, amendment differences, termination credits: already posted, the
+    invoice shows them) or its credits (credit and SLA breach events: applied on this
+    invoice), not invoiced yet."""
+    ev, c, cu, p, a = contract_events.c, contracts.c, customers.c, postings.c, accounts.c
+    invoiced = select(invoice_events.c.event_id).where(invoice_events.c.event_id == ev.id).exists()
+    query = (select(ev.id, ev.type, ev.event_date, ev.payload, c.id.label("contract_id"), c.code, c.customer_id,
+                    cu.code.label("customer"), cu.cost_centre, c.currency, a.name, func.sum(p.amount_minor))
+             .join(contracts, c.id == ev.contract_id).join(customers, cu.id == c.customer_id)
+             .join(postings, p.entry_id == ev.entry_seq).join(accounts, a.id == p.account_id)
+             .where(c.billing_company_id == cid, ev.event_date <= end, ~invoiced, a.company_id == cid,
+                    a.name.in_([RECEIVABLES, CUSTOMER_CREDITS]))
+             .group_by(ev.id, ev.type, ev.event_date, ev.payload, c.id, c.code, c.customer_id, cu.code, cu.cost_centre,
+                       c.currency, a.name)
+             .order_by(ev.event_date, ev.id, a.name))
+    for row in conn.execute(query):
+        amount = int(row[-1])
+        if not amount:
+            continue
+        payload = json.loads(row.payload)
+        kind = "event" if row.name == RECEIVABLES else "credit"
+        component = payload.get("component") or "contract"  # an event about the contract as a whole
+        reason = f": {payload['reason']}" if payload.get("reason") else ""
+        payer = row.customer_id if parents is None else _organisation(row.customer_id, parents)
+        yield (payer, row.currency), _Line(
+            row.customer_id, row.customer, row.cost_centre, row.contract_id, row.code, component, row.type,
+            "event", 1_000_000, amount, 0, None, (row.id, kind, row.event_date),
+            f"{'credit granted ' if kind == 'credit' else ''}{row.event_date}{reason}"
+            f"{', applied' if kind == 'credit' else ''}")
+
+
 def _organisation(customer_id: int, parents: dict[int, int | None]) -> int:
     """The top of a customer's organisation hierarchy (parents are loaded first, so the
     chain ends; the bound guards against a cycle written around the checks)."""
@@ -207,6 +253,12 @@ def _next_sequence(conn: Connection, cid: int) -> int:
     return last + 1
 
 
+def _kind(line: _Line) -> str:
+    if line.event is not None:
+        return line.event[1]
+    return "usage" if line.fee is None else "fee"
+
+
 def invoice_number(company: str, sequence: int) -> str:
     return f"{company}-{sequence:06d}"
 
@@ -217,7 +269,14 @@ def _postings(conn: Connection, rules: RuleSet, terms: AgreementTerms, company: 
     books of the customer whose usage it was); a fee is charged with the vendor's share and
     the reseller's commission of its component."""
     fee = line.fee
-    rule = rules.rules[RULE if fee is None else FEE_RULES[fee.timing]]
+    if line.event is not None and line.event[1] == "event":
+        return []  # the event's own entry moved the receivable
+    if line.event is not None:
+        rule = rules.rules[CREDIT_RULE]
+        amount = -line.amount_minor  # the credit held (a credit balance) is used up
+    else:
+        rule = rules.rules[RULE if fee is None else FEE_RULES[fee.timing]]
+        amount = line.amount_minor
     dimensions = {"customer": line.customer, "contract": line.contract, "service": line.service,
                   "component": line.component}
     parties = {"billing": company, "vendor": None, "reseller": None}
@@ -226,7 +285,7 @@ def _postings(conn: Connection, rules: RuleSet, terms: AgreementTerms, company: 
         parties.update(vendor=fee.component.get("vendor"), reseller=fee.component.get("reseller"))
         functions = terms.functions(fee.contract, parties, fee.terms_day, Decimal(1))
     try:
-        amounts = evaluate_amounts(rule, line.amount_minor, Decimal(line.quantity_micro) / 1_000_000, functions)
+        amounts = evaluate_amounts(rule, amount, Decimal(line.quantity_micro) / 1_000_000, functions)
     except RuleError as exc:
         raise LedgerError(Problem(E_INVALID, "rules", str(exc))) from None
     postings = []
@@ -283,19 +342,25 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
         whose = "" if line.customer_id == customer_id else (
             f"{line.customer}{f' / cost centre {line.cost_centre}' if line.cost_centre else ''}: ")
         fee = line.fee
-        if fee is None:
+        if line.event is not None:
+            what = line.event_text
+        elif fee is None:
             what = f"{quantity_text(line.quantity_micro)} {line.unit}"
         else:
             discounted = f", {format_amount(fee.discount_minor, currency)} discount" if fee.discount_minor else ""
             what = (f"{fee.timing.replace('_', ' ')}, {fee.period_start} to {fee.period_end}, "
                     f"{fee.charged_days} of {fee.period_days} days{discounted}")
         conn.execute(insert(invoice_lines).values(
-            invoice_id=invoice_id, line_no=line_no, kind="usage" if fee is None else "fee",
+            invoice_id=invoice_id, line_no=line_no, kind=_kind(line),
             contract_id=line.contract_id, customer_id=line.customer_id, cost_centre=line.cost_centre,
             component=line.component, service=line.service,
             description=f"{whose}{line.service} ({line.contract} {line.component}): {what}",
             quantity_micro=line.quantity_micro, unit=line.unit, amount_minor=line.amount_minor,
             period_start=fee and fee.period_start, period_end=fee and fee.period_end))
+        if line.event is not None:
+            conn.execute(insert(invoice_events).values(event_id=line.event[0], kind=line.event[1],
+                                                       invoice_id=invoice_id, line_no=line_no))
+            continue
         if fee is not None:
             conn.execute(insert(invoice_fees).values(contract_id=line.contract_id, component=line.component,
                                                      period_start=fee.period_start, invoice_id=invoice_id,

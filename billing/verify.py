@@ -3,7 +3,9 @@
 - an invoice's total equals the sum of its lines; each usage line's amount and quantity equal
   the sums of the usage lines it invoices, and each fee line charges exactly one recorded
   billing period (and each recorded period has its line);
-- an invoice with a non-zero line was posted, by an entry made for it;
+- an event or credit line is recorded for one event and shows what its entry moved;
+- an invoice with a non-zero line of its own (not an event's) was posted, by an entry made
+  for it;
 - numbers run without gaps per billing company, up to its sequence.
 """
 
@@ -11,13 +13,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 
-from billing.schema import invoice_fees, invoice_lines, invoice_sequences, invoice_usage, invoices
-from ledger.schema import journal_entries
+from billing.schema import invoice_events, invoice_fees, invoice_lines, invoice_sequences, invoice_usage, invoices
+from billing.service import CUSTOMER_CREDITS
+from contracts.schema import contract_events
+from contracts.service import RECEIVABLES
+from ledger.schema import accounts, journal_entries, postings
 from usage.schema import usage_lines
 
 CHECK = "billing"
+
+
+def _check_event_lines(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
+    """Each event or credit line is recorded for one event, and its amount is what the
+    event's entry moved on the customer's receivables (event) or credits (credit)."""
+    inv, lines, links = invoices.c, invoice_lines.c, invoice_events.c
+    ev, p, a = contract_events.c, postings.c, accounts.c
+    recorded = (select(func.count()).where(links.invoice_id == lines.invoice_id, links.line_no == lines.line_no)
+                .scalar_subquery())
+    for number, line_no, count in conn.execute(select(inv.number, lines.line_no, recorded)
+                                               .join(invoices, inv.id == lines.invoice_id)
+                                               .where(lines.kind.in_(["event", "credit"]), recorded != 1)):
+        add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} is recorded for {count} events")
+    account = case((links.kind == "event", RECEIVABLES), else_=CUSTOMER_CREDITS)
+    moved = (select(func.coalesce(func.sum(p.amount_minor), 0)).join(accounts, a.id == p.account_id)
+             .where(p.entry_id == ev.entry_seq, a.company_id == inv.company_id, a.name == account).scalar_subquery())
+    query = (select(inv.number, lines.line_no, lines.amount_minor, moved)
+             .select_from(invoice_events.join(contract_events, ev.id == links.event_id)
+                          .join(invoices, inv.id == links.invoice_id)
+                          .join(invoice_lines, and_(lines.invoice_id == links.invoice_id, lines.line_no == links.line_no)))
+             .where(lines.amount_minor != moved))
+    for number, line_no, stated, posted in conn.execute(query):
+        add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} says {stated}; its event's entry moved {posted}")
 
 
 def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
@@ -46,7 +74,10 @@ def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None
     for contract_id, component, start in conn.execute(select(fees.contract_id, fees.component, fees.period_start)
                                                       .where(~line_of)):
         add(CHECK, None, f"the {component} fee of contract #{contract_id} from {start} is billed by no fee line")
-    nonzero = select(lines.invoice_id).where(lines.invoice_id == inv.id, lines.amount_minor != 0).exists()
+    _check_event_lines(conn, add)
+    # Event lines show what the event's own entry posted; every other line is posted by the invoice.
+    nonzero = select(lines.invoice_id).where(lines.invoice_id == inv.id, lines.amount_minor != 0,
+                                             lines.kind != "event").exists()
     entries = journal_entries.c
     unposted = conn.execute(
         select(inv.number).select_from(invoices.outerjoin(journal_entries, entries.id == inv.entry_seq))

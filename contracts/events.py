@@ -65,7 +65,7 @@ EVENTS_PER_IMPORT_MAX = 1_000_000
 SOURCE_TYPE = "contract_event"
 ENTRY_ID_PREFIX = "event:"
 # Rules that other capabilities apply: an event of such a type would post around them.
-NOT_EVENT_TYPES = ("usage", "invoice_usage", "invoice_fee_in_advance", "invoice_fee_in_arrears")
+NOT_EVENT_TYPES = ("usage", "invoice_usage", "invoice_fee_in_advance", "invoice_fee_in_arrears", "invoice_credit")
 
 # Which contract statuses accept each built-in type, and the status it leaves.
 _STATUS_RULES: dict[str, tuple[tuple[str, ...], str | None]] = {

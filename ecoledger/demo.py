@@ -228,15 +228,17 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     say(f"   the same file again: {again.duplicates} duplicates, {again.posted} posted")
 
     say(f"\n8. Billing run for {PERIOD}: service-desk fees (in advance, deferred; C-42's with the reseller's")
-    say("   commission) and the month's usage (from unbilled to receivables), per customer, numbered without")
-    say("   gaps (ecoledger billing run; invoices: ecoledger invoice list|show)")
+    say("   commission), the month's usage (from unbilled to receivables), the contract events' charges and the")
+    say("   SLA credit applied, per customer, numbered without gaps (ecoledger billing run; ecoledger invoice show)")
     billed = run_billing(db, "OPFI", PERIOD, rules=load_rules(), actor=actor)
     for number in billed.invoices:
         invoice = get_invoice(db, number)
-        fees = sum(line.amount_minor for line in invoice.lines if line.kind == "fee")
+        by_kind = {kind: sum(line.amount_minor for line in invoice.lines if line.kind == kind)
+                   for kind in ("fee", "event", "credit")}
         say(f"   {number} to {invoice.customer_name}: EUR {format_amount(invoice.total_minor, 'EUR')} (fees "
-            f"{format_amount(fees, 'EUR')}), {sum(line.usage_lines for line in invoice.lines)} usage lines, "
-            f"due {invoice.due_date}")
+            f"{format_amount(by_kind['fee'], 'EUR')}, events {format_amount(by_kind['event'], 'EUR')}, credits "
+            f"{format_amount(by_kind['credit'], 'EUR')}), {sum(line.usage_lines for line in invoice.lines)} usage "
+            f"lines, due {invoice.due_date}")
     again = run_billing(db, "OPFI", PERIOD, rules=load_rules(), actor=actor)
     say(f"   the same run again: {len(again.invoices)} invoices (nothing new to invoice)")
 

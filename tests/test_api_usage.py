@@ -165,10 +165,10 @@ def test_a_billing_run_through_the_api(eco_api):
     settings = api.app.extensions["ecoledger"]["settings"]
     done = execute(api.db, job["id"], worker="test", timing=JobTiming(30, 60), data_dir=settings.data_path)
     assert done.status == "succeeded", done.error
-    assert done.result["invoices"] == ["OPFI-000001"] and done.result["totals"] == {"EUR": 33250 + 30000}
-    assert (done.result["usage_lines"], done.result["fees"]) == (2, 1)  # and the service desk's monthly fee
+    assert done.result["invoices"] == ["OPFI-000001"] and done.result["totals"] == {"EUR": 33250 + 30000 + 15000}
+    assert (done.result["usage_lines"], done.result["fees"]) == (2, 1)  # and the desk's fee, and the set-up fee event
     listed = api.call("auditor", "GET", "/invoices", query_string={"period": "2026-10"}).get_json()
-    assert [(i["number"], i["customer"], i["total"]) for i in listed] == [("OPFI-000001", "C-17", "632.50")]
+    assert [(i["number"], i["customer"], i["total"]) for i in listed] == [("OPFI-000001", "C-17", "782.50")]
     invoice = api.call("auditor", "GET", "/invoices/OPFI-000001").get_json()
     assert invoice["lines"][0]["usage_lines"] == 2 and invoice["lines"][0]["quantity"] == "3.5"
     csv_response = api.call("auditor", "GET", "/invoices/OPFI-000001", query_string={"format": "csv"})

@@ -290,7 +290,44 @@ def test_recurring_fees_in_advance_and_in_arrears(eco):
     import_events(eco, [(1, {"id": "f5", "type": "terminated", "contract": "SD-F", "date": "2026-11-15"})],
                   rules=RULES, actor="t")
     november = billing.get_invoice(eco, bill(eco, "2026-11").invoices[0])
-    assert [(line.component, line.quantity, format_amount(line.amount_minor, "EUR")) for line in november.lines] == [
-        ("DESK", "30", "300.00"), ("SUPPORT", "15", "62.00")]
+    assert [(line.kind, line.component, line.quantity, format_amount(line.amount_minor, "EUR"))
+            for line in november.lines] == [
+        ("fee", "DESK", "30", "300.00"), ("fee", "SUPPORT", "15", "62.00"),
+        ("event", "contract", "1", "-150.00")]  # the termination's credit of the unused half, shown on the invoice
+    assert november.total_minor == 30000 + 6200 - 15000
     assert bill(eco, "2026-12").invoices == []  # nothing after the last day of service
     assert verify(eco).ok
+
+
+def test_event_charges_show_on_the_invoice_and_credits_are_applied(eco):
+    from billing.leakage import leakage_report  # noqa: F401 (the report stays consistent below)
+
+    run(eco, MONTH[3:4])  # 240.00 of repairs
+    events = [{"id": "part", "type": "one_off_charge", "contract": "SD-1", "date": "2026-10-12", "amount": "80.00",
+               "component": "REPAIR", "reason": "replacement part"},
+              {"id": "goodwill", "type": "credit", "contract": "SD-1", "date": "2026-10-20", "amount": "25.00",
+               "reason": "disputed visit, credited to the next invoice"}]
+    assert import_events(eco, list(enumerate(events)), rules=RULES, actor="t").accepted == 2
+    invoice = billing.get_invoice(eco, bill(eco).invoices[0])
+    assert [(line.kind, line.description, format_amount(line.amount_minor, "EUR")) for line in invoice.lines] == [
+        ("usage", "onsite-repair (SD-1 REPAIR): 2 hour", "240.00"),
+        ("event", "one_off_charge (SD-1 REPAIR): 2026-10-12: replacement part", "80.00"),
+        ("credit", "credit (SD-1 contract): credit granted 2026-10-20: disputed visit, credited to the next invoice, "
+                   "applied", "-25.00")]
+    assert invoice.total_minor == 24000 + 8000 - 2500
+    # The charge was posted by its event; the invoice moves the usage and uses up the credit.
+    assert balance(eco, "OPFI", "Assets:Receivables:Customers") == "295.00"
+    assert balance(eco, "OPFI", "Liabilities:CustomerCredits") == "0.00"
+    assert bill(eco).invoices == []  # each event once
+    assert verify(eco).ok
+
+
+def test_events_not_invoiced_yet_are_leakage(eco):
+    from billing.leakage import leakage_report
+
+    import_events(eco, [(1, {"id": "sla", "type": "sla_breach", "contract": "SD-1", "date": "2026-10-20",
+                             "amount": "40.00", "component": "REPAIR"})], rules=RULES, actor="t")
+    [due] = leakage_report(eco, "OPFI", "2026-10").not_billed
+    assert (due.kind, due.amount_minor, due.oldest_usage_date) == ("credit", -4000, dt.date(2026, 10, 20))
+    bill(eco)
+    assert leakage_report(eco, "OPFI", "2026-10").not_billed == []

@@ -119,18 +119,19 @@ def test_billing_run_and_invoices_from_the_cli(eco_cli, tmp_path):
     usage.write_text(CSV_FILE)
     cli("import", "usage", str(usage))
     code, out, _ = cli("billing", "run", "--company", "OPFI", "--period", "2026-10")
-    assert code == 0 and "1 invoices issued on 2026-10-31, 2 usage lines, 1 fee periods, 789.25 EUR" in out and "OPFI-000001" in out
+    assert code == 0 and "1 invoices issued on 2026-10-31, 2 usage lines, 1 fee periods, 939.25 EUR" in out and "OPFI-000001" in out
     code, out, _ = cli("billing", "run", "--company", "OPFI", "--period", "2026-10", "--format", "json")
     assert json.loads(out)["invoices"] == []
     listed = json.loads(cli("invoice", "list", "--format", "json")[1])
     assert [(i["number"], i["customer"], i["total"], i["due_date"]) for i in listed] == [
-        ("OPFI-000001", "C-17", "789.25", "2026-11-30")]  # the usage and the service desk's fee
+        ("OPFI-000001", "C-17", "939.25", "2026-11-30")]  # the usage, the desk's fee and the set-up fee
     code, out, _ = cli("invoice", "show", "OPFI-000001", "--format", "csv")
     assert out.splitlines() == [
         "line,customer,cost_centre,contract,component,description,quantity,unit,amount,currency,usage_lines",
         "1,C-17,,SD-C-17,FIELD,field-service (SD-C-17 FIELD): 3.5 hour,3.5,hour,489.25,EUR,2",
         "2,C-17,,SD-C-17,DESK,\"service-desk (SD-C-17 DESK): in advance, 2026-10-01 to 2026-10-31, 31 of 31 days\","
-        "31,days,300.00,EUR,0"]
+        "31,days,300.00,EUR,0",
+        "3,C-17,,SD-C-17,contract,activated (SD-C-17 contract): 2026-10-01,1,event,150.00,EUR,0"]
     assert cli("invoice", "show", "OPFI-000001")[0] == 0
     code, out, _ = cli("invoice", "show", "OPFI-000001", "--format", "pdf", "--out", str(tmp_path / "i.pdf"))
     assert code == 0 and (tmp_path / "i.pdf").read_bytes().startswith(b"%PDF")

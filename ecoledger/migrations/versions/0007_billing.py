@@ -1,5 +1,5 @@
 """Billing: runs, invoices with their lines, the usage and the fee periods each line
-invoices, invoice number sequences; triggers keep issued invoices immutable.
+invoices, the events each line carries, invoice number sequences; triggers keep issued invoices immutable.
 
 Revision ID: 0007
 Revises: 0006
@@ -26,6 +26,8 @@ SQLITE_TRIGGERS = [
     "CREATE TRIGGER invoice_usage_no_delete BEFORE DELETE ON invoice_usage BEGIN SELECT RAISE(ABORT, 'invoice_usage: invoiced usage stays invoiced; credit it instead'); END",
     "CREATE TRIGGER invoice_fees_no_update BEFORE UPDATE ON invoice_fees BEGIN SELECT RAISE(ABORT, 'invoice_fees: a billed period stays billed; credit it instead'); END",
     "CREATE TRIGGER invoice_fees_no_delete BEFORE DELETE ON invoice_fees BEGIN SELECT RAISE(ABORT, 'invoice_fees: a billed period stays billed; credit it instead'); END",
+    "CREATE TRIGGER invoice_events_no_update BEFORE UPDATE ON invoice_events BEGIN SELECT RAISE(ABORT, 'invoice_events: an invoiced event stays invoiced; credit it instead'); END",
+    "CREATE TRIGGER invoice_events_no_delete BEFORE DELETE ON invoice_events BEGIN SELECT RAISE(ABORT, 'invoice_events: an invoiced event stays invoiced; credit it instead'); END",
     "CREATE TRIGGER billing_runs_no_update BEFORE UPDATE ON billing_runs BEGIN SELECT RAISE(ABORT, 'billing_runs: billing runs are a record of what was invoiced'); END",
     "CREATE TRIGGER billing_runs_no_delete BEFORE DELETE ON billing_runs BEGIN SELECT RAISE(ABORT, 'billing_runs: billing runs are a record of what was invoiced'); END",
 ]
@@ -43,6 +45,9 @@ POSTGRESQL_TRIGGERS = [
     "CREATE TRIGGER invoice_fees_no_update BEFORE UPDATE ON invoice_fees FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('a billed period stays billed; credit it instead')",
     "CREATE TRIGGER invoice_fees_no_delete BEFORE DELETE ON invoice_fees FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('a billed period stays billed; credit it instead')",
     "CREATE TRIGGER invoice_fees_no_truncate BEFORE TRUNCATE ON invoice_fees FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('a billed period stays billed; credit it instead')",
+    "CREATE TRIGGER invoice_events_no_update BEFORE UPDATE ON invoice_events FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('an invoiced event stays invoiced; credit it instead')",
+    "CREATE TRIGGER invoice_events_no_delete BEFORE DELETE ON invoice_events FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('an invoiced event stays invoiced; credit it instead')",
+    "CREATE TRIGGER invoice_events_no_truncate BEFORE TRUNCATE ON invoice_events FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('an invoiced event stays invoiced; credit it instead')",
     "CREATE TRIGGER billing_runs_no_update BEFORE UPDATE ON billing_runs FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
     "CREATE TRIGGER billing_runs_no_delete BEFORE DELETE ON billing_runs FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
     "CREATE TRIGGER billing_runs_no_truncate BEFORE TRUNCATE ON billing_runs FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
@@ -118,12 +123,22 @@ def upgrade() -> None:
     sa.Column('period_start', sa.Date(), nullable=True),
     sa.Column('period_end', sa.Date(), nullable=True),
     sa.CheckConstraint("(kind = 'fee') = (period_start IS NOT NULL)", name=op.f('ck_invoice_lines_fee_has_period')),
-    sa.CheckConstraint("kind IN ('usage', 'fee')", name=op.f('ck_invoice_lines_kind_known')),
+    sa.CheckConstraint("kind IN ('usage', 'fee', 'event', 'credit')", name=op.f('ck_invoice_lines_kind_known')),
     sa.ForeignKeyConstraint(['contract_id'], ['contracts.id'], name=op.f('fk_invoice_lines_contract_id_contracts')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoice_lines_customer_id_customers')),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_invoice_lines_invoice_id_invoices')),
     sa.PrimaryKeyConstraint('invoice_id', 'line_no', name=op.f('pk_invoice_lines'))
     )
+    op.create_table('invoice_events',
+    sa.Column('event_id', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('line_no', sa.Integer(), nullable=False),
+    sa.CheckConstraint("kind IN ('event', 'credit')", name=op.f('ck_invoice_events_kind_known')),
+    sa.ForeignKeyConstraint(['event_id'], ['contract_events.id'], name=op.f('fk_invoice_events_event_id_contract_events')),
+    sa.PrimaryKeyConstraint('event_id', 'kind', name=op.f('pk_invoice_events'))
+    )
+    op.create_index('ix_invoice_events_invoice', 'invoice_events', ['invoice_id', 'line_no'], unique=False)
     op.create_table('invoice_usage',
     sa.Column('usage_line_id', sa.String(length=200), nullable=False),
     sa.Column('invoice_id', sa.Integer(), nullable=False),
@@ -138,5 +153,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("invoice_fees", "invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
+    for table in ("invoice_events", "invoice_fees", "invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
         op.drop_table(table)
