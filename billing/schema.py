@@ -60,7 +60,16 @@ invoices = Table(
     CheckConstraint("sequence >= 1", name="sequence_positive"),
 )
 
-INVOICE_LINE_KINDS = ("usage", "fee", "event", "credit")
+# usage: a contract component's usage; fee: a recurring fee's billing period; event: a
+# receivable a contract event posted; credit: a customer credit applied; true_up: the
+# shortfall of a billing period's usage under a minimum commitment (or a later correction of
+# it); prepayment: a prepayment component charged; drawdown: prepaid credit applied to the
+# invoice's charges; capped: what exceeds the customer's budget cap, carried to the next
+# invoice; brought_forward: what an earlier invoice carried here.
+INVOICE_LINE_KINDS = ("usage", "fee", "event", "credit", "true_up", "prepayment", "drawdown", "capped",
+                      "brought_forward")
+# Kinds that belong to the invoice as a whole, not to a contract.
+INVOICE_LEVEL_KINDS = ("capped", "brought_forward")
 
 # A line per contract component: quantity and amount of the usage it invoices.
 invoice_lines = Table(
@@ -69,7 +78,7 @@ invoice_lines = Table(
     Column("invoice_id", Integer, ForeignKey("invoices.id"), nullable=False),
     Column("line_no", Integer, nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("contract_id", Integer, ForeignKey("contracts.id"), nullable=False),
+    Column("contract_id", Integer, ForeignKey("contracts.id"), nullable=True),  # None: an invoice-level kind
     # The customer whose contract it is: on a consolidated invoice, an organisation below
     # the invoiced one, with its cost centre.
     Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
@@ -80,11 +89,13 @@ invoice_lines = Table(
     Column("quantity_micro", BigInteger, nullable=False),  # usage: units; fee: days charged
     Column("unit", String(32), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
-    Column("period_start", Date, nullable=True),  # fee: the billing period charged
+    Column("period_start", Date, nullable=True),  # fee, true_up: the billing period charged
     Column("period_end", Date, nullable=True),
     PrimaryKeyConstraint("invoice_id", "line_no"),
-    CheckConstraint("kind IN ('usage', 'fee', 'event', 'credit')", name="kind_known"),
-    CheckConstraint("(kind = 'fee') = (period_start IS NOT NULL)", name="fee_has_period"),
+    CheckConstraint("kind IN ({})".format(", ".join(f"'{kind}'" for kind in INVOICE_LINE_KINDS)), name="kind_known"),
+    CheckConstraint("(kind IN ('fee', 'true_up')) = (period_start IS NOT NULL)", name="fee_has_period"),
+    CheckConstraint("(kind IN ({})) = (contract_id IS NULL)".format(", ".join(f"'{k}'" for k in INVOICE_LEVEL_KINDS)),
+                    name="contract_unless_invoice_level"),
 )
 
 # Which invoice line invoiced each usage line: a usage line is invoiced at most once.
@@ -97,7 +108,8 @@ invoice_usage = Table(
 )
 Index("ix_invoice_usage_invoice", invoice_usage.c.invoice_id, invoice_usage.c.line_no)
 
-# Which invoice line charged each recurring fee's billing period: at most once.
+# Which invoice line charged each recurring fee's billing period, or a prepayment component
+# (period_start: the first day it is in force): at most once.
 invoice_fees = Table(
     "invoice_fees",
     metadata,
@@ -124,6 +136,36 @@ invoice_events = Table(
 )
 Index("ix_invoice_events_invoice", invoice_events.c.invoice_id, invoice_events.c.line_no)
 
+# Each true-up of a minimum commitment's billing period. A period can have several: the
+# first one bills the shortfall, a later run corrects it when late usage of the period
+# arrives (a negative true-up). Their sum is the shortfall as the last run saw it.
+invoice_true_ups = Table(
+    "invoice_true_ups",
+    metadata,
+    Column("contract_id", Integer, ForeignKey("contracts.id"), nullable=False),
+    Column("component", String(64), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("invoice_id", Integer, nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("contract_id", "component", "period_start", "invoice_id"),
+)
+
+# A customer's budget cap for a period's invoice, in a currency: what the invoice charges
+# above it is carried to the next invoice (recognised revenue does not change).
+invoice_caps = Table(
+    "invoice_caps",
+    metadata,
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+    Column("set_by", String(200), nullable=False),
+    PrimaryKeyConstraint("customer_id", "currency", "period"),
+    CheckConstraint("amount_minor >= 0", name="cap_not_negative"),
+)
+
 # The last invoice number of each billing company.
 invoice_sequences = Table(
     "invoice_sequences",
@@ -137,4 +179,5 @@ protect("invoice_lines", ("UPDATE", "DELETE"), "issued invoices never change; is
 protect("invoice_usage", ("UPDATE", "DELETE"), "invoiced usage stays invoiced; credit it instead")
 protect("invoice_fees", ("UPDATE", "DELETE"), "a billed period stays billed; credit it instead")
 protect("invoice_events", ("UPDATE", "DELETE"), "an invoiced event stays invoiced; credit it instead")
+protect("invoice_true_ups", ("UPDATE", "DELETE"), "a true-up stays billed; a later run corrects it")
 protect("billing_runs", ("UPDATE", "DELETE"), "billing runs are a record of what was invoiced")

@@ -27,13 +27,16 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, and_, func, insert, literal, select, update
 
+from billing.commitments import COMMITMENT, PREPAYMENT, codes_of, commitment_periods, prepayments_due
 from billing.fees import FeeDue, fees_due
 from billing.schema import (
     billing_runs,
+    invoice_caps,
     invoice_events,
     invoice_fees,
     invoice_lines,
     invoice_sequences,
+    invoice_true_ups,
     invoice_usage,
     invoices,
 )
@@ -45,13 +48,14 @@ from contracts.service import RECEIVABLES, load_contract
 from contracts.terms import AgreementTerms
 from ledger import audit
 from ledger.database import Database, rows_matching
-from ledger.money import format_amount
+from ledger.money import AmountError, format_amount, parse_amount
 from ledger.periods import parse_period
 from ledger.posting import JournalWriter, PostingReport, audit_post
 from ledger.queries import company_id
 from ledger.records import (
     ACCEPTED,
     E_INVALID,
+    E_NOT_FOUND,
     EntryDraft,
     LedgerError,
     PostingDraft,
@@ -66,6 +70,11 @@ RULE = "invoice_usage"
 FEE_RULES = {"in_advance": "invoice_fee_in_advance", "in_arrears": "invoice_fee_in_arrears"}
 CREDIT_RULE = "invoice_credit"
 RULES = (RULE, *FEE_RULES.values(), CREDIT_RULE)
+# Rules needed only by contracts and customers that use them: a rules file without them
+# bills everything else.
+KIND_RULES = {"true_up": "invoice_true_up", "prepayment": "invoice_prepayment", "drawdown": "invoice_prepaid_drawdown",
+              "capped": "invoice_carry", "brought_forward": "invoice_carry"}
+CHARGE_KINDS = ("usage", "fee", "event", "credit", "true_up")  # what a prepayment is drawn down by
 CUSTOMER_CREDITS = "Liabilities:CustomerCredits"
 SOURCE_TYPE = "invoice"
 ENTRY_ID_PREFIX = "invoice:"
@@ -102,6 +111,9 @@ class _Line(NamedTuple):
     fee: FeeDue | None = None
     event: tuple[str, str, dt.date] | None = None  # (event id, "event" or "credit", its date)
     event_text: str = ""
+    kind: str | None = None  # the kinds without a fee or event: true_up, prepayment, drawdown, capped, ...
+    period: tuple[dt.date, dt.date] | None = None  # true_up: the commitment's billing period
+    key: dt.date | None = None  # prepayment: the first day it is in force (its record's key)
 
 
 def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, actor: str,
@@ -126,9 +138,12 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
         # Consolidating: who is below whom, read once for the usage and the fees.
         parents = dict(conn.execute(select(customers.c.id, customers.c.parent_id)).all()) if consolidate else None
         groups = _uninvoiced(conn, cid, end, parents)
-        for (payer, currency), line in [*uninvoiced_fees(conn, cid, start, end, parents),
+        for (payer, currency), line in [*uninvoiced_contract_lines(conn, cid, start, end, parents),
                                         *uninvoiced_events(conn, cid, end, parents)]:
             groups.setdefault((payer, currency), []).append(line)
+        carried = carried_balances(conn, cid)
+        for payer_currency in carried:
+            groups.setdefault(payer_currency, [])
         now = dt.datetime.now(dt.UTC)
         run_id = conn.execute(insert(billing_runs).values(
             company_id=cid, period=period, issue_date=issue_date, invoices=len(groups),
@@ -140,6 +155,9 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
         customer_codes = dict(rows_matching(conn, "SELECT id, code FROM customers WHERE id",
                                             sorted({customer for customer, _ in groups}), limits.SQL_IN_PARAMS_MAX))
         for (customer_id, currency), lines in sorted(groups.items(), key=lambda g: (customer_codes[g[0][0]], g[0][1])):
+            lines = lines + _drawdowns(conn, currency, lines)
+            lines += _carry(conn, cid, customer_id, customer_codes[customer_id], currency, period, lines,
+                            carried.get((customer_id, currency), 0))
             number = _invoice(conn, writer, rules, cid, company, run_id, customer_id, customer_codes[customer_id],
                               currency, lines, period, end, issue_date, payment_terms_days, now)
             report.invoices.append(number)
@@ -177,26 +195,166 @@ def _uninvoiced(conn: Connection, cid: int, end: dt.date,
     return groups
 
 
-def uninvoiced_fees(conn: Connection, cid: int, start: dt.date, end: dt.date,
-                    parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, _Line]]:
-    """Recurring fees due in the month (billing/fees.py) and not invoiced yet, as invoice
-    lines keyed by who pays them (the organisation, with ``parents`` to consolidate by)."""
-    c, cu, f = contracts.c, customers.c, invoice_fees.c
+def _contracts(conn: Connection, cid: int, end: dt.date, parents: dict[int, int | None] | None,
+               wanted: tuple[str, ...]) -> Iterator[tuple[object, int, object, list]]:
+    """The company's contracts started by ``end`` that have a component of a ``wanted``
+    type: (row, payer, contract, status changes)."""
+    c, cu = contracts.c, customers.c
     rows = conn.execute(select(c.code, c.customer_id, cu.code.label("customer"), cu.cost_centre)
                         .join(customers, cu.id == c.customer_id)
                         .where(c.billing_company_id == cid, c.start_date <= end).order_by(c.code)).all()
     for row in rows:
         contract = load_contract(conn, row.code)
-        if not any(comp["type"] == "recurring_fee" for v in contract.versions for comp in v.components):
+        if not any(comp["type"] in wanted for v in contract.versions for comp in v.components):
             continue
-        billed = set(conn.execute(select(f.component, f.period_start).where(f.contract_id == contract.id)).all())
-        for due in fees_due(contract, status_changes(conn, contract.id), start, end):
-            if (due.component["code"], due.period_start) in billed:
+        payer = row.customer_id if parents is None else _organisation(row.customer_id, parents)
+        yield row, payer, contract, status_changes(conn, contract.id)
+
+
+def uninvoiced_fees(conn: Connection, cid: int, start: dt.date, end: dt.date,
+                    parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, _Line]]:
+    """Recurring fees due in the month (billing/fees.py) and not invoiced yet, as invoice
+    lines keyed by who pays them (the organisation, with ``parents`` to consolidate by)."""
+    for row, payer, contract, changes in _contracts(conn, cid, end, parents, ("recurring_fee",)):
+        for line in _fee_lines(conn, row, contract, changes, start, end):
+            yield (payer, contract.currency), line
+
+
+def uninvoiced_contract_lines(conn: Connection, cid: int, start: dt.date, end: dt.date,
+                              parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, _Line]]:
+    """What the contracts themselves charge and no invoice has yet: recurring fees due in
+    the month, minimum-commitment true-ups of the periods ended by ``end`` (or their
+    corrections) and prepayments (billing/commitments.py)."""
+    for row, payer, contract, changes in _contracts(conn, cid, end, parents,
+                                                    ("recurring_fee", COMMITMENT, PREPAYMENT)):
+        for line in [*_fee_lines(conn, row, contract, changes, start, end),
+                     *_true_up_lines(conn, row, contract, changes, end),
+                     *_prepayment_lines(conn, row, contract, changes, end)]:
+            yield (payer, contract.currency), line
+
+
+def _fee_lines(conn: Connection, row, contract, changes, start: dt.date, end: dt.date) -> list[_Line]:
+    if not codes_of(contract, "recurring_fee"):
+        return []
+    f = invoice_fees.c
+    billed = set(conn.execute(select(f.component, f.period_start).where(f.contract_id == contract.id)).all())
+    return [_Line(row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, due.component["code"],
+                  due.component["service"], "days", due.charged_days * 1_000_000, due.amount_minor, 0, due)
+            for due in fees_due(contract, changes, start, end)
+            if (due.component["code"], due.period_start) not in billed]
+
+
+def _true_up_lines(conn: Connection, row, contract, changes, end: dt.date) -> list[_Line]:
+    """For each commitment period ended by ``end``: the shortfall of its usage (as posted up
+    to ``end``) under the commitment, less the true-ups already invoiced for it."""
+    periods = list(commitment_periods(contract, changes, end))
+    if not periods:
+        return []
+    t, u = invoice_true_ups.c, usage_lines.c
+    trued = {(code, start): int(total) for code, start, total in conn.execute(
+        select(t.component, t.period_start, func.sum(t.amount_minor)).where(t.contract_id == contract.id)
+        .group_by(t.component, t.period_start))}
+    lines = []
+    for found in periods:
+        used = int(conn.execute(select(func.coalesce(func.sum(u.amount_minor), 0)).where(
+            u.contract_id == contract.id, u.usage_date >= found.period_start, u.usage_date <= found.period_end,
+            u.posted_date <= end)).scalar())
+        code = found.component["code"]
+        change = max(0, found.committed_minor - used) - trued.get((code, found.period_start), 0)
+        if change:
+            text = (f"minimum commitment {format_amount(found.committed_minor, contract.currency)} for "
+                    f"{found.period_start} to {found.period_end}, usage {format_amount(used, contract.currency)}"
+                    f"{'' if (code, found.period_start) not in trued else ', correcting the earlier true-up'}")
+            lines.append(_Line(row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, code,
+                               found.component["service"], "days", found.active_days * 1_000_000, change, 0,
+                               event_text=text, kind="true_up", period=(found.period_start, found.period_end)))
+    return lines
+
+
+def _prepayment_lines(conn: Connection, row, contract, changes, end: dt.date) -> list[_Line]:
+    f = invoice_fees.c
+    lines = []
+    for due in prepayments_due(contract, changes, end):
+        code = due.component["code"]
+        billed = conn.execute(select(f.invoice_id).where(f.contract_id == contract.id, f.component == code,
+                                                         f.period_start == due.first_day)).first()
+        if billed is None:
+            lines.append(_Line(row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, code,
+                               due.component["service"], "prepayment", 1_000_000, due.component["amount_minor"], 0,
+                               event_text=f"prepayment from {due.first_day}, drawn down by later charges",
+                               kind="prepayment", key=due.first_day))
+    return lines
+
+
+def _drawdowns(conn: Connection, currency: str, lines: list[_Line]) -> list[_Line]:
+    """Prepaid credit an invoice draws down: per contract, what is left of each prepayment
+    (this invoice's included), in component order, up to what the invoice charges for the
+    contract (credits applied count against it)."""
+    contract_ids = sorted({line.contract_id for line in lines if line.contract_id is not None})
+    if not contract_ids:
+        return []
+    il = invoice_lines.c
+    left: dict[tuple[int, str, str], int] = defaultdict(int)
+    for contract_id, component, service, amount in conn.execute(
+            select(il.contract_id, il.component, il.service, func.sum(il.amount_minor))
+            .where(il.contract_id.in_(contract_ids), il.kind.in_(["prepayment", "drawdown"]))
+            .group_by(il.contract_id, il.component, il.service)):
+        left[(contract_id, component, service)] += int(amount)
+    for line in lines:
+        if line.kind == "prepayment":
+            left[(line.contract_id, line.component, line.service)] += line.amount_minor
+    drawn = []
+    for contract_id in contract_ids:
+        mine = [line for line in lines if line.contract_id == contract_id]
+        charged = sum(line.amount_minor for line in mine if _kind(line) in CHARGE_KINDS)
+        for (_, component, service), balance in sorted((k, v) for k, v in left.items() if k[0] == contract_id):
+            amount = min(balance, charged)
+            if amount <= 0:
                 continue
-            payer = row.customer_id if parents is None else _organisation(row.customer_id, parents)
-            yield (payer, contract.currency), _Line(
-                row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, due.component["code"],
-                due.component["service"], "days", due.charged_days * 1_000_000, due.amount_minor, 0, due)
+            charged -= amount
+            drawn.append(mine[0]._replace(
+                component=component, service=service, unit="prepayment", quantity_micro=1_000_000,
+                amount_minor=-amount, lines=0, fee=None, event=None, kind="drawdown", period=None, key=None,
+                event_text=f"prepaid credit drawn down, {format_amount(balance - amount, currency)} left"))
+    return drawn
+
+
+def carried_balances(conn: Connection, cid: int) -> dict[tuple[int, str], int]:
+    """What earlier invoices of the company carried to the next one (budget caps) and no
+    invoice has brought forward yet, per invoiced customer and currency."""
+    il, inv = invoice_lines.c, invoices.c
+    rows = conn.execute(select(inv.customer_id, inv.currency, func.sum(il.amount_minor))
+                        .join(invoices, inv.id == il.invoice_id)
+                        .where(inv.company_id == cid, il.kind.in_(["capped", "brought_forward"]))
+                        .group_by(inv.customer_id, inv.currency))
+    return {(customer_id, currency): -int(total) for customer_id, currency, total in rows if total}
+
+
+def _carry(conn: Connection, cid: int, customer_id: int, customer: str, currency: str, period: str,
+           lines: list[_Line], carried: int) -> list[_Line]:
+    """Budget caps: what an earlier invoice carried is brought forward, and what the
+    period's invoices would charge above the customer's cap for the period is carried to
+    the next invoice (from receivables back to unbilled: recognised revenue does not
+    change)."""
+    extra = []
+    invoice_level = _Line(customer_id, customer, None, None, "", "budget_cap", "invoice", "invoice", 1_000_000, 0, 0)
+    if carried:
+        extra.append(invoice_level._replace(amount_minor=carried, kind="brought_forward",
+                                            event_text="carried from an earlier invoice over the budget cap"))
+    cap = conn.execute(select(invoice_caps.c.amount_minor).where(
+        invoice_caps.c.customer_id == customer_id, invoice_caps.c.currency == currency,
+        invoice_caps.c.period == period)).scalar()
+    if cap is None:
+        return extra
+    inv = invoices.c
+    earlier = int(conn.execute(select(func.coalesce(func.sum(inv.total_minor), 0)).where(
+        inv.company_id == cid, inv.customer_id == customer_id, inv.currency == currency, inv.period == period)).scalar())
+    total = earlier + sum(line.amount_minor for line in lines) + carried
+    if total > cap:
+        extra.append(invoice_level._replace(
+            amount_minor=cap - total, kind="capped",
+            event_text=f"over the budget cap of {format_amount(cap, currency)} for {period}, carried to the next invoice"))
+    return extra
 
 
 def uninvoiced_events(conn: Connection, cid: int, end: dt.date,
@@ -254,9 +412,17 @@ def _next_sequence(conn: Connection, cid: int) -> int:
 
 
 def _kind(line: _Line) -> str:
+    if line.kind is not None:
+        return line.kind
     if line.event is not None:
         return line.event[1]
     return "usage" if line.fee is None else "fee"
+
+
+def _period_of(line: _Line) -> tuple[dt.date, dt.date] | tuple[()]:
+    if line.fee is not None:
+        return line.fee.period_start, line.fee.period_end
+    return line.period or ()
 
 
 def invoice_number(company: str, sequence: int) -> str:
@@ -271,7 +437,15 @@ def _postings(conn: Connection, rules: RuleSet, terms: AgreementTerms, company: 
     fee = line.fee
     if line.event is not None and line.event[1] == "event":
         return []  # the event's own entry moved the receivable
-    if line.event is not None:
+    if line.kind is not None:
+        name = KIND_RULES[line.kind]
+        if name not in rules.rules:
+            raise LedgerError(Problem(E_INVALID, "rules", f"the posting rules ({rules.source}) have no {name!r} rule; "
+                                      f"{line.kind.replace('_', ' ')} lines of invoices post through it"))
+        rule = rules.rules[name]
+        # A drawdown uses up prepaid credit: the rule sees the (positive) amount drawn.
+        amount = -line.amount_minor if line.kind == "drawdown" else line.amount_minor
+    elif line.event is not None:
         rule = rules.rules[CREDIT_RULE]
         amount = -line.amount_minor  # the credit held (a credit balance) is used up
     else:
@@ -328,9 +502,9 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
     due_date = issue_date + dt.timedelta(days=payment_terms_days)
     document = {"number": number, "company": company, "customer": customer, "currency": currency, "period": period,
                 "issue_date": issue_date.isoformat(), "due_date": due_date.isoformat(), "total_minor": total,
-                "lines": [[line.customer, line.cost_centre, line.contract, line.component, line.service, line.unit,
-                           line.quantity_micro, line.amount_minor,
-                           line.fee and [line.fee.period_start.isoformat(), line.fee.period_end.isoformat()]]
+                "lines": [[_kind(line), line.customer, line.cost_centre, line.contract, line.component, line.service,
+                           line.unit, line.quantity_micro, line.amount_minor,
+                           [day.isoformat() for day in _period_of(line)] or None]
                           for line in lines]}
     digest = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     invoice_id = conn.execute(insert(invoices).values(
@@ -341,8 +515,10 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
     for line_no, line in enumerate(lines, start=1):
         whose = "" if line.customer_id == customer_id else (
             f"{line.customer}{f' / cost centre {line.cost_centre}' if line.cost_centre else ''}: ")
+        about = f"{line.service} ({line.contract} {line.component})" if line.contract_id is not None else "Budget cap"
+        period_of = _period_of(line)
         fee = line.fee
-        if line.event is not None:
+        if line.event is not None or line.kind is not None:
             what = line.event_text
         elif fee is None:
             what = f"{quantity_text(line.quantity_micro)} {line.unit}"
@@ -354,9 +530,20 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
             invoice_id=invoice_id, line_no=line_no, kind=_kind(line),
             contract_id=line.contract_id, customer_id=line.customer_id, cost_centre=line.cost_centre,
             component=line.component, service=line.service,
-            description=f"{whose}{line.service} ({line.contract} {line.component}): {what}",
+            description=f"{whose}{about}: {what}",
             quantity_micro=line.quantity_micro, unit=line.unit, amount_minor=line.amount_minor,
-            period_start=fee and fee.period_start, period_end=fee and fee.period_end))
+            period_start=period_of[0] if period_of else None, period_end=period_of[1] if period_of else None))
+        if line.kind == "true_up":
+            conn.execute(insert(invoice_true_ups).values(contract_id=line.contract_id, component=line.component,
+                                                         period_start=line.period[0], invoice_id=invoice_id,
+                                                         line_no=line_no, amount_minor=line.amount_minor))
+            continue
+        if line.kind == "prepayment":
+            conn.execute(insert(invoice_fees).values(contract_id=line.contract_id, component=line.component,
+                                                     period_start=line.key, invoice_id=invoice_id, line_no=line_no))
+            continue
+        if line.kind is not None:
+            continue
         if line.event is not None:
             conn.execute(insert(invoice_events).values(event_id=line.event[0], kind=line.event[1],
                                                        invoice_id=invoice_id, line_no=line_no))
@@ -378,6 +565,63 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
         if stored != line.lines:  # both sides of the write agree, or nothing is written
             raise AssertionError(f"invoice {number} line {line_no}: {stored} usage lines stored, {line.lines} summed")
     return number
+
+
+# --- budget caps -----------------------------------------------------------------------------
+
+
+class BudgetCap(NamedTuple):
+    customer: str
+    currency: str
+    period: str
+    amount_minor: int
+    set_at: dt.datetime
+    set_by: str
+
+
+def set_cap(db: Database, customer: str, period: str, amount: str, *, actor: str,
+            currency: str | None = None) -> BudgetCap:
+    """Cap what the customer's invoices for ``period`` charge in ``currency`` (default the
+    customer's) at ``amount`` (major units). The rest is carried to the next invoice. Setting
+    it again replaces it; invoices already issued keep what they charged, and the cap counts
+    them in."""
+    parse_period(period)
+    with db.write() as conn:
+        row = conn.execute(select(customers.c.id, customers.c.currency).where(customers.c.code == customer)).first()
+        if row is None:
+            raise LedgerError(Problem(E_NOT_FOUND, "customer", f"no customer {show(customer)}"))
+        currency = currency or row.currency
+        try:
+            amount_minor = parse_amount(amount, currency)
+        except AmountError as exc:
+            raise LedgerError(Problem(exc.code, "amount", str(exc))) from None
+        if amount_minor < 0:
+            raise LedgerError(Problem(E_INVALID, "amount", "a budget cap is not negative"))
+        key = {"customer_id": row.id, "currency": currency, "period": period}
+        now = dt.datetime.now(dt.UTC)
+        caps = invoice_caps.c
+        exists = conn.execute(select(caps.amount_minor).where(*(caps[k] == v for k, v in key.items()))).first()
+        if exists is None:
+            conn.execute(insert(invoice_caps).values(**key, amount_minor=amount_minor, set_at=now, set_by=actor[:200]))
+        else:
+            conn.execute(update(invoice_caps).where(*(caps[k] == v for k, v in key.items()))
+                         .values(amount_minor=amount_minor, set_at=now, set_by=actor[:200]))
+        audit.record(conn, actor=actor, action="billing.cap", target=f"{customer} {period}", details={
+            "currency": currency, "amount_minor": amount_minor,
+            "replaced_minor": None if exists is None else exists.amount_minor})
+    return BudgetCap(customer, currency, period, amount_minor, now, actor[:200])
+
+
+def list_caps(db: Database, *, customer: str | None = None, period: str | None = None) -> list[BudgetCap]:
+    caps, cu = invoice_caps.c, customers.c
+    query = (select(cu.code, caps.currency, caps.period, caps.amount_minor, caps.set_at, caps.set_by)
+             .join(customers, cu.id == caps.customer_id).order_by(caps.period, cu.code, caps.currency))
+    if customer is not None:
+        query = query.where(cu.code == customer)
+    if period is not None:
+        query = query.where(caps.period == period)
+    with db.read() as conn:
+        return [BudgetCap(*row) for row in conn.execute(query)]
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -452,10 +696,10 @@ def _with_lines(conn: Connection, row, *, with_lines: bool) -> Invoice:
         owner = customers.alias("owner")
         query = (select(il.line_no, il.kind, owner.c.code, il.cost_centre, contracts.c.code, il.component, il.service,
                         il.description, il.quantity_micro, il.unit, il.amount_minor, counts)
-                 .join(contracts, contracts.c.id == il.contract_id)
+                 .outerjoin(contracts, contracts.c.id == il.contract_id)
                  .join(owner, owner.c.id == il.customer_id)
                  .where(il.invoice_id == row.id).order_by(il.line_no))
-        lines = [InvoiceLine(no, kind, customer, cost_centre, code, component, service, description,
+        lines = [InvoiceLine(no, kind, customer, cost_centre, code or "", component, service, description,
                              quantity_text(quantity), unit, amount, row.currency, count)
                  for no, kind, customer, cost_centre, code, component, service, description, quantity, unit, amount, count
                  in conn.execute(query)]

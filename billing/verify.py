@@ -4,6 +4,9 @@
   the sums of the usage lines it invoices, and each fee line charges exactly one recorded
   billing period (and each recorded period has its line);
 - an event or credit line is recorded for one event and shows what its entry moved;
+- a prepayment line charges one recorded prepayment; a true-up line is recorded with its
+  amount; no contract draws down more prepaid credit than it was invoiced, and no customer
+  gets more brought forward than was carried over a budget cap;
 - an invoice with a non-zero line of its own (not an event's) was posted, by an entry made
   for it;
 - numbers run without gaps per billing company, up to its sequence.
@@ -15,7 +18,15 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, and_, case, func, or_, select
 
-from billing.schema import invoice_events, invoice_fees, invoice_lines, invoice_sequences, invoice_usage, invoices
+from billing.schema import (
+    invoice_events,
+    invoice_fees,
+    invoice_lines,
+    invoice_sequences,
+    invoice_true_ups,
+    invoice_usage,
+    invoices,
+)
 from billing.service import CUSTOMER_CREDITS
 from contracts.schema import contract_events
 from contracts.service import RECEIVABLES
@@ -48,6 +59,31 @@ def _check_event_lines(conn: Connection, add: Callable[[str, str | None, str], N
         add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} says {stated}; its event's entry moved {posted}")
 
 
+def _check_commitments(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
+    inv, lines, trued = invoices.c, invoice_lines.c, invoice_true_ups.c
+    recorded = (select(func.count()).where(trued.invoice_id == lines.invoice_id, trued.line_no == lines.line_no,
+                                           trued.amount_minor == lines.amount_minor).scalar_subquery())
+    for number, line_no in conn.execute(select(inv.number, lines.line_no).join(invoices, inv.id == lines.invoice_id)
+                                        .where(lines.kind == "true_up", recorded != 1)):
+        add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} is a true-up not recorded with its amount")
+    line_of = select(lines.line_no).where(lines.invoice_id == trued.invoice_id, lines.line_no == trued.line_no,
+                                          lines.kind == "true_up").exists()
+    for contract_id, component, start in conn.execute(select(trued.contract_id, trued.component, trued.period_start)
+                                                      .where(~line_of)):
+        add(CHECK, None, f"a true-up of the {component} commitment of contract #{contract_id} for the period from "
+            f"{start} is on no invoice line")
+    prepaid = (select(lines.contract_id, lines.component, func.sum(lines.amount_minor))
+               .where(lines.kind.in_(["prepayment", "drawdown"])).group_by(lines.contract_id, lines.component)
+               .having(func.sum(lines.amount_minor) < 0))
+    for contract_id, component, left in conn.execute(prepaid):
+        add(CHECK, None, f"contract #{contract_id} drew down {-left} more of its {component} prepayment than was invoiced")
+    carried = (select(inv.customer_id, inv.currency, func.sum(lines.amount_minor)).join(invoices, inv.id == lines.invoice_id)
+               .where(lines.kind.in_(["capped", "brought_forward"])).group_by(inv.customer_id, inv.currency)
+               .having(func.sum(lines.amount_minor) > 0))
+    for customer_id, currency, extra in conn.execute(carried):
+        add(CHECK, None, f"customer #{customer_id} had {extra} {currency} brought forward that no budget cap carried")
+
+
 def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
     inv, lines, usage, links = invoices.c, invoice_lines.c, usage_lines.c, invoice_usage.c
     line_sum = select(func.coalesce(func.sum(lines.amount_minor), 0)).where(lines.invoice_id == inv.id).scalar_subquery()
@@ -67,14 +103,15 @@ def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None
                .scalar_subquery())
     for number, line_no, count in conn.execute(select(inv.number, lines.line_no, charged)
                                                .join(invoices, inv.id == lines.invoice_id)
-                                               .where(lines.kind == "fee", charged != 1)):
+                                               .where(lines.kind.in_(["fee", "prepayment"]), charged != 1)):
         add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} is a fee recorded for {count} billing periods")
     line_of = select(lines.line_no).where(lines.invoice_id == fees.invoice_id, lines.line_no == fees.line_no,
-                                          lines.kind == "fee").exists()
+                                          lines.kind.in_(["fee", "prepayment"])).exists()
     for contract_id, component, start in conn.execute(select(fees.contract_id, fees.component, fees.period_start)
                                                       .where(~line_of)):
         add(CHECK, None, f"the {component} fee of contract #{contract_id} from {start} is billed by no fee line")
     _check_event_lines(conn, add)
+    _check_commitments(conn, add)
     # Event lines show what the event's own entry posted; every other line is posted by the invoice.
     nonzero = select(lines.invoice_id).where(lines.invoice_id == inv.id, lines.amount_minor != 0,
                                              lines.kind != "event").exists()

@@ -331,3 +331,130 @@ def test_events_not_invoiced_yet_are_leakage(eco):
     assert (due.kind, due.amount_minor, due.oldest_usage_date) == ("credit", -4000, dt.date(2026, 10, 20))
     bill(eco)
     assert leakage_report(eco, "OPFI", "2026-10").not_billed == []
+
+
+COMMITTED = {
+    "code": "SD-M", "customer": "ACME", "billing_company": "OPFI", "currency": "EUR", "start": "2026-10-01",
+    "components": [
+        {"code": "REPAIR", "type": "usage", "service": "onsite-repair", "price_plan": "REPAIR", "vendor": "FIXR"},
+        {"code": "MIN", "type": "minimum_commitment", "service": "onsite-repair", "amount": "500.00"},
+    ],
+}
+
+
+def _activate(db, code, day="2026-10-01", event_id=None):
+    report = import_events(db, [(1, {"id": event_id or f"act-{code}", "type": "activated", "contract": code,
+                                     "date": day})], rules=RULES, actor="t")
+    assert report.accepted == 1
+
+
+def _lines(invoice):
+    return [(line.kind, line.component, format_amount(line.amount_minor, "EUR")) for line in invoice.lines]
+
+
+def test_a_minimum_commitment_is_trued_up_and_late_usage_corrects_it(eco):
+    from billing.schema import invoice_true_ups
+
+    service.save_contract(eco, COMMITTED, actor="t")
+    _activate(eco, "SD-M")
+    repair = {**MONTH[3], "contract": "SD-M"}
+    run(eco, [{**repair, "id": "m-1"}])  # 2 hours: 240.00 of the 500.00 committed
+    october = billing.get_invoice(eco, bill(eco).invoices[0])
+    mine = [line for line in october.lines if line.contract == "SD-M"]
+    assert [(line.kind, line.component, line.quantity, line.unit, format_amount(line.amount_minor, "EUR"))
+            for line in mine] == [("usage", "REPAIR", "2", "hour", "240.00"), ("true_up", "MIN", "31", "days", "260.00")]
+    assert mine[1].description == ("onsite-repair (SD-M MIN): minimum commitment 500.00 for 2026-10-01 to 2026-10-31, "
+                                   "usage 240.00")
+    entry = postings(eco, f"invoice:{october.number}")
+    assert ("OPFI", "Income:Usage", "-260.00", None) in entry and ("OPFI", "Assets:Receivables:Customers", "260.00", None) in entry
+    assert bill(eco).invoices == []  # trued up once
+    # A late line of October (1 hour, 120.00) lowers the shortfall to 140.00: November's run
+    # credits 120.00 of the true-up and invoices the hour, so October costs 500.00 in all.
+    run(eco, [{**repair, "id": "m-2", "quantity": "1", "timestamp": "2026-10-30T10:00:00Z"}])
+    november = billing.get_invoice(eco, bill(eco, "2026-11").invoices[0])
+    assert [(k, c, a) for k, c, a in _lines(november) if c in ("REPAIR", "MIN")] == [
+        ("usage", "REPAIR", "120.00"), ("true_up", "MIN", "-120.00"), ("true_up", "MIN", "500.00")]  # November: no usage
+    assert "correcting the earlier true-up" in november.lines[1].description
+    with eco.read() as conn:
+        trued = conn.execute(select(invoice_true_ups.c.period_start, func.sum(invoice_true_ups.c.amount_minor))
+                             .group_by(invoice_true_ups.c.period_start).order_by(invoice_true_ups.c.period_start)).all()
+    assert trued == [(dt.date(2026, 10, 1), 14000), (dt.date(2026, 11, 1), 50000)]
+    # Usage above the commitment: no true-up, and an earlier one never goes negative.
+    run(eco, [{**repair, "id": "m-3", "quantity": "10", "timestamp": "2026-12-02T10:00:00Z"}])
+    december = billing.get_invoice(eco, bill(eco, "2026-12").invoices[0])
+    assert [c for _, c, _ in _lines(december)] == ["REPAIR"]
+    assert verify(eco).ok
+
+
+def test_a_commitment_is_prorated_over_the_days_the_contract_is_active(eco):
+    service.save_contract(eco, {**COMMITTED, "code": "SD-M2", "start": "2026-10-10"}, actor="t")
+    _activate(eco, "SD-M2", "2026-10-10")
+    invoice = billing.get_invoice(eco, bill(eco).invoices[0])
+    [true_up] = [line for line in invoice.lines if line.contract == "SD-M2"]
+    assert (true_up.quantity, true_up.amount_minor) == ("22", 35484)  # 500.00 x 22 / 31, half-up
+
+
+PREPAID = {
+    "code": "SD-P", "customer": "ACME", "billing_company": "OPFI", "currency": "EUR", "start": "2026-10-01",
+    "components": [
+        {"code": "REPAIR", "type": "usage", "service": "onsite-repair", "price_plan": "REPAIR", "vendor": "FIXR"},
+        {"code": "PRE", "type": "prepayment", "service": "onsite-repair", "amount": "1000.00"},
+    ],
+}
+
+
+def test_a_prepayment_is_invoiced_once_and_drawn_down_by_later_charges(eco):
+    service.save_contract(eco, PREPAID, actor="t")
+    _activate(eco, "SD-P")
+    repair = {**MONTH[3], "contract": "SD-P"}
+    run(eco, [{**repair, "id": "p-1", "quantity": "5"}])  # 600.00
+    october = billing.get_invoice(eco, bill(eco).invoices[0])
+    assert [(k, c, a) for k, c, a in _lines(october) if c in ("REPAIR", "PRE")] == [
+        ("usage", "REPAIR", "600.00"), ("prepayment", "PRE", "1000.00"), ("drawdown", "PRE", "-600.00")]
+    assert october.lines[-1].description.endswith("prepaid credit drawn down, 400.00 left")
+    entry = postings(eco, f"invoice:{october.number}")
+    assert ("OPFI", "Liabilities:ContractLiabilities", "-1000.00", None) in entry
+    assert ("OPFI", "Liabilities:ContractLiabilities", "600.00", None) in entry
+    # November: 720.00 of repairs; the 400.00 left is drawn and the rest is owed.
+    run(eco, [{**repair, "id": "p-2", "quantity": "6", "timestamp": "2026-11-05T10:00:00Z"}])
+    november = billing.get_invoice(eco, bill(eco, "2026-11").invoices[0])
+    assert _lines(november) == [("usage", "REPAIR", "720.00"), ("drawdown", "PRE", "-400.00")]
+    assert november.total_minor == 32000
+    run(eco, [{**repair, "id": "p-3", "quantity": "1", "timestamp": "2026-12-05T10:00:00Z"}])
+    december = billing.get_invoice(eco, bill(eco, "2026-12").invoices[0])
+    assert _lines(december) == [("usage", "REPAIR", "120.00")]  # used up
+    assert balance(eco, "OPFI", "Liabilities:ContractLiabilities") == "0.00"
+    assert verify(eco).ok
+
+
+def test_a_budget_cap_carries_the_rest_to_the_next_invoice_without_changing_revenue(eco):
+    run(eco, MONTH)  # 609.00
+    with pytest.raises(LedgerError, match="no customer"):
+        billing.set_cap(eco, "NOBODY", "2026-10", "500.00", actor="t")
+    with pytest.raises(LedgerError, match="decimal places"):
+        billing.set_cap(eco, "ACME", "2026-10", "500.001", actor="t")
+    with pytest.raises(LedgerError, match="YYYY-MM"):
+        billing.set_cap(eco, "ACME", "Oct", "500.00", actor="t")
+    billing.set_cap(eco, "ACME", "2026-10", "900.00", actor="t")
+    billing.set_cap(eco, "ACME", "2026-10", "500.00", actor="controller")  # replaces it
+    assert [(c.customer, c.period, c.amount_minor, c.set_by) for c in billing.list_caps(eco)] == [
+        ("ACME", "2026-10", 50000, "controller")]
+    revenue = balance(eco, "OPFI", "Income:Usage")
+    october = billing.get_invoice(eco, bill(eco).invoices[0])
+    assert _lines(october)[-1] == ("capped", "budget_cap", "-109.00")
+    assert october.lines[-1].contract == "" and october.total_minor == 50000
+    assert balance(eco, "OPFI", "Assets:Receivables:Customers") == "500.00"
+    assert balance(eco, "OPFI", "Assets:Receivables:Unbilled") == "109.00"
+    assert balance(eco, "OPFI", "Income:Usage") == revenue
+    # A late October line: October's invoices are at the cap already, so all of it is carried.
+    run(eco, [{**MONTH[3], "id": "late", "quantity": "1", "timestamp": "2026-10-30T10:00:00Z"}])
+    again = billing.get_invoice(eco, bill(eco).invoices[0])
+    assert _lines(again) == [("usage", "REPAIR", "120.00"), ("brought_forward", "budget_cap", "109.00"),
+                             ("capped", "budget_cap", "-229.00")]
+    # November has no cap: everything carried is brought forward, even with nothing new.
+    november = billing.get_invoice(eco, bill(eco, "2026-11").invoices[0])
+    assert _lines(november) == [("brought_forward", "budget_cap", "229.00")]
+    assert balance(eco, "OPFI", "Assets:Receivables:Unbilled") == "0.00"
+    assert balance(eco, "OPFI", "Assets:Receivables:Customers") == "729.00"
+    assert bill(eco, "2026-12").invoices == []
+    assert verify(eco).ok

@@ -1,5 +1,5 @@
 """Billing: runs, invoices with their lines, the usage and the fee periods each line
-invoices, the events each line carries, invoice number sequences; triggers keep issued invoices immutable.
+invoices, the events each line carries, minimum-commitment true-ups, budget caps, invoice number sequences; triggers keep issued invoices immutable.
 
 Revision ID: 0007
 Revises: 0006
@@ -28,6 +28,8 @@ SQLITE_TRIGGERS = [
     "CREATE TRIGGER invoice_fees_no_delete BEFORE DELETE ON invoice_fees BEGIN SELECT RAISE(ABORT, 'invoice_fees: a billed period stays billed; credit it instead'); END",
     "CREATE TRIGGER invoice_events_no_update BEFORE UPDATE ON invoice_events BEGIN SELECT RAISE(ABORT, 'invoice_events: an invoiced event stays invoiced; credit it instead'); END",
     "CREATE TRIGGER invoice_events_no_delete BEFORE DELETE ON invoice_events BEGIN SELECT RAISE(ABORT, 'invoice_events: an invoiced event stays invoiced; credit it instead'); END",
+    "CREATE TRIGGER invoice_true_ups_no_update BEFORE UPDATE ON invoice_true_ups BEGIN SELECT RAISE(ABORT, 'invoice_true_ups: a true-up stays billed; a later run corrects it'); END",
+    "CREATE TRIGGER invoice_true_ups_no_delete BEFORE DELETE ON invoice_true_ups BEGIN SELECT RAISE(ABORT, 'invoice_true_ups: a true-up stays billed; a later run corrects it'); END",
     "CREATE TRIGGER billing_runs_no_update BEFORE UPDATE ON billing_runs BEGIN SELECT RAISE(ABORT, 'billing_runs: billing runs are a record of what was invoiced'); END",
     "CREATE TRIGGER billing_runs_no_delete BEFORE DELETE ON billing_runs BEGIN SELECT RAISE(ABORT, 'billing_runs: billing runs are a record of what was invoiced'); END",
 ]
@@ -48,6 +50,9 @@ POSTGRESQL_TRIGGERS = [
     "CREATE TRIGGER invoice_events_no_update BEFORE UPDATE ON invoice_events FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('an invoiced event stays invoiced; credit it instead')",
     "CREATE TRIGGER invoice_events_no_delete BEFORE DELETE ON invoice_events FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('an invoiced event stays invoiced; credit it instead')",
     "CREATE TRIGGER invoice_events_no_truncate BEFORE TRUNCATE ON invoice_events FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('an invoiced event stays invoiced; credit it instead')",
+    "CREATE TRIGGER invoice_true_ups_no_update BEFORE UPDATE ON invoice_true_ups FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('a true-up stays billed; a later run corrects it')",
+    "CREATE TRIGGER invoice_true_ups_no_delete BEFORE DELETE ON invoice_true_ups FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('a true-up stays billed; a later run corrects it')",
+    "CREATE TRIGGER invoice_true_ups_no_truncate BEFORE TRUNCATE ON invoice_true_ups FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('a true-up stays billed; a later run corrects it')",
     "CREATE TRIGGER billing_runs_no_update BEFORE UPDATE ON billing_runs FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
     "CREATE TRIGGER billing_runs_no_delete BEFORE DELETE ON billing_runs FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
     "CREATE TRIGGER billing_runs_no_truncate BEFORE TRUNCATE ON billing_runs FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
@@ -111,7 +116,7 @@ def upgrade() -> None:
     sa.Column('invoice_id', sa.Integer(), nullable=False),
     sa.Column('line_no', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('contract_id', sa.Integer(), nullable=False),
+    sa.Column('contract_id', sa.Integer(), nullable=True),
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('cost_centre', sa.String(length=64), nullable=True),
     sa.Column('component', sa.String(length=64), nullable=False),
@@ -122,8 +127,9 @@ def upgrade() -> None:
     sa.Column('amount_minor', sa.BigInteger(), nullable=False),
     sa.Column('period_start', sa.Date(), nullable=True),
     sa.Column('period_end', sa.Date(), nullable=True),
-    sa.CheckConstraint("(kind = 'fee') = (period_start IS NOT NULL)", name=op.f('ck_invoice_lines_fee_has_period')),
-    sa.CheckConstraint("kind IN ('usage', 'fee', 'event', 'credit')", name=op.f('ck_invoice_lines_kind_known')),
+    sa.CheckConstraint("(kind IN ('capped', 'brought_forward')) = (contract_id IS NULL)", name=op.f('ck_invoice_lines_contract_unless_invoice_level')),
+    sa.CheckConstraint("(kind IN ('fee', 'true_up')) = (period_start IS NOT NULL)", name=op.f('ck_invoice_lines_fee_has_period')),
+    sa.CheckConstraint("kind IN ('usage', 'fee', 'event', 'credit', 'true_up', 'prepayment', 'drawdown', 'capped', 'brought_forward')", name=op.f('ck_invoice_lines_kind_known')),
     sa.ForeignKeyConstraint(['contract_id'], ['contracts.id'], name=op.f('fk_invoice_lines_contract_id_contracts')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoice_lines_customer_id_customers')),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_invoice_lines_invoice_id_invoices')),
@@ -147,11 +153,32 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('usage_line_id', name=op.f('pk_invoice_usage'))
     )
     op.create_index('ix_invoice_usage_invoice', 'invoice_usage', ['invoice_id', 'line_no'], unique=False)
+    op.create_table('invoice_true_ups',
+    sa.Column('contract_id', sa.Integer(), nullable=False),
+    sa.Column('component', sa.String(length=64), nullable=False),
+    sa.Column('period_start', sa.Date(), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('line_no', sa.Integer(), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['contract_id'], ['contracts.id'], name=op.f('fk_invoice_true_ups_contract_id_contracts')),
+    sa.PrimaryKeyConstraint('contract_id', 'component', 'period_start', 'invoice_id', name=op.f('pk_invoice_true_ups'))
+    )
+    op.create_table('invoice_caps',
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('period', sa.String(length=7), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('set_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('set_by', sa.String(length=200), nullable=False),
+    sa.CheckConstraint('amount_minor >= 0', name=op.f('ck_invoice_caps_cap_not_negative')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoice_caps_customer_id_customers')),
+    sa.PrimaryKeyConstraint('customer_id', 'currency', 'period', name=op.f('pk_invoice_caps'))
+    )
     statements = SQLITE_TRIGGERS if op.get_bind().dialect.name == "sqlite" else POSTGRESQL_TRIGGERS
     for statement in statements:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in ("invoice_events", "invoice_fees", "invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
+    for table in ("invoice_caps", "invoice_true_ups", "invoice_events", "invoice_fees", "invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
         op.drop_table(table)
