@@ -26,7 +26,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 
 from billing.schema import invoice_usage
-from billing.service import uninvoiced_events, uninvoiced_fees
+from billing.service import uninvoiced_contract_lines, uninvoiced_events
 from contracts.events import STATUS_EVENTS, status_on
 from contracts.schema import contract_events, contracts
 from ledger.database import Database
@@ -40,7 +40,7 @@ NO_CONTRACT_CODES = ("not_found", "unknown_service", "contract_not_active")
 
 
 class NotBilled(NamedTuple):
-    kind: str  # usage; fee (a recurring fee's period due); event or credit (a contract event's)
+    kind: str  # usage; fee (a recurring fee's period due); true_up; prepayment; event or credit (a contract event's)
     contract: str
     component: str
     lines: int  # usage lines (0 for a fee)
@@ -91,9 +91,8 @@ def leakage_report(db: Database, company: str, period: str) -> LeakageReport:
                           .join(contracts, c.id == u.contract_id)
                           .where(c.billing_company_id == cid, u.posted_date <= end, ~invoiced)
                           .group_by(c.code, u.component, u.currency).order_by(c.code, u.component))]
-        not_billed += [NotBilled("fee", line.contract, line.component, 0, str(line.fee.charged_days), line.amount_minor,
-                                 currency, line.fee.period_start)
-                       for (_, currency), line in uninvoiced_fees(conn, cid, start, end)]
+        not_billed += [_contract_line(line, currency)
+                       for (_, currency), line in uninvoiced_contract_lines(conn, cid, start, end)]
         not_billed += [NotBilled(line.event[1], line.contract, line.component, 0, "1", line.amount_minor, currency,
                                  line.event[2])
                        for (_, currency), line in uninvoiced_events(conn, cid, end)]
@@ -101,6 +100,17 @@ def leakage_report(db: Database, company: str, period: str) -> LeakageReport:
         no_contract = _no_contract(conn, cid, codes, start, end)
         inactive = _inactive(conn, cid, start, end)
     return LeakageReport(company, period, not_billed, no_contract, inactive)
+
+
+def _contract_line(line, currency: str) -> NotBilled:
+    """A fee, a commitment's true-up or a prepayment due and on no invoice: its days (or 1
+    for a prepayment) and the day it is dated from."""
+    if line.fee is not None:
+        return NotBilled("fee", line.contract, line.component, 0, str(line.fee.charged_days), line.amount_minor,
+                         currency, line.fee.period_start)
+    since = line.period[0] if line.period else line.key
+    return NotBilled(line.kind, line.contract, line.component, 0, quantity_text(line.quantity_micro), line.amount_minor,
+                     currency, since)
 
 
 def _no_contract(conn, cid: int, codes: dict, start: dt.date, end: dt.date) -> list[NoContract]:

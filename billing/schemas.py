@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 
+from ledger.periods import PERIOD_PATTERN
 from ledger.schemas import money_field
 
 
@@ -55,8 +56,9 @@ class InvoiceSummarySchema(InvoiceSchema):
 
 
 class NotBilledSchema(Schema):
-    kind = fields.String(metadata={"description": "usage; fee (a recurring fee's period due); event or credit "
-                                                  "(a contract event's charge or credit)"})
+    kind = fields.String(metadata={"description": "usage; fee (a recurring fee's period due); true_up (a minimum "
+                                                  "commitment's shortfall); prepayment; event or credit (a contract "
+                                                  "event's charge or credit)"})
     contract = fields.String()
     component = fields.String()
     lines = fields.Integer()
@@ -93,3 +95,32 @@ class LeakageReportSchema(Schema):
     not_billed = fields.List(fields.Nested(NotBilledSchema))
     no_contract = fields.List(fields.Nested(NoContractSchema))
     inactive_service = fields.List(fields.Nested(InactiveServiceSchema))
+
+
+class BudgetCapSchema(Schema):
+    customer = fields.String()
+    currency = fields.String()
+    period = fields.String()
+    amount = money_field("amount_minor")
+    set_at = fields.DateTime()
+    set_by = fields.String()
+
+
+class BudgetCapRequestSchema(Schema):
+    """A customer's budget cap for a period's invoices: what they would charge above it is
+    carried to the next invoice."""
+
+    class Meta:
+        unknown = RAISE
+
+    customer = fields.String(required=True, validate=validate.Length(1, 64))
+    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    amount = fields.String(required=True, validate=validate.Length(1, 40),
+                           metadata={"description": "decimal string in major units, e.g. \"500.00\""})
+    currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$", error="a currency code"),
+                             metadata={"description": "default: the customer's currency"})
+
+
+class BudgetCapListArgsSchema(Schema):
+    customer = fields.String(load_default=None, validate=validate.Length(1, 64))
+    period = fields.String(load_default=None, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))

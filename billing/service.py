@@ -211,15 +211,6 @@ def _contracts(conn: Connection, cid: int, end: dt.date, parents: dict[int, int 
         yield row, payer, contract, status_changes(conn, contract.id)
 
 
-def uninvoiced_fees(conn: Connection, cid: int, start: dt.date, end: dt.date,
-                    parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, _Line]]:
-    """Recurring fees due in the month (billing/fees.py) and not invoiced yet, as invoice
-    lines keyed by who pays them (the organisation, with ``parents`` to consolidate by)."""
-    for row, payer, contract, changes in _contracts(conn, cid, end, parents, ("recurring_fee",)):
-        for line in _fee_lines(conn, row, contract, changes, start, end):
-            yield (payer, contract.currency), line
-
-
 def uninvoiced_contract_lines(conn: Connection, cid: int, start: dt.date, end: dt.date,
                               parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, _Line]]:
     """What the contracts themselves charge and no invoice has yet: recurring fees due in

@@ -53,6 +53,8 @@ MATRIX = {
     ("POST", "/billing-runs"): WRITERS,
     ("GET", "/invoices"): INTERNAL,
     ("GET", "/billing/leakage"): INTERNAL,
+    ("GET", "/billing/caps"): INTERNAL,
+    ("POST", "/billing/caps"): WRITERS,
     ("GET", "/invoices/<number>"): INTERNAL,
     ("GET", "/trial-balance"): INTERNAL,
     ("POST", "/entries"): WRITERS,

@@ -186,3 +186,21 @@ def test_a_billing_run_through_the_api(eco_api):
     assert year_zero.status_code == 422 and year_zero.get_json()["errors"][0]["field"] == "period"  # found by schemathesis
     bad = api.call("controller", "POST", "/billing-runs", json={"company": "OPFI", "period": "2026-13"})
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "period"
+
+
+def test_budget_caps_through_the_api(eco_api):
+    api = eco_api
+    body = {"customer": "C-17", "period": "2026-10", "amount": "700.00"}
+    set_cap = api.call("controller", "POST", "/billing/caps", json=body)
+    assert set_cap.status_code == 200, set_cap.get_json()
+    assert {k: set_cap.get_json()[k] for k in ("customer", "currency", "period", "amount")} == {
+        "customer": "C-17", "currency": "EUR", "period": "2026-10", "amount": "700.00"}
+    listed = api.call("auditor", "GET", "/billing/caps", query_string={"period": "2026-10"}).get_json()
+    assert [(c["customer"], c["amount"], c["set_by"].startswith("api:")) for c in listed] == [("C-17", "700.00", True)]
+    for bad, field in [({**body, "amount": 700}, "amount"), ({**body, "amount": "7.001"}, "amount"),
+                       ({**body, "customer": "NOPE"}, "customer"), ({**body, "period": "2026-13"}, "period"),
+                       ({**body, "extra": 1}, "extra")]:
+        response = api.call("controller", "POST", "/billing/caps", json=bad)
+        assert response.status_code in (404, 422) and response.get_json()["errors"][0]["field"] == field, bad
+    assert api.call("auditor", "POST", "/billing/caps", json=body).status_code == 403
+    assert api.call("partner", "GET", "/billing/caps").status_code == 403

@@ -353,12 +353,15 @@ def _lines(invoice):
 
 
 def test_a_minimum_commitment_is_trued_up_and_late_usage_corrects_it(eco):
+    from billing.leakage import leakage_report
     from billing.schema import invoice_true_ups
 
     service.save_contract(eco, COMMITTED, actor="t")
     _activate(eco, "SD-M")
     repair = {**MONTH[3], "contract": "SD-M"}
     run(eco, [{**repair, "id": "m-1"}])  # 2 hours: 240.00 of the 500.00 committed
+    assert [(r.kind, r.component, r.quantity, r.amount_minor) for r in leakage_report(eco, "OPFI", "2026-10").not_billed
+            if r.contract == "SD-M"] == [("usage", "REPAIR", "2", 24000), ("true_up", "MIN", "31", 26000)]
     october = billing.get_invoice(eco, bill(eco).invoices[0])
     mine = [line for line in october.lines if line.contract == "SD-M"]
     assert [(line.kind, line.component, line.quantity, line.unit, format_amount(line.amount_minor, "EUR"))

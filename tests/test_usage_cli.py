@@ -144,8 +144,28 @@ def test_billing_run_and_invoices_from_the_cli(eco_cli, tmp_path):
     assert cli("verify")[0] == 0
 
 
-@pytest.mark.parametrize("command", [["billing"], ["billing", "run"], ["billing", "leakage"], ["invoice"], ["invoice", "list"],
-                                     ["invoice", "show"]])
+def test_budget_caps_from_the_cli(eco_cli, tmp_path):
+    cli = eco_cli
+    usage = tmp_path / "october.csv"
+    usage.write_text(CSV_FILE)
+    cli("import", "usage", str(usage))
+    code, out, _ = cli("billing", "cap", "--customer", "C-17", "--period", "2026-10", "--amount", "800.00")
+    assert code == 0 and out.strip() == "budget cap for C-17 2026-10: 800.00 EUR"
+    code, _, err = cli("billing", "cap", "--customer", "C-17", "--period", "2026-10", "--amount", "-1.00")
+    assert code == 1 and "not negative" in err
+    code, out, _ = cli("billing", "caps", "--format", "csv")
+    assert out.splitlines()[1].startswith("2026-10,C-17,800.00,EUR,")
+    cli("billing", "run", "--company", "OPFI", "--period", "2026-10")
+    code, out, _ = cli("invoice", "show", "OPFI-000001", "--format", "csv")
+    assert out.splitlines()[-1] == ("4,C-17,,,budget_cap,\"Budget cap: over the budget cap of 800.00 for 2026-10, carried "
+                                    "to the next invoice\",1,invoice,-139.25,EUR,0")
+    listed = json.loads(cli("invoice", "list", "--format", "json")[1])
+    assert listed[0]["total"] == "800.00"
+    assert cli("verify")[0] == 0
+
+
+@pytest.mark.parametrize("command", [["billing"], ["billing", "run"], ["billing", "leakage"], ["billing", "cap"],
+                                     ["billing", "caps"], ["invoice"], ["invoice", "list"], ["invoice", "show"]])
 def test_every_billing_command_has_help(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0 and "Usage:" in out

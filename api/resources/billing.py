@@ -16,7 +16,14 @@ from api.resources.common import enqueue
 from billing import service
 from billing.leakage import leakage_report
 from billing.pdf import invoice_pdf
-from billing.schemas import InvoiceSchema, InvoiceSummarySchema, LeakageReportSchema
+from billing.schemas import (
+    BudgetCapListArgsSchema,
+    BudgetCapRequestSchema,
+    BudgetCapSchema,
+    InvoiceSchema,
+    InvoiceSummarySchema,
+    LeakageReportSchema,
+)
 from jobs import service as jobs_service
 from jobs.kinds import BillingRunParams
 from ledger.periods import PERIOD_PATTERN
@@ -63,6 +70,25 @@ class Leakage(MethodView):
         """The leakage report of a billing company and period: usage posted but not
         invoiced, usage refused for a missing or inactive contract, usage of inactive days."""
         return leakage_report(database(), args["company"], args["period"])
+
+
+@blp.route("/billing/caps")
+class BudgetCaps(MethodView):
+    @requires(READ_ALL)
+    @blp.arguments(BudgetCapListArgsSchema, location="query")
+    @blp.response(200, BudgetCapSchema(many=True))
+    def get(self, args):
+        """Budget caps by period and customer."""
+        return service.list_caps(database(), customer=args["customer"], period=args["period"])
+
+    @requires(POST)
+    @blp.arguments(BudgetCapRequestSchema)
+    @blp.response(200, BudgetCapSchema)
+    def post(self, body):
+        """Cap what a customer's invoices for a period charge; a billing run carries the rest
+        to the next invoice without changing recognised revenue. Setting it again replaces it."""
+        return service.set_cap(database(), body["customer"], body["period"], body["amount"],
+                               currency=body["currency"], actor=principal().actor)
 
 
 @blp.route("/invoices")

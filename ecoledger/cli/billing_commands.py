@@ -1,4 +1,4 @@
-"""Billing: billing run, invoice list|show."""
+"""Billing: billing run|leakage|cap|caps, invoice list|show."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import click
 from billing import service
 from billing.leakage import leakage_report
 from billing.pdf import invoice_pdf
-from billing.schemas import BillingReportSchema, InvoiceSchema, InvoiceSummarySchema, LeakageReportSchema
+from billing.schemas import (
+    BillingReportSchema,
+    BudgetCapSchema,
+    InvoiceSchema,
+    InvoiceSummarySchema,
+    LeakageReportSchema,
+)
 from ecoledger.cli.contract_commands import rules_of
 from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
 from ledger.money import format_amount
@@ -86,6 +92,44 @@ def billing_leakage(app, company, period, fmt) -> None:
                    title="Inactive service: usage on days the contract is not active", right=["Lines", "Amount", "Invoiced"])
     if report.not_billed or report.no_contract or report.inactive_service:
         sys.exit(1)
+
+
+@billing.command("cap")
+@click.option("--customer", required=True, help="The customer (the organisation when invoices are consolidated).")
+@click.option("--period", required=True, help="The month, as YYYY-MM, whose invoices the cap limits.")
+@click.option("--amount", required=True, help="The cap in major units, e.g. 500.00.")
+@click.option("--currency", help="[default: the customer's currency]")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def billing_cap(app, customer, period, amount, currency, fmt) -> None:
+    """Cap what the customer's invoices for PERIOD charge: a billing run carries the rest to
+    the next invoice (back to unbilled receivables; recognised revenue does not change).
+    Setting it again replaces it."""
+    cap = service.set_cap(app.database(), customer, period, amount, currency=currency, actor=app.actor)
+    if fmt == JSON:
+        emit_json(BudgetCapSchema().dump(cap))
+        return
+    click.echo(f"budget cap for {cap.customer} {cap.period}: {format_amount(cap.amount_minor, cap.currency)} "
+               f"{cap.currency}")
+
+
+@billing.command("caps")
+@click.option("--customer", help="Caps of this customer.")
+@click.option("--period", help="Caps of this month (YYYY-MM).")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def billing_caps(app, customer, period, fmt) -> None:
+    """List budget caps by period and customer."""
+    caps = service.list_caps(app.database(), customer=customer, period=period)
+    if fmt == JSON:
+        emit_json(BudgetCapSchema(many=True).dump(caps))
+        return
+    data = [(c.period, c.customer, format_amount(c.amount_minor, c.currency), c.currency, c.set_at.isoformat(),
+             c.set_by) for c in caps]
+    if fmt == CSV:
+        emit_csv(["period", "customer", "amount", "currency", "set_at", "set_by"], data)
+    else:
+        emit_table(["Period", "Customer", "Cap", "Cur", "Set at", "Set by"], data, title="Budget caps", right=["Cap"])
 
 
 @click.group()
