@@ -26,7 +26,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 
 from billing.schema import invoice_usage
-from billing.service import uninvoiced_contract_lines, uninvoiced_events
+from billing.service import held_back, uninvoiced_contract_lines, uninvoiced_events
 from contracts.events import STATUS_EVENTS, status_on
 from contracts.schema import contract_events, contracts
 from ledger.database import Database
@@ -40,7 +40,8 @@ NO_CONTRACT_CODES = ("not_found", "unknown_service", "contract_not_active")
 
 
 class NotBilled(NamedTuple):
-    kind: str  # usage; fee (a recurring fee's period due); true_up; prepayment; event or credit (a contract event's)
+    kind: str  # usage; disputed (usage held back); fee (a recurring fee's period due); true_up; prepayment;
+    # event or credit (a contract event's)
     contract: str
     component: str
     lines: int  # usage lines (0 for a fee)
@@ -89,8 +90,18 @@ def leakage_report(db: Database, company: str, period: str) -> LeakageReport:
                           select(c.code, u.component, func.count(), func.sum(u.quantity_micro), func.sum(u.amount_minor),
                                  u.currency, func.min(u.usage_date))
                           .join(contracts, c.id == u.contract_id)
-                          .where(c.billing_company_id == cid, u.posted_date <= end, ~invoiced)
+                          .where(c.billing_company_id == cid, u.posted_date <= end, ~invoiced, ~held_back(u.id))
                           .group_by(c.code, u.component, u.currency).order_by(c.code, u.component))]
+        # Open disputes hold usage back: not leakage yet, but money waiting on a decision.
+        not_billed += [NotBilled("disputed", code, component, lines, quantity_text(int(quantity)), int(amount), currency,
+                                 oldest)
+                       for code, component, lines, quantity, amount, currency, oldest in conn.execute(
+                           select(c.code, u.component, func.count(), func.sum(u.quantity_micro),
+                                  func.sum(u.amount_minor), u.currency, func.min(u.usage_date))
+                           .join(contracts, c.id == u.contract_id)
+                           .where(c.billing_company_id == cid, u.posted_date <= end, ~invoiced,
+                                  held_back(u.id, ("open",)))
+                           .group_by(c.code, u.component, u.currency).order_by(c.code, u.component))]
         not_billed += [_contract_line(line, currency)
                        for (_, currency), line in uninvoiced_contract_lines(conn, cid, start, end)]
         not_billed += [NotBilled(line.event[1], line.contract, line.component, 0, "1", line.amount_minor, currency,

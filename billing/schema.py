@@ -166,6 +166,29 @@ invoice_caps = Table(
     CheckConstraint("amount_minor >= 0", name="cap_not_negative"),
 )
 
+# A customer's dispute of a usage line. While open, billing runs hold the line back. It is
+# resolved once: cancelled (the line's posting is reversed and it is never invoiced),
+# credited (the line is invoiced and a credit event gives its amount back on the next
+# invoice) or accepted (invoiced as it is). A line already invoiced can only be credited.
+DISPUTE_STATUSES = ("open", "cancelled", "credited", "accepted")
+usage_disputes = Table(
+    "usage_disputes",
+    metadata,
+    Column("line_id", String(200), ForeignKey("usage_lines.id"), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("opened_by", String(200), nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("resolved_by", String(200), nullable=True),
+    Column("resolution", Text, nullable=True),
+    Column("entry_seq", BigInteger, nullable=True),  # cancelled: the entry reversing the line's posting
+    Column("event_id", String(200), nullable=True),  # credited: the credit event
+    CheckConstraint("status IN ('open', 'cancelled', 'credited', 'accepted')", name="status_known"),
+    CheckConstraint("(status = 'open') = (resolved_at IS NULL)", name="resolved_when_closed"),
+)
+Index("ix_usage_disputes_status", usage_disputes.c.status)
+
 # The last invoice number of each billing company.
 invoice_sequences = Table(
     "invoice_sequences",
@@ -180,4 +203,6 @@ protect("invoice_usage", ("UPDATE", "DELETE"), "invoiced usage stays invoiced; c
 protect("invoice_fees", ("UPDATE", "DELETE"), "a billed period stays billed; credit it instead")
 protect("invoice_events", ("UPDATE", "DELETE"), "an invoiced event stays invoiced; credit it instead")
 protect("invoice_true_ups", ("UPDATE", "DELETE"), "a true-up stays billed; a later run corrects it")
+protect("usage_disputes", ("UPDATE", "DELETE"), "a dispute is resolved once and kept",
+        update_allowed_when="OLD.status = 'open' AND NEW.line_id = OLD.line_id AND NEW.opened_at = OLD.opened_at")
 protect("billing_runs", ("UPDATE", "DELETE"), "billing runs are a record of what was invoiced")

@@ -39,6 +39,7 @@ from billing.schema import (
     invoice_true_ups,
     invoice_usage,
     invoices,
+    usage_disputes,
 )
 from config import limits
 from contracts.events import status_changes
@@ -172,6 +173,12 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
     return report
 
 
+def held_back(usage_id_column, statuses: tuple[str, ...] = ("open", "cancelled")):
+    """A condition true for usage lines a dispute keeps off invoices (open or cancelled)."""
+    d = usage_disputes.c
+    return select(d.line_id).where(d.line_id == usage_id_column, d.status.in_(statuses)).exists()
+
+
 def _uninvoiced(conn: Connection, cid: int, end: dt.date,
                 parents: dict[int, int | None] | None) -> dict[tuple[int, str], list[_Line]]:
     """Usage not invoiced yet, summed per contract component, grouped into invoices per
@@ -182,7 +189,7 @@ def _uninvoiced(conn: Connection, cid: int, end: dt.date,
                     u.unit, func.sum(u.quantity_micro), func.sum(u.amount_minor), func.count())
              .join(contracts, c.id == u.contract_id)
              .join(customers, cu.id == c.customer_id)
-             .where(c.billing_company_id == cid, u.posted_date <= end, ~invoiced)
+             .where(c.billing_company_id == cid, u.posted_date <= end, ~invoiced, ~held_back(u.id))
              .group_by(c.customer_id, cu.code, cu.cost_centre, u.currency, u.contract_id, c.code, u.component,
                        u.service, u.unit)
              .order_by(cu.code, c.code, u.component, u.unit))
@@ -249,7 +256,7 @@ def _true_up_lines(conn: Connection, row, contract, changes, end: dt.date) -> li
     for found in periods:
         used = int(conn.execute(select(func.coalesce(func.sum(u.amount_minor), 0)).where(
             u.contract_id == contract.id, u.usage_date >= found.period_start, u.usage_date <= found.period_end,
-            u.posted_date <= end)).scalar())
+            u.posted_date <= end, ~held_back(u.id, ("cancelled",)))).scalar())
         code = found.component["code"]
         change = max(0, found.committed_minor - used) - trued.get((code, found.period_start), 0)
         if change:
@@ -549,7 +556,8 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
         invoiced = select(invoice_usage.c.usage_line_id).where(invoice_usage.c.usage_line_id == u.id).exists()
         source = (select(u.id, literal(invoice_id), literal(line_no))
                   .where(u.contract_id == line.contract_id, u.component == line.component, u.service == line.service,
-                         u.unit == line.unit, u.currency == currency, u.posted_date <= end, ~invoiced))
+                         u.unit == line.unit, u.currency == currency, u.posted_date <= end, ~invoiced,
+                         ~held_back(u.id)))
         conn.execute(insert(invoice_usage).from_select(["usage_line_id", "invoice_id", "line_no"], source))
         stored = conn.execute(select(func.count()).where(invoice_usage.c.invoice_id == invoice_id,
                                                          invoice_usage.c.line_no == line_no)).scalar()

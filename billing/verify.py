@@ -9,6 +9,8 @@
   gets more brought forward than was carried over a budget cap;
 - an invoice with a non-zero line of its own (not an event's) was posted, by an entry made
   for it;
+- a usage line whose dispute cancelled it is on no invoice, and its posting was reversed by
+  the cancellation's entry; a credited dispute names its credit event;
 - numbers run without gaps per billing company, up to its sequence.
 """
 
@@ -26,6 +28,7 @@ from billing.schema import (
     invoice_true_ups,
     invoice_usage,
     invoices,
+    usage_disputes,
 )
 from billing.service import CUSTOMER_CREDITS
 from contracts.schema import contract_events
@@ -84,6 +87,24 @@ def _check_commitments(conn: Connection, add: Callable[[str, str | None, str], N
         add(CHECK, None, f"customer #{customer_id} had {extra} {currency} brought forward that no budget cap carried")
 
 
+def _check_disputes(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
+    d, links, u, entries = usage_disputes.c, invoice_usage.c, usage_lines.c, journal_entries.c
+    invoiced = select(links.usage_line_id).where(links.usage_line_id == d.line_id).exists()
+    for (line_id,) in conn.execute(select(d.line_id).where(d.status == "cancelled", invoiced)):
+        add(CHECK, None, f"usage line {line_id} was cancelled by its dispute but is invoiced")
+    reversal = (select(entries.id).where(entries.id == d.entry_seq, entries.source_type == "usage_dispute",
+                                         entries.source_id == func.substr(d.line_id, 1, 200)).exists())
+    query = (select(d.line_id).join(usage_lines, u.id == d.line_id)
+             .where(d.status == "cancelled", u.entry_seq.is_not(None), ~reversal))
+    for (line_id,) in conn.execute(query):
+        add(CHECK, None, f"usage line {line_id} was cancelled by its dispute but no entry of the dispute reverses it")
+    credit = select(contract_events.c.id).where(contract_events.c.id == d.event_id, contract_events.c.type == "credit")
+    query = (select(d.line_id).join(usage_lines, u.id == d.line_id)
+             .where(d.status == "credited", u.amount_minor != 0, ~credit.exists()))
+    for (line_id,) in conn.execute(query):
+        add(CHECK, None, f"usage line {line_id} was credited after its dispute but no credit event gives it back")
+
+
 def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
     inv, lines, usage, links = invoices.c, invoice_lines.c, usage_lines.c, invoice_usage.c
     line_sum = select(func.coalesce(func.sum(lines.amount_minor), 0)).where(lines.invoice_id == inv.id).scalar_subquery()
@@ -112,6 +133,7 @@ def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None
         add(CHECK, None, f"the {component} fee of contract #{contract_id} from {start} is billed by no fee line")
     _check_event_lines(conn, add)
     _check_commitments(conn, add)
+    _check_disputes(conn, add)
     # Event lines show what the event's own entry posted; every other line is posted by the invoice.
     nonzero = select(lines.invoice_id).where(lines.invoice_id == inv.id, lines.amount_minor != 0,
                                              lines.kind != "event").exists()

@@ -192,6 +192,20 @@ def import_events(db: Database, events: Iterable[tuple[object, dict] | Refused],
     return report
 
 
+def apply_event(conn: Connection, event: dict, *, rules: RuleSet, actor: str) -> int | None:
+    """Apply one event inside the caller's transaction (a use case that records an event
+    with other rows, such as a dispute credited); returns its entry, or raises LedgerError
+    naming what is wrong. The same event again is a duplicate that writes nothing."""
+    applier = _Applier(conn, rules, actor)
+    report = EventReport(True)
+    applier.apply((event.get("id"), event), report)
+    if report.rejected:
+        raise LedgerError(*report.outcomes[0].problems)
+    if report.entries_posted:
+        audit_post(conn, actor, 1, applier.first_seq, applier.last_seq, None)
+    return applier.last_seq
+
+
 class _Applier:
     def __init__(self, conn: Connection, rules: RuleSet, actor: str) -> None:
         self.conn, self.rules, self.actor = conn, rules, actor

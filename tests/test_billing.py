@@ -461,3 +461,70 @@ def test_a_budget_cap_carries_the_rest_to_the_next_invoice_without_changing_reve
     assert balance(eco, "OPFI", "Assets:Receivables:Customers") == "729.00"
     assert bill(eco, "2026-12").invoices == []
     assert verify(eco).ok
+
+
+def test_a_disputed_line_is_held_back_then_cancelled_by_reversal(eco):
+    from billing import disputes
+    from billing.leakage import leakage_report
+
+    run(eco, MONTH)
+    with pytest.raises(LedgerError, match="no usage line"):
+        disputes.open_dispute(eco, "nope", "never happened", actor="t")
+    with pytest.raises(LedgerError, match="reason is required"):
+        disputes.open_dispute(eco, "r1", "  ", actor="t")
+    disputes.open_dispute(eco, "r1", "the technician never came", actor="customer desk")
+    with pytest.raises(LedgerError, match="disputed already"):
+        disputes.open_dispute(eco, "r1", "again", actor="t")
+    [held] = [r for r in leakage_report(eco, "OPFI", "2026-10").not_billed if r.kind == "disputed"]
+    assert (held.component, held.amount_minor) == ("REPAIR", 24000)
+    october = billing.get_invoice(eco, bill(eco).invoices[0])
+    assert [c for _, c, _ in _lines(october)] == ["DESK", "MAINT"]  # the repair waits
+    unbilled = balance(eco, "OPFI", "Assets:Receivables:Unbilled")
+    assert unbilled == "240.00"
+    with pytest.raises(LedgerError, match="not one of"):
+        disputes.resolve_dispute(eco, "r1", "forget", rules=RULES, actor="t")
+    dispute = disputes.resolve_dispute(eco, "r1", "cancel", rules=RULES, actor="t", day=dt.date(2026, 11, 2),
+                                       resolution="no visit on record")
+    assert (dispute.status, dispute.resolution, dispute.invoice) == ("cancelled", "no visit on record", None)
+    # Posted alone, the line's entry is reversed exactly: revenue, the vendor's share, unbilled.
+    assert balance(eco, "OPFI", "Assets:Receivables:Unbilled") == "0.00"
+    assert balance(eco, "FIXR", "Income:Ecosystem") == "-221.40"  # 60% of the desk and the maintenance only
+    with pytest.raises(LedgerError, match="resolved already"):
+        disputes.resolve_dispute(eco, "r1", "accept", rules=RULES, actor="t")
+    assert bill(eco, "2026-11").invoices == []  # never invoiced
+    assert [d.status for d in disputes.list_disputes(eco)] == ["cancelled"]
+    with pytest.raises(Exception, match="resolved once"), eco.write() as conn:
+        conn.execute(text("UPDATE usage_disputes SET status = 'open', resolved_at = NULL"))
+    assert verify(eco).ok
+
+
+def test_an_aggregated_line_is_cancelled_by_the_usage_rule_negated(eco):
+    from billing import disputes
+    from usage.service import Options
+
+    run(eco, MONTH, options=Options(RULES, "test", posting="aggregated"))
+    disputes.open_dispute(eco, "d3", "night work not ordered", actor="t")
+    disputes.resolve_dispute(eco, "d3", "cancel", rules=RULES, actor="t", day=dt.date(2026, 10, 31))
+    invoice = billing.get_invoice(eco, bill(eco).invoices[0])
+    desk = next(line for line in invoice.lines if line.component == "DESK")
+    assert (desk.quantity, desk.usage_lines) == ("4.5", 2)  # d1 and d2; d3 is void
+    # d3 was 180.00 (1.5 hours over the allowance at night): its revenue and unbilled amount
+    # are reversed, so what is left unbilled is exactly what no invoice has taken.
+    assert balance(eco, "OPFI", "Assets:Receivables:Unbilled") == "0.00"
+    assert verify(eco).ok
+
+
+def test_a_dispute_credited_to_the_next_term(eco):
+    from billing import disputes
+
+    run(eco, MONTH)
+    october = billing.get_invoice(eco, bill(eco).invoices[0])
+    disputes.open_dispute(eco, "m1", "maintenance was rushed", actor="t")  # after the invoice
+    with pytest.raises(LedgerError, match="credit it instead"):
+        disputes.resolve_dispute(eco, "m1", "cancel", rules=RULES, actor="t", day=dt.date(2026, 11, 3))
+    dispute = disputes.resolve_dispute(eco, "m1", "credit", rules=RULES, actor="t", day=dt.date(2026, 11, 3))
+    assert (dispute.status, dispute.invoice, dispute.event_id) == ("credited", october.number, "dispute:m1")
+    november = billing.get_invoice(eco, bill(eco, "2026-11").invoices[0])
+    assert _lines(november) == [("credit", "contract", "-189.00")]
+    assert "disputed usage m1: maintenance was rushed" in november.lines[0].description
+    assert verify(eco).ok

@@ -1,5 +1,5 @@
 """Billing: runs, invoices with their lines, the usage and the fee periods each line
-invoices, the events each line carries, minimum-commitment true-ups, budget caps, invoice number sequences; triggers keep issued invoices immutable.
+invoices, the events each line carries, minimum-commitment true-ups, budget caps, usage disputes, invoice number sequences; triggers keep issued invoices immutable.
 
 Revision ID: 0007
 Revises: 0006
@@ -30,6 +30,8 @@ SQLITE_TRIGGERS = [
     "CREATE TRIGGER invoice_events_no_delete BEFORE DELETE ON invoice_events BEGIN SELECT RAISE(ABORT, 'invoice_events: an invoiced event stays invoiced; credit it instead'); END",
     "CREATE TRIGGER invoice_true_ups_no_update BEFORE UPDATE ON invoice_true_ups BEGIN SELECT RAISE(ABORT, 'invoice_true_ups: a true-up stays billed; a later run corrects it'); END",
     "CREATE TRIGGER invoice_true_ups_no_delete BEFORE DELETE ON invoice_true_ups BEGIN SELECT RAISE(ABORT, 'invoice_true_ups: a true-up stays billed; a later run corrects it'); END",
+    "CREATE TRIGGER usage_disputes_no_update BEFORE UPDATE ON usage_disputes WHEN NOT (OLD.status = 'open' AND NEW.line_id = OLD.line_id AND NEW.opened_at = OLD.opened_at) BEGIN SELECT RAISE(ABORT, 'usage_disputes: a dispute is resolved once and kept'); END",
+    "CREATE TRIGGER usage_disputes_no_delete BEFORE DELETE ON usage_disputes BEGIN SELECT RAISE(ABORT, 'usage_disputes: a dispute is resolved once and kept'); END",
     "CREATE TRIGGER billing_runs_no_update BEFORE UPDATE ON billing_runs BEGIN SELECT RAISE(ABORT, 'billing_runs: billing runs are a record of what was invoiced'); END",
     "CREATE TRIGGER billing_runs_no_delete BEFORE DELETE ON billing_runs BEGIN SELECT RAISE(ABORT, 'billing_runs: billing runs are a record of what was invoiced'); END",
 ]
@@ -53,6 +55,9 @@ POSTGRESQL_TRIGGERS = [
     "CREATE TRIGGER invoice_true_ups_no_update BEFORE UPDATE ON invoice_true_ups FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('a true-up stays billed; a later run corrects it')",
     "CREATE TRIGGER invoice_true_ups_no_delete BEFORE DELETE ON invoice_true_ups FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('a true-up stays billed; a later run corrects it')",
     "CREATE TRIGGER invoice_true_ups_no_truncate BEFORE TRUNCATE ON invoice_true_ups FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('a true-up stays billed; a later run corrects it')",
+    "CREATE TRIGGER usage_disputes_no_update BEFORE UPDATE ON usage_disputes FOR EACH ROW WHEN (NOT (OLD.status = 'open' AND NEW.line_id = OLD.line_id AND NEW.opened_at = OLD.opened_at)) EXECUTE FUNCTION ecoledger_refuse_change('a dispute is resolved once and kept')",
+    "CREATE TRIGGER usage_disputes_no_delete BEFORE DELETE ON usage_disputes FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('a dispute is resolved once and kept')",
+    "CREATE TRIGGER usage_disputes_no_truncate BEFORE TRUNCATE ON usage_disputes FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('a dispute is resolved once and kept')",
     "CREATE TRIGGER billing_runs_no_update BEFORE UPDATE ON billing_runs FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
     "CREATE TRIGGER billing_runs_no_delete BEFORE DELETE ON billing_runs FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
     "CREATE TRIGGER billing_runs_no_truncate BEFORE TRUNCATE ON billing_runs FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('billing runs are a record of what was invoiced')",
@@ -174,11 +179,28 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoice_caps_customer_id_customers')),
     sa.PrimaryKeyConstraint('customer_id', 'currency', 'period', name=op.f('pk_invoice_caps'))
     )
+    op.create_table('usage_disputes',
+    sa.Column('line_id', sa.String(length=200), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('opened_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('opened_by', sa.String(length=200), nullable=False),
+    sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('resolved_by', sa.String(length=200), nullable=True),
+    sa.Column('resolution', sa.Text(), nullable=True),
+    sa.Column('entry_seq', sa.BigInteger(), nullable=True),
+    sa.Column('event_id', sa.String(length=200), nullable=True),
+    sa.CheckConstraint("(status = 'open') = (resolved_at IS NULL)", name=op.f('ck_usage_disputes_resolved_when_closed')),
+    sa.CheckConstraint("status IN ('open', 'cancelled', 'credited', 'accepted')", name=op.f('ck_usage_disputes_status_known')),
+    sa.ForeignKeyConstraint(['line_id'], ['usage_lines.id'], name=op.f('fk_usage_disputes_line_id_usage_lines')),
+    sa.PrimaryKeyConstraint('line_id', name=op.f('pk_usage_disputes'))
+    )
+    op.create_index('ix_usage_disputes_status', 'usage_disputes', ['status'], unique=False)
     statements = SQLITE_TRIGGERS if op.get_bind().dialect.name == "sqlite" else POSTGRESQL_TRIGGERS
     for statement in statements:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in ("invoice_caps", "invoice_true_ups", "invoice_events", "invoice_fees", "invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
+    for table in ("usage_disputes", "invoice_caps", "invoice_true_ups", "invoice_events", "invoice_fees", "invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
         op.drop_table(table)
