@@ -124,3 +124,45 @@ class BudgetCapRequestSchema(Schema):
 class BudgetCapListArgsSchema(Schema):
     customer = fields.String(load_default=None, validate=validate.Length(1, 64))
     period = fields.String(load_default=None, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+
+
+class DisputeSchema(Schema):
+    line_id = fields.String()
+    contract = fields.String()
+    component = fields.String()
+    usage_date = fields.Date()
+    amount = money_field("amount_minor")
+    currency = fields.String()
+    reason = fields.String()
+    status = fields.String(metadata={"description": "open, cancelled, credited or accepted"})
+    opened_at = fields.DateTime()
+    opened_by = fields.String()
+    resolved_at = fields.DateTime(allow_none=True)
+    resolved_by = fields.String(allow_none=True)
+    resolution = fields.String(allow_none=True)
+    entry_seq = fields.Integer(allow_none=True, metadata={"description": "cancelled: the entry reversing the line"})
+    event_id = fields.String(allow_none=True, metadata={"description": "credited: the credit event"})
+    invoice = fields.String(allow_none=True, metadata={"description": "the invoice that invoiced the line"})
+
+
+class DisputeRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    line_id = fields.String(required=True, validate=validate.Length(1, 200))
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class DisputeResolutionSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    line_id = fields.String(required=True, validate=validate.Length(1, 200))
+    outcome = fields.String(required=True, validate=validate.OneOf(["cancel", "credit", "accept"]))
+    resolution = fields.String(load_default="", validate=validate.Length(max=500))
+    date = fields.Date(load_default=None, metadata={"description": "dates the reversal or the credit; default today"})
+
+
+class DisputeListArgsSchema(Schema):
+    status = fields.String(load_default=None, validate=validate.OneOf(["open", "cancelled", "credited", "accepted"]))
+    contract = fields.String(load_default=None, validate=validate.Length(1, 64))

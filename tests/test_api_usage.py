@@ -204,3 +204,25 @@ def test_budget_caps_through_the_api(eco_api):
         assert response.status_code in (404, 422) and response.get_json()["errors"][0]["field"] == field, bad
     assert api.call("auditor", "POST", "/billing/caps", json=body).status_code == 403
     assert api.call("partner", "GET", "/billing/caps").status_code == 403
+
+
+def test_disputes_through_the_api(eco_api):
+    api = eco_api
+    assert upload(api, jsonl(LINE)).status_code == 201
+    line_id = LINE["id"]
+    opened = api.call("controller", "POST", "/usage/disputes", json={"line_id": line_id, "reason": "wrong site"})
+    assert opened.status_code == 201 and opened.get_json()["status"] == "open", opened.get_json()
+    again = api.call("controller", "POST", "/usage/disputes", json={"line_id": line_id, "reason": "again"})
+    assert again.status_code == 409 and again.get_json()["errors"][0]["field"] == "line_id"
+    missing = api.call("controller", "POST", "/usage/disputes", json={"line_id": "nope", "reason": "x"})
+    assert missing.status_code == 404
+    bad = api.call("controller", "POST", "/usage/disputes/resolve", json={"line_id": line_id, "outcome": "refund"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "outcome"
+    resolved = api.call("controller", "POST", "/usage/disputes/resolve",
+                        json={"line_id": line_id, "outcome": "credit", "date": "2026-11-02", "resolution": "goodwill"})
+    assert resolved.status_code == 200, resolved.get_json()
+    assert (resolved.get_json()["status"], resolved.get_json()["event_id"]) == ("credited", f"dispute:{line_id}")
+    listed = api.call("auditor", "GET", "/usage/disputes", query_string={"status": "credited"}).get_json()
+    assert [d["line_id"] for d in listed] == [line_id]
+    assert api.call("auditor", "POST", "/usage/disputes", json={"line_id": line_id, "reason": "x"}).status_code == 403
+    assert api.call("partner", "GET", "/usage/disputes").status_code == 403

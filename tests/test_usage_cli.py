@@ -107,7 +107,8 @@ def test_alerts_from_the_cli(eco_cli, tmp_path):
 
 
 @pytest.mark.parametrize("command", [["import", "usage"], ["usage"], ["usage", "imports"], ["usage", "rejects"],
-                                     ["usage", "resubmit"], ["usage", "lines"], ["usage", "alerts"], ["usage", "counters"]])
+                                     ["usage", "resubmit"], ["usage", "lines"], ["usage", "alerts"], ["usage", "counters"],
+                                     ["usage", "dispute"], ["usage", "resolve"], ["usage", "disputes"]])
 def test_every_usage_command_has_help(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0 and "Usage:" in out
@@ -169,3 +170,22 @@ def test_budget_caps_from_the_cli(eco_cli, tmp_path):
 def test_every_billing_command_has_help(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0 and "Usage:" in out
+
+
+def test_disputes_from_the_cli(eco_cli, tmp_path):
+    cli = eco_cli
+    usage = tmp_path / "october.csv"
+    usage.write_text(CSV_FILE)
+    cli("import", "usage", str(usage))
+    line_id = json.loads(cli("usage", "lines", "--format", "json")[1])[0]["id"]
+    code, out, err = cli("usage", "dispute", line_id, "--reason", "not ordered")
+    assert code == 0 and out.strip().endswith(": open"), out + err
+    code, _, err = cli("usage", "resolve", line_id, "--outcome", "refund")
+    assert code == 2 and "refund" in err
+    code, out, err = cli("usage", "resolve", line_id, "--outcome", "cancel", "--date", "2026-11-02")
+    assert code == 0 and ": cancelled, reversed by entry " in out, out + err
+    listed = json.loads(cli("usage", "disputes", "--status", "cancelled", "--format", "json")[1])
+    assert [(d["line_id"], d["reason"], d["invoice"]) for d in listed] == [(line_id, "not ordered", None)]
+    code, out, _ = cli("usage", "disputes", "--format", "csv")
+    assert out.splitlines()[0].startswith("line_id,contract,component,usage_date,amount")
+    assert cli("verify")[0] == 0

@@ -10,20 +10,26 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from api import database
+from api import database, settings
 from api.auth import POST, READ_ALL, principal, requires
+from api.problems import ApiProblem
 from api.resources.common import enqueue
-from billing import service
+from billing import disputes, service
 from billing.leakage import leakage_report
 from billing.pdf import invoice_pdf
 from billing.schemas import (
     BudgetCapListArgsSchema,
     BudgetCapRequestSchema,
     BudgetCapSchema,
+    DisputeListArgsSchema,
+    DisputeRequestSchema,
+    DisputeResolutionSchema,
+    DisputeSchema,
     InvoiceSchema,
     InvoiceSummarySchema,
     LeakageReportSchema,
 )
+from contracts.rules import DEFAULT_RULES, RuleError, current_rules
 from jobs import service as jobs_service
 from jobs.kinds import BillingRunParams
 from ledger.periods import PERIOD_PATTERN
@@ -89,6 +95,40 @@ class BudgetCaps(MethodView):
         to the next invoice without changing recognised revenue. Setting it again replaces it."""
         return service.set_cap(database(), body["customer"], body["period"], body["amount"],
                                currency=body["currency"], actor=principal().actor)
+
+
+@blp.route("/usage/disputes")
+class Disputes(MethodView):
+    @requires(READ_ALL)
+    @blp.arguments(DisputeListArgsSchema, location="query")
+    @blp.response(200, DisputeSchema(many=True))
+    def get(self, args):
+        """Disputes of usage lines, oldest first."""
+        return disputes.list_disputes(database(), status=args["status"], contract=args["contract"])
+
+    @requires(POST)
+    @blp.arguments(DisputeRequestSchema)
+    @blp.response(201, DisputeSchema)
+    def post(self, body):
+        """Record a customer's dispute of a usage line: billing runs hold it back until it
+        is resolved."""
+        return disputes.open_dispute(database(), body["line_id"], body["reason"], actor=principal().actor)
+
+
+@blp.route("/usage/disputes/resolve")
+class DisputeResolution(MethodView):
+    @requires(POST)
+    @blp.arguments(DisputeResolutionSchema)
+    @blp.response(200, DisputeSchema)
+    def post(self, body):
+        """Resolve an open dispute: cancel (the line's posting is reversed; never invoiced),
+        credit (invoiced, and credited on the next invoice) or accept (invoiced as it is)."""
+        try:
+            rules = current_rules(settings().posting_rules or DEFAULT_RULES)
+        except RuleError as exc:
+            raise ApiProblem(503, f"the server's posting rules are refused: {exc}", code="rules_unavailable") from None
+        return disputes.resolve_dispute(database(), body["line_id"], body["outcome"], rules=rules,
+                                        actor=principal().actor, resolution=body["resolution"], day=body["date"])
 
 
 @blp.route("/invoices")

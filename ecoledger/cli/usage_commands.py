@@ -1,4 +1,4 @@
-"""Usage: import usage FILE, and usage imports|rejects|resubmit|lines|alerts|counters."""
+"""Usage: import usage FILE, and usage imports|rejects|resubmit|lines|alerts|counters|dispute|resolve|disputes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from billing import disputes
+from billing.schemas import DisputeSchema
 from ecoledger.cli.contract_commands import import_group, rules_of
 from ecoledger.cli.output import (
     CSV,
@@ -221,6 +223,66 @@ def alerts_command(app, contract, fmt) -> None:
     else:
         emit_table(["Id", "Contract", "Component", "Period", "Kind", "Reached", "Used", "Of", "Line", "Raised"], data,
                    title="Usage alerts", right=["Id", "Used", "Of"])
+
+
+@usage.command("dispute")
+@click.argument("line_id")
+@click.option("--reason", required=True, help="What the customer disputes.")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def dispute_command(app, line_id, reason, fmt) -> None:
+    """Record a customer's dispute of usage line LINE_ID: billing runs hold it back until
+    it is resolved (ecoledger usage resolve)."""
+    _show_dispute(disputes.open_dispute(app.database(), line_id, reason, actor=app.actor), fmt)
+
+
+@usage.command("resolve")
+@click.argument("line_id")
+@click.option("--outcome", required=True, type=click.Choice(sorted(disputes.OUTCOMES)),
+              help="cancel: reverse the line's posting, never invoice it; credit: invoice it and credit it on the "
+                   "next invoice; accept: invoice it as it is.")
+@click.option("--resolution", default="", help="Why, for the record.")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Date of the reversal or credit. [default: today]")
+@click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False),
+              help="Posting rules file. [default: the posting_rules setting, else config/posting_rules.yaml]")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def resolve_command(app, line_id, outcome, resolution, day, rules_path, fmt) -> None:
+    """Resolve the open dispute of usage line LINE_ID."""
+    found = disputes.resolve_dispute(app.database(), line_id, outcome, rules=rules_of(app, rules_path),
+                                     actor=app.actor, resolution=resolution, day=day and day.date())
+    _show_dispute(found, fmt)
+
+
+@usage.command("disputes")
+@click.option("--status", type=click.Choice(["open", "cancelled", "credited", "accepted"]), help="Only these.")
+@click.option("--contract", help="Disputes of this contract's lines.")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def disputes_command(app, status, contract, fmt) -> None:
+    """Disputes of usage lines, oldest first."""
+    rows = disputes.list_disputes(app.database(), status=status, contract=contract)
+    if fmt == JSON:
+        emit_json(DisputeSchema(many=True).dump(rows))
+        return
+    data = [(r.line_id, r.contract, r.component, str(r.usage_date), format_amount(r.amount_minor, r.currency), r.currency,
+             r.status, r.reason, r.invoice or "", r.entry_seq or "", r.event_id or "") for r in rows]
+    if fmt == CSV:
+        emit_csv(["line_id", "contract", "component", "usage_date", "amount", "currency", "status", "reason", "invoice",
+                  "entry_seq", "event_id"], data)
+    else:
+        emit_table(["Line", "Contract", "Component", "Date", "Amount", "Cur", "Status", "Reason", "Invoice", "Entry",
+                    "Event"], data, title="Usage disputes", right=["Amount", "Entry"])
+
+
+def _show_dispute(found, fmt) -> None:
+    if fmt == JSON:
+        emit_json(DisputeSchema().dump(found))
+        return
+    click.echo(f"usage line {found.line_id} ({found.contract} {found.component}, "
+               f"{format_amount(found.amount_minor, found.currency)} {found.currency}): {found.status}"
+               f"{f', reversed by entry {found.entry_seq}' if found.entry_seq else ''}"
+               f"{f', credited by event {found.event_id}' if found.event_id else ''}")
 
 
 @usage.command("counters")
