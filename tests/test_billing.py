@@ -528,3 +528,45 @@ def test_a_dispute_credited_to_the_next_term(eco):
     assert _lines(november) == [("credit", "contract", "-189.00")]
     assert "disputed usage m1: maintenance was rushed" in november.lines[0].description
     assert verify(eco).ok
+
+
+def test_the_it_services_story(eco):
+    """A service desk with 5 hours a month included and extra hours charged, on-site repair
+    and preventive maintenance at their own rates, a night-shift uplift; the allowance
+    alerts; the customer disputes the repair (credited next term) and caps October's invoice
+    at its budget (the rest carried to November's)."""
+    from billing import disputes
+    from usage import queries
+
+    run(eco, MONTH)
+    assert [(a.kind, a.threshold_percent, a.line_id) for a in queries.list_alerts(eco)] == [
+        ("allowance", 80, "d2"), ("allowance", 100, "d3")]
+    revenue = balance(eco, "OPFI", "Income:Usage")
+    assert revenue == "-609.00"  # 1.5 night hours over the allowance at 120.00, 240.00 repair, 189.00 maintenance
+    disputes.open_dispute(eco, "r1", "the repair did not fix the printer", actor="customer")
+    billing.set_cap(eco, "ACME", "2026-10", "300.00", actor="controller")
+    october = billing.get_invoice(eco, bill(eco).invoices[0])
+    assert [(line.kind, line.component, line.quantity, format_amount(line.amount_minor, "EUR"))
+            for line in october.lines] == [
+        ("usage", "DESK", "6.5", "180.00"),  # 5 hours included, 1.5 night hours at 80.00 x 1.5
+        ("usage", "MAINT", "3", "189.00"),  # 3 x 70.00 less 10%
+        ("capped", "budget_cap", "1", "-69.00")]  # the repair is held back while disputed
+    assert october.total_minor == 30000
+    # The operator keeps the repair but credits it: invoiced now, given back next term.
+    disputes.resolve_dispute(eco, "r1", "credit", rules=RULES, actor="controller", day=dt.date(2026, 11, 3))
+    run(eco, [{**MONTH[0], "id": "n1", "timestamp": "2026-11-03T09:00:00+02:00", "quantity": "2"},
+              {**MONTH[3], "id": "n2", "timestamp": "2026-11-10T09:00:00+02:00", "quantity": "3"}])
+    november = billing.get_invoice(eco, bill(eco, "2026-11").invoices[0])
+    assert [(line.kind, line.component, format_amount(line.amount_minor, "EUR")) for line in november.lines] == [
+        ("usage", "DESK", "0.00"),  # within November's allowance
+        ("usage", "REPAIR", "600.00"),  # October's repair (240.00), released by the dispute, and November's (360.00)
+        ("credit", "contract", "-240.00"),  # the disputed repair, credited
+        ("brought_forward", "budget_cap", "69.00")]
+    assert november.total_minor == 60000 - 24000 + 6900
+    # The cap moved money between invoices only: usage revenue is what was delivered, less
+    # the credit, which is an adjustment.
+    assert balance(eco, "OPFI", "Income:Usage") == "-969.00"
+    assert balance(eco, "OPFI", "Income:Adjustments") == "240.00"
+    assert balance(eco, "OPFI", "Assets:Receivables:Unbilled") == "0.00"
+    assert balance(eco, "OPFI", "Assets:Receivables:Customers") == format_amount(30000 + 42900, "EUR")
+    assert verify(eco).ok
