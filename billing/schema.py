@@ -65,11 +65,12 @@ invoices = Table(
 # shortfall of a billing period's usage under a minimum commitment (or a later correction of
 # it); prepayment: a prepayment component charged; drawdown: prepaid credit applied to the
 # invoice's charges; capped: what exceeds the customer's budget cap, carried to the next
-# invoice; brought_forward: what an earlier invoice carried here.
+# invoice; brought_forward: what an earlier invoice carried here; rounding: with document
+# rounding, the unrounded usage rounded once less the sum of its rounded lines.
 INVOICE_LINE_KINDS = ("usage", "fee", "event", "credit", "true_up", "prepayment", "drawdown", "capped",
-                      "brought_forward")
+                      "brought_forward", "rounding")
 # Kinds that belong to the invoice as a whole, not to a contract.
-INVOICE_LEVEL_KINDS = ("capped", "brought_forward")
+INVOICE_LEVEL_KINDS = ("capped", "brought_forward", "rounding")
 
 # A line per contract component: quantity and amount of the usage it invoices.
 invoice_lines = Table(

@@ -65,6 +65,7 @@ from ledger.records import (
 )
 from ledger.schema import accounts, closed_periods, companies, postings
 from usage.queries import quantity_text
+from usage.rating import round_half_up
 from usage.schema import usage_lines
 
 RULE = "invoice_usage"
@@ -74,7 +75,8 @@ RULES = (RULE, *FEE_RULES.values(), CREDIT_RULE)
 # Rules needed only by contracts and customers that use them: a rules file without them
 # bills everything else.
 KIND_RULES = {"true_up": "invoice_true_up", "prepayment": "invoice_prepayment", "drawdown": "invoice_prepaid_drawdown",
-              "capped": "invoice_carry", "brought_forward": "invoice_carry"}
+              "capped": "invoice_carry", "brought_forward": "invoice_carry", "rounding": "invoice_rounding"}
+ROUNDING_POLICIES = ("line", "document")
 CHARGE_KINDS = ("usage", "fee", "event", "credit", "true_up")  # what a prepayment is drawn down by
 CUSTOMER_CREDITS = "Liabilities:CustomerCredits"
 SOURCE_TYPE = "invoice"
@@ -118,12 +120,15 @@ class _Line(NamedTuple):
 
 
 def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, actor: str,
-                payment_terms_days: int = 30, consolidate: bool = False) -> BillingReport:
+                payment_terms_days: int = 30, consolidate: bool = False, rounding: str = "line") -> BillingReport:
     """Invoice what company ``company`` has not invoiced yet of usage posted up to the end
     of ``period`` (YYYY-MM): one invoice per customer, or with ``consolidate`` one per
     organisation (the top of each customer hierarchy), its lines naming the customer and
-    cost centre below it."""
+    cost centre below it. ``rounding``: ``line`` invoices usage as rated, each line rounded
+    to the cent; ``document`` rounds the invoice's unrounded usage once, in a rounding line."""
     start, end = parse_period(period)
+    if rounding not in ROUNDING_POLICIES:
+        raise LedgerError(Problem(E_INVALID, "rounding", f"{show(rounding)} is not a rounding policy (line, document)"))
     missing = [name for name in RULES if name not in rules.rules]
     if missing:
         raise LedgerError(Problem(E_INVALID, "rules", f"the posting rules ({rules.source}) have no "
@@ -156,6 +161,8 @@ def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, acto
         customer_codes = dict(rows_matching(conn, "SELECT id, code FROM customers WHERE id",
                                             sorted({customer for customer, _ in groups}), limits.SQL_IN_PARAMS_MAX))
         for (customer_id, currency), lines in sorted(groups.items(), key=lambda g: (customer_codes[g[0][0]], g[0][1])):
+            if rounding == "document":
+                lines = lines + _rounding(conn, end, customer_id, customer_codes[customer_id], lines)
             lines = lines + _drawdowns(conn, currency, lines)
             lines += _carry(conn, cid, customer_id, customer_codes[customer_id], currency, period, lines,
                             carried.get((customer_id, currency), 0))
@@ -315,6 +322,30 @@ def _drawdowns(conn: Connection, currency: str, lines: list[_Line]) -> list[_Lin
                 amount_minor=-amount, lines=0, fee=None, event=None, kind="drawdown", period=None, key=None,
                 event_text=f"prepaid credit drawn down, {format_amount(balance - amount, currency)} left"))
     return drawn
+
+
+def _rounding(conn: Connection, end: dt.date, payer: int, customer: str, lines: list[_Line]) -> list[_Line]:
+    """Document rounding: the unrounded amounts of the usage this invoice takes, summed and
+    rounded half-up once, less the sum of their rounded amounts (a few cents either way)."""
+    usage = [line for line in lines if _kind(line) == "usage"]
+    if not usage:
+        return []
+    u = usage_lines.c
+    invoiced = select(invoice_usage.c.usage_line_id).where(invoice_usage.c.usage_line_id == u.id).exists()
+    exact = Decimal(0)
+    keys = {(line.contract_id, line.component, line.service, line.unit) for line in usage}
+    query = (select(u.contract_id, u.component, u.service, u.unit, u.amount_exact)
+             .where(u.contract_id.in_(sorted({key[0] for key in keys})), u.posted_date <= end, ~invoiced,
+                    ~held_back(u.id)))
+    for contract_id, component, service, unit, amount_exact in conn.execute(query):
+        if (contract_id, component, service, unit) in keys:
+            exact += Decimal(amount_exact)
+    difference = round_half_up(exact) - sum(line.amount_minor for line in usage)
+    if not difference:
+        return []
+    return [_Line(payer, customer, None, None, "", "rounding", "invoice", "invoice", 1_000_000, difference, 0,
+                  kind="rounding", event_text=f"usage rounded once for the invoice ({exact.normalize():f} "
+                                              f"minor units unrounded)")]
 
 
 def carried_balances(conn: Connection, cid: int) -> dict[tuple[int, str], int]:
@@ -513,7 +544,8 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
     for line_no, line in enumerate(lines, start=1):
         whose = "" if line.customer_id == customer_id else (
             f"{line.customer}{f' / cost centre {line.cost_centre}' if line.cost_centre else ''}: ")
-        about = f"{line.service} ({line.contract} {line.component})" if line.contract_id is not None else "Budget cap"
+        about = (f"{line.service} ({line.contract} {line.component})" if line.contract_id is not None
+                 else "Rounding" if line.kind == "rounding" else "Budget cap")
         period_of = _period_of(line)
         fee = line.fee
         if line.event is not None or line.kind is not None:

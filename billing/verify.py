@@ -11,12 +11,14 @@
   for it;
 - a usage line whose dispute cancelled it is on no invoice, and its posting was reversed by
   the cancellation's entry; a credited dispute names its credit event;
+- a rounding line is the invoice's unrounded usage rounded once, less its usage lines;
 - numbers run without gaps per billing company, up to its sequence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 from sqlalchemy import Connection, and_, case, func, or_, select
 
@@ -34,6 +36,7 @@ from billing.service import CUSTOMER_CREDITS
 from contracts.schema import contract_events
 from contracts.service import RECEIVABLES
 from ledger.schema import accounts, journal_entries, postings
+from usage.rating import round_half_up
 from usage.schema import usage_lines
 
 CHECK = "billing"
@@ -105,6 +108,22 @@ def _check_disputes(conn: Connection, add: Callable[[str, str | None, str], None
         add(CHECK, None, f"usage line {line_id} was credited after its dispute but no credit event gives it back")
 
 
+def _check_rounding(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
+    inv, lines, links, usage = invoices.c, invoice_lines.c, invoice_usage.c, usage_lines.c
+    rounded = conn.execute(select(inv.id, inv.number, lines.line_no, lines.amount_minor)
+                           .join(invoices, inv.id == lines.invoice_id).where(lines.kind == "rounding")).all()
+    for invoice_id, number, line_no, stated in rounded:
+        exact, amounts = Decimal(0), 0
+        for amount_exact, amount in conn.execute(select(usage.amount_exact, usage.amount_minor)
+                                                 .join(invoice_usage, links.usage_line_id == usage.id)
+                                                 .where(links.invoice_id == invoice_id)):
+            exact += Decimal(amount_exact)
+            amounts += amount
+        if stated != round_half_up(exact) - amounts:
+            add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} rounds by {stated}; its usage rounded "
+                f"once differs from its lines by {round_half_up(exact) - amounts}")
+
+
 def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
     inv, lines, usage, links = invoices.c, invoice_lines.c, usage_lines.c, invoice_usage.c
     line_sum = select(func.coalesce(func.sum(lines.amount_minor), 0)).where(lines.invoice_id == inv.id).scalar_subquery()
@@ -134,6 +153,7 @@ def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None
     _check_event_lines(conn, add)
     _check_commitments(conn, add)
     _check_disputes(conn, add)
+    _check_rounding(conn, add)
     # Event lines show what the event's own entry posted; every other line is posted by the invoice.
     nonzero = select(lines.invoice_id).where(lines.invoice_id == inv.id, lines.amount_minor != 0,
                                              lines.kind != "event").exists()

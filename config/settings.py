@@ -98,9 +98,11 @@ class Settings:
     # Billing: an invoice is due this many days after its issue date. Consolidated billing
     # invoices each organisation (the top of a customer hierarchy) for the usage of every
     # customer below it, a line naming the customer and cost centre; otherwise each
-    # customer gets its own invoice.
+    # customer gets its own invoice. invoice_rounding: "line" invoices usage as rated, each
+    # line rounded to the cent; "document" rounds each invoice's unrounded usage once.
     invoice_payment_terms_days: int = 30
     invoice_consolidate: bool = False
+    invoice_rounding: str = "line"
 
     # `ecoledger serve`: where the API listens, and how many processes (each with
     # api_threads threads) answer. Bind 0.0.0.0 only behind a TLS-terminating proxy.

@@ -209,6 +209,9 @@ class BillingRunParams(Schema):
     consolidate = fields.Boolean(load_default=None, allow_none=True,
                                  metadata={"description": "one invoice per organisation; default the "
                                                           "invoice_consolidate setting"})
+    rounding = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["line", "document"]),
+                             metadata={"description": "usage rounded per line as rated, or once per invoice; "
+                                                      "default the invoice_rounding setting"})
 
 
 def run_billing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +224,8 @@ def run_billing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.progress(0, None, f"billing {params['company']} for {params['period']}")
     consolidate = settings.invoice_consolidate if params["consolidate"] is None else params["consolidate"]
     report = run_billing(ctx.db, params["company"], params["period"], rules=rules, actor=ctx.actor,
-                         payment_terms_days=settings.invoice_payment_terms_days, consolidate=consolidate)
+                         payment_terms_days=settings.invoice_payment_terms_days, consolidate=consolidate,
+                         rounding=params.get("rounding") or settings.invoice_rounding)
     return BillingReportSchema().dump(report)
 
 

@@ -570,3 +570,34 @@ def test_the_it_services_story(eco):
     assert balance(eco, "OPFI", "Assets:Receivables:Unbilled") == "0.00"
     assert balance(eco, "OPFI", "Assets:Receivables:Customers") == format_amount(30000 + 42900, "EUR")
     assert verify(eco).ok
+
+
+@pytest.mark.parametrize(("rounding", "expected"), [
+    ("line", [("usage", "LABEL", "0.99")]),
+    ("document", [("usage", "LABEL", "0.99"), ("rounding", "rounding", "0.01")])])
+def test_line_against_document_rounding(eco, rounding, expected):
+    service.save_price_plan(eco, {"code": "LABELS", "currency": "EUR", "unit": "label", "model": "per_unit",
+                                  "unit_price": "0.333"}, actor="t")
+    service.save_contract(eco, {"code": "SD-L", "customer": "ACME", "billing_company": "OPFI", "currency": "EUR",
+                                "start": "2026-10-01", "components": [
+                                    {"code": "LABEL", "type": "usage", "service": "labels", "price_plan": "LABELS"}]},
+                          actor="t")
+    _activate(eco, "SD-L")
+    run(eco, [{"id": f"l{i}", "timestamp": f"2026-10-0{i}T10:00:00Z", "contract": "SD-L", "service": "labels",
+               "quantity": "1"} for i in (1, 2, 3)])  # 0.333 each: 0.33 as rated, 0.999 unrounded
+    report = billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t", rounding=rounding)
+    invoice = billing.get_invoice(eco, report.invoices[0])
+    assert _lines(invoice) == expected
+    assert invoice.total_minor == sum(int(a.replace(".", "")) for _, _, a in expected)
+    if rounding == "document":
+        assert "99.9 minor units unrounded" in invoice.lines[-1].description
+        assert ("OPFI", "Income:Usage", "-0.01", None) in postings(eco, f"invoice:{invoice.number}")
+        with eco.write() as conn:
+            conn.execute(text("DROP TRIGGER invoice_lines_no_update" if conn.dialect.name == "sqlite"
+                              else "DROP TRIGGER invoice_lines_no_update ON invoice_lines"))
+            conn.execute(text("UPDATE invoice_lines SET amount_minor = 2 WHERE kind = 'rounding'"))
+        assert "rounds by 2" in str(verify(eco).violations)
+    else:
+        assert verify(eco).ok
+    with pytest.raises(LedgerError, match="not a rounding policy"):
+        billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t", rounding="bankers")

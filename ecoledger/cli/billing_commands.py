@@ -42,9 +42,12 @@ def billing() -> None:
 @click.option("--consolidate/--per-customer", default=None,
               help="One invoice per organisation (its lines name the customer and cost centre), or one per "
                    "customer. [default: the invoice_consolidate setting, per customer]")
+@click.option("--rounding", type=click.Choice(["line", "document"]),
+              help="Usage rounded per line as rated, or once per invoice (a rounding line). "
+                   "[default: the invoice_rounding setting, line]")
 @format_option(TABLE, JSON)
 @click.pass_obj
-def billing_run(app, company, period, rules_path, consolidate, fmt) -> None:
+def billing_run(app, company, period, rules_path, consolidate, rounding, fmt) -> None:
     """Invoice what the company has not invoiced yet of the usage posted up to the end of
     PERIOD: one invoice per customer, numbered without gaps, posted from unbilled to
     receivables. Running it again invoices only what is new (late lines). As a job for the
@@ -52,7 +55,8 @@ def billing_run(app, company, period, rules_path, consolidate, fmt) -> None:
     report = service.run_billing(
         app.database(), company, period, rules=rules_of(app, rules_path), actor=app.actor,
         payment_terms_days=app.settings.invoice_payment_terms_days,
-        consolidate=app.settings.invoice_consolidate if consolidate is None else consolidate)
+        consolidate=app.settings.invoice_consolidate if consolidate is None else consolidate,
+        rounding=rounding or app.settings.invoice_rounding)
     if fmt == JSON:
         emit_json(BillingReportSchema().dump(report))
         return
