@@ -10,10 +10,12 @@ invoiced, and the operator resolves it.
   line's part of the aggregated entry.
 - **credited**: the activity stands and is invoiced, and a ``credit`` contract event of its
   amount gives it back on the next invoice ("credited to the next term").
+- **credit_note** (recorded as credited): for a line already invoiced, a credit note against
+  the invoice line that invoiced it, for the line's amount, issued now.
 - **accepted**: the dispute is dropped; the line is invoiced as it is.
 
-A line already invoiced can still be disputed, but only credited (or accepted): an issued
-invoice never changes. Cancelling does not rate the period's other lines again (an
+A line already invoiced can still be disputed, but only credited, credited by a credit note
+or accepted: an issued invoice never changes. Cancelling does not rate the period's other lines again (an
 allowance the cancelled line used stays used).
 """
 
@@ -27,7 +29,8 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from billing.schema import usage_disputes
+from billing.credit_notes import credit_in
+from billing.schema import invoice_usage, usage_disputes
 from contracts.events import apply_event
 from contracts.rules import RuleError, RuleSet, evaluate_amounts
 from contracts.service import load_contract
@@ -53,7 +56,7 @@ from ledger.schema import journal_entries
 from usage.schema import usage_lines
 
 OPEN, CANCELLED, CREDITED, ACCEPTED_AS_IS = "open", "cancelled", "credited", "accepted"
-OUTCOMES = {"cancel": CANCELLED, "credit": CREDITED, "accept": ACCEPTED_AS_IS}
+OUTCOMES = {"cancel": CANCELLED, "credit": CREDITED, "credit_note": CREDITED, "accept": ACCEPTED_AS_IS}
 HELD = (OPEN, CANCELLED)  # statuses that keep a line off invoices
 USAGE_RULE = "usage"
 SOURCE_TYPE = "usage_dispute"
@@ -98,7 +101,8 @@ def resolve_dispute(db: Database, line_id: str, outcome: str, *, rules: RuleSet,
     """Resolve an open dispute: ``cancel``, ``credit`` or ``accept`` (see the module's
     docstring). ``day`` dates the reversal or the credit (default: today)."""
     if outcome not in OUTCOMES:
-        raise LedgerError(Problem(E_INVALID, "outcome", f"{show(outcome)} is not one of cancel, credit, accept"))
+        raise LedgerError(Problem(E_INVALID, "outcome", f"{show(outcome)} is not one of cancel, credit, credit_note, "
+                                  f"accept"))
     resolution = _text(resolution, "resolution", optional=True)
     day = day or dt.date.today()
     with db.write() as conn:
@@ -112,8 +116,13 @@ def resolve_dispute(db: Database, line_id: str, outcome: str, *, rules: RuleSet,
         if outcome == "cancel" and current.invoice is not None:
             raise LedgerError(Problem(E_CONFLICT, "outcome", f"usage line {show(line_id)} is invoiced on "
                                       f"{current.invoice}: credit it instead"))
+        if outcome == "credit_note" and current.invoice is None:
+            raise LedgerError(Problem(E_CONFLICT, "outcome", f"usage line {show(line_id)} is not invoiced yet: cancel or "
+                                      f"credit it"))
         entry_seq = event_id = None
-        if outcome == "cancel":
+        if outcome == "credit_note" and line.amount_minor:
+            event_id = _credit_note(conn, line, current, rules, actor, day)
+        elif outcome == "cancel":
             entry_seq = _cancel(conn, line, rules, actor, day)
         elif outcome == "credit" and line.amount_minor:
             event_id = _credit(conn, line, current.reason, rules, actor, day)
@@ -244,6 +253,15 @@ def _credit(conn: Connection, line, reason: str, rules: RuleSet, actor: str, day
                        "amount": format_amount(line.amount_minor, line.currency),
                        "reason": f"disputed usage {line.id}: {reason}"[:500]}, rules=rules, actor=actor)
     return event_id
+
+
+def _credit_note(conn: Connection, line, dispute: Dispute, rules: RuleSet, actor: str, day: dt.date) -> str:
+    """A credit note for the line's amount against the invoice line that invoiced it;
+    returns its number (kept in the dispute's event_id: what credited it)."""
+    links = invoice_usage.c
+    line_no = conn.execute(select(links.line_no).where(links.usage_line_id == line.id)).scalar()
+    return credit_in(conn, dispute.invoice, reason=f"disputed usage {line.id}: {dispute.reason}"[:500], rules=rules,
+                     actor=actor, amount_minor=line.amount_minor, line_no=line_no, day=day)
 
 
 def _key(line_id: str) -> str:

@@ -41,12 +41,16 @@ def _latin1(text: str) -> str:
 
 def invoice_pdf(invoice: Invoice) -> bytes:
     buffer = io.BytesIO()
+    title = "Credit note" if invoice.document_type == "credit_note" else "Invoice"
     document = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm,
-                                 bottomMargin=18 * mm, title=f"Invoice {invoice.number}", author=invoice.company,
+                                 bottomMargin=18 * mm, title=f"{title} {invoice.number}", author=invoice.company,
                                  invariant=1)
     currency = invoice.currency
     fields = [
-        ("Invoice", invoice.number), ("Billed by", invoice.company),
+        (title, invoice.number),
+        *([("Credits invoice", invoice.credits), ("Reason", _latin1(invoice.reason or ""))]
+          if invoice.document_type == "credit_note" else []),
+        ("Billed by", invoice.company),
         ("Customer", _latin1(f"{invoice.customer_name} ({invoice.customer})")), ("Period", invoice.period),
         ("Issued", invoice.issue_date.isoformat()), ("Due", invoice.due_date.isoformat()),
     ]

@@ -37,16 +37,21 @@ billing_runs = Table(
     Column("started_by", String(200), nullable=False),
 )
 
-# An invoice, immutable once issued. Numbers run without gaps per billing company: the
-# number is taken in the transaction that writes the invoice and posts it.
+# An invoice or a credit note, immutable once issued. Numbers run without gaps per billing
+# company and document type: the number is taken in the transaction that writes the
+# document and posts it. A credit note names the invoice it credits and comes from no run.
+DOCUMENT_TYPES = ("invoice", "credit_note")
 invoices = Table(
     "invoices",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("document_type", String(16), nullable=False),
     Column("sequence", BigInteger, nullable=False),
     Column("number", String(64), nullable=False, unique=True),
-    Column("run_id", Integer, ForeignKey("billing_runs.id"), nullable=False),
+    Column("run_id", Integer, ForeignKey("billing_runs.id"), nullable=True),
+    Column("credits_invoice_id", Integer, ForeignKey("invoices.id"), nullable=True),
+    Column("reason", Text, nullable=True),  # credit note: why
     Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("period", String(7), nullable=False),
@@ -56,8 +61,11 @@ invoices = Table(
     Column("entry_seq", BigInteger, nullable=True),  # None: nothing to post (only included units)
     Column("document_hash", String(64), nullable=False),  # of the invoice and its lines
     Column("created_at", UTCDateTime, nullable=False),
-    UniqueConstraint("company_id", "sequence", name="number_once"),
+    UniqueConstraint("company_id", "document_type", "sequence", name="number_once"),
     CheckConstraint("sequence >= 1", name="sequence_positive"),
+    CheckConstraint("document_type IN ('invoice', 'credit_note')", name="document_type_known"),
+    CheckConstraint("(document_type = 'invoice') = (run_id IS NOT NULL)", name="invoice_from_a_run"),
+    CheckConstraint("(document_type = 'credit_note') = (credits_invoice_id IS NOT NULL)", name="credit_note_credits"),
 )
 
 # usage: a contract component's usage; fee: a recurring fee's billing period; event: a
@@ -68,8 +76,9 @@ invoices = Table(
 # invoice; brought_forward: what an earlier invoice carried here; rounding: with document
 # rounding, the unrounded usage rounded once less the sum of its rounded lines.
 INVOICE_LINE_KINDS = ("usage", "fee", "event", "credit", "true_up", "prepayment", "drawdown", "capped",
-                      "brought_forward", "rounding")
-# Kinds that belong to the invoice as a whole, not to a contract.
+                      "brought_forward", "rounding", "credit_note")
+# Kinds that belong to the invoice as a whole, not to a contract (a credit note's line
+# names the contract of the line it credits, or none when it credits the invoice as a whole).
 INVOICE_LEVEL_KINDS = ("capped", "brought_forward", "rounding")
 
 # A line per contract component: quantity and amount of the usage it invoices.
@@ -92,11 +101,12 @@ invoice_lines = Table(
     Column("amount_minor", BigInteger, nullable=False),
     Column("period_start", Date, nullable=True),  # fee, true_up: the billing period charged
     Column("period_end", Date, nullable=True),
+    Column("credits_line_no", Integer, nullable=True),  # credit_note: the line of the credited invoice, if one
     PrimaryKeyConstraint("invoice_id", "line_no"),
     CheckConstraint("kind IN ({})".format(", ".join(f"'{kind}'" for kind in INVOICE_LINE_KINDS)), name="kind_known"),
     CheckConstraint("(kind IN ('fee', 'true_up')) = (period_start IS NOT NULL)", name="fee_has_period"),
-    CheckConstraint("(kind IN ({})) = (contract_id IS NULL)".format(", ".join(f"'{k}'" for k in INVOICE_LEVEL_KINDS)),
-                    name="contract_unless_invoice_level"),
+    CheckConstraint("kind = 'credit_note' OR (kind IN ({})) = (contract_id IS NULL)".format(
+        ", ".join(f"'{k}'" for k in INVOICE_LEVEL_KINDS)), name="contract_unless_invoice_level"),
 )
 
 # Which invoice line invoiced each usage line: a usage line is invoiced at most once.
@@ -190,12 +200,14 @@ usage_disputes = Table(
 )
 Index("ix_usage_disputes_status", usage_disputes.c.status)
 
-# The last invoice number of each billing company.
+# The last number of each billing company's invoices, and of its credit notes.
 invoice_sequences = Table(
     "invoice_sequences",
     metadata,
-    Column("company_id", Integer, ForeignKey("companies.id"), primary_key=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("document_type", String(16), nullable=False),
     Column("last_sequence", BigInteger, nullable=False),
+    PrimaryKeyConstraint("company_id", "document_type"),
 )
 
 protect("invoices", ("UPDATE", "DELETE"), "issued invoices never change; issue a credit note instead")

@@ -37,6 +37,9 @@ class InvoiceLineSchema(Schema):
 
 class InvoiceSchema(Schema):
     number = fields.String()
+    document_type = fields.String(metadata={"description": "invoice or credit_note"})
+    credits = fields.String(allow_none=True, metadata={"description": "a credit note: the invoice it credits"})
+    reason = fields.String(allow_none=True, metadata={"description": "a credit note: why"})
     company = fields.String()
     customer = fields.String()
     customer_name = fields.String()
@@ -141,7 +144,8 @@ class DisputeSchema(Schema):
     resolved_by = fields.String(allow_none=True)
     resolution = fields.String(allow_none=True)
     entry_seq = fields.Integer(allow_none=True, metadata={"description": "cancelled: the entry reversing the line"})
-    event_id = fields.String(allow_none=True, metadata={"description": "credited: the credit event"})
+    event_id = fields.String(allow_none=True, metadata={"description": "credited: the credit event, or the credit "
+                                                                       "note's number"})
     invoice = fields.String(allow_none=True, metadata={"description": "the invoice that invoiced the line"})
 
 
@@ -158,7 +162,7 @@ class DisputeResolutionSchema(Schema):
         unknown = RAISE
 
     line_id = fields.String(required=True, validate=validate.Length(1, 200))
-    outcome = fields.String(required=True, validate=validate.OneOf(["cancel", "credit", "accept"]))
+    outcome = fields.String(required=True, validate=validate.OneOf(["cancel", "credit", "credit_note", "accept"]))
     resolution = fields.String(load_default="", validate=validate.Length(max=500))
     date = fields.Date(load_default=None, metadata={"description": "dates the reversal or the credit; default today"})
 
@@ -166,3 +170,16 @@ class DisputeResolutionSchema(Schema):
 class DisputeListArgsSchema(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(["open", "cancelled", "credited", "accepted"]))
     contract = fields.String(load_default=None, validate=validate.Length(1, 64))
+
+
+class CreditNoteRequestSchema(Schema):
+    """What to credit: an amount of the invoice, or a line (in full, or an amount of it)."""
+
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    line_no = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, 1_000_000))
+    amount = fields.String(load_default=None, validate=validate.Length(1, 40),
+                           metadata={"description": "decimal string in major units; default the rest of the line"})
+    date = fields.Date(load_default=None, metadata={"description": "issue date; default today"})

@@ -75,7 +75,8 @@ RULES = (RULE, *FEE_RULES.values(), CREDIT_RULE)
 # Rules needed only by contracts and customers that use them: a rules file without them
 # bills everything else.
 KIND_RULES = {"true_up": "invoice_true_up", "prepayment": "invoice_prepayment", "drawdown": "invoice_prepaid_drawdown",
-              "capped": "invoice_carry", "brought_forward": "invoice_carry", "rounding": "invoice_rounding"}
+              "capped": "invoice_carry", "brought_forward": "invoice_carry", "rounding": "invoice_rounding",
+              "credit_note": "credit_note"}
 ROUNDING_POLICIES = ("line", "document")
 CHARGE_KINDS = ("usage", "fee", "event", "credit", "true_up")  # what a prepayment is drawn down by
 CUSTOMER_CREDITS = "Liabilities:CustomerCredits"
@@ -96,7 +97,7 @@ class BillingReport:
     totals: dict[str, int] = dataclasses.field(default_factory=dict)  # currency -> minor units
 
 
-class _Line(NamedTuple):
+class DraftLine(NamedTuple):
     """An invoice line to write: a contract component's uninvoiced usage, or a recurring
     fee's billing period (``fee``)."""
 
@@ -117,6 +118,7 @@ class _Line(NamedTuple):
     kind: str | None = None  # the kinds without a fee or event: true_up, prepayment, drawdown, capped, ...
     period: tuple[dt.date, dt.date] | None = None  # true_up: the commitment's billing period
     key: dt.date | None = None  # prepayment: the first day it is in force (its record's key)
+    credits_line: int | None = None  # credit_note: the line of the credited invoice
 
 
 def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, actor: str,
@@ -187,7 +189,7 @@ def held_back(usage_id_column, statuses: tuple[str, ...] = ("open", "cancelled")
 
 
 def _uninvoiced(conn: Connection, cid: int, end: dt.date,
-                parents: dict[int, int | None] | None) -> dict[tuple[int, str], list[_Line]]:
+                parents: dict[int, int | None] | None) -> dict[tuple[int, str], list[DraftLine]]:
     """Usage not invoiced yet, summed per contract component, grouped into invoices per
     customer (or organisation) and currency."""
     u, c, cu = usage_lines.c, contracts.c, customers.c
@@ -200,11 +202,11 @@ def _uninvoiced(conn: Connection, cid: int, end: dt.date,
              .group_by(c.customer_id, cu.code, cu.cost_centre, u.currency, u.contract_id, c.code, u.component,
                        u.service, u.unit)
              .order_by(cu.code, c.code, u.component, u.unit))
-    groups: dict[tuple[int, str], list[_Line]] = defaultdict(list)
+    groups: dict[tuple[int, str], list[DraftLine]] = defaultdict(list)
     for (customer_id, customer, cost_centre, currency, contract_id, code, component, service, unit, quantity, amount,
          count) in conn.execute(query):
         payer = customer_id if parents is None else _organisation(customer_id, parents)
-        groups[(payer, currency)].append(_Line(customer_id, customer, cost_centre, contract_id, code, component,
+        groups[(payer, currency)].append(DraftLine(customer_id, customer, cost_centre, contract_id, code, component,
                                                service, unit, int(quantity), int(amount), count))
     return groups
 
@@ -226,7 +228,7 @@ def _contracts(conn: Connection, cid: int, end: dt.date, parents: dict[int, int 
 
 
 def uninvoiced_contract_lines(conn: Connection, cid: int, start: dt.date, end: dt.date,
-                              parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, _Line]]:
+                              parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, DraftLine]]:
     """What the contracts themselves charge and no invoice has yet: recurring fees due in
     the month, minimum-commitment true-ups of the periods ended by ``end`` (or their
     corrections) and prepayments (billing/commitments.py)."""
@@ -238,18 +240,18 @@ def uninvoiced_contract_lines(conn: Connection, cid: int, start: dt.date, end: d
             yield (payer, contract.currency), line
 
 
-def _fee_lines(conn: Connection, row, contract, changes, start: dt.date, end: dt.date) -> list[_Line]:
+def _fee_lines(conn: Connection, row, contract, changes, start: dt.date, end: dt.date) -> list[DraftLine]:
     if not codes_of(contract, "recurring_fee"):
         return []
     f = invoice_fees.c
     billed = set(conn.execute(select(f.component, f.period_start).where(f.contract_id == contract.id)).all())
-    return [_Line(row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, due.component["code"],
+    return [DraftLine(row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, due.component["code"],
                   due.component["service"], "days", due.charged_days * 1_000_000, due.amount_minor, 0, due)
             for due in fees_due(contract, changes, start, end)
             if (due.component["code"], due.period_start) not in billed]
 
 
-def _true_up_lines(conn: Connection, row, contract, changes, end: dt.date) -> list[_Line]:
+def _true_up_lines(conn: Connection, row, contract, changes, end: dt.date) -> list[DraftLine]:
     """For each commitment period ended by ``end``: the shortfall of its usage (as posted up
     to ``end``) under the commitment, less the true-ups already invoiced for it."""
     periods = list(commitment_periods(contract, changes, end))
@@ -270,13 +272,13 @@ def _true_up_lines(conn: Connection, row, contract, changes, end: dt.date) -> li
             text = (f"minimum commitment {format_amount(found.committed_minor, contract.currency)} for "
                     f"{found.period_start} to {found.period_end}, usage {format_amount(used, contract.currency)}"
                     f"{'' if (code, found.period_start) not in trued else ', correcting the earlier true-up'}")
-            lines.append(_Line(row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, code,
+            lines.append(DraftLine(row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, code,
                                found.component["service"], "days", found.active_days * 1_000_000, change, 0,
                                event_text=text, kind="true_up", period=(found.period_start, found.period_end)))
     return lines
 
 
-def _prepayment_lines(conn: Connection, row, contract, changes, end: dt.date) -> list[_Line]:
+def _prepayment_lines(conn: Connection, row, contract, changes, end: dt.date) -> list[DraftLine]:
     f = invoice_fees.c
     lines = []
     for due in prepayments_due(contract, changes, end):
@@ -284,14 +286,14 @@ def _prepayment_lines(conn: Connection, row, contract, changes, end: dt.date) ->
         billed = conn.execute(select(f.invoice_id).where(f.contract_id == contract.id, f.component == code,
                                                          f.period_start == due.first_day)).first()
         if billed is None:
-            lines.append(_Line(row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, code,
+            lines.append(DraftLine(row.customer_id, row.customer, row.cost_centre, contract.id, contract.code, code,
                                due.component["service"], "prepayment", 1_000_000, due.component["amount_minor"], 0,
                                event_text=f"prepayment from {due.first_day}, drawn down by later charges",
                                kind="prepayment", key=due.first_day))
     return lines
 
 
-def _drawdowns(conn: Connection, currency: str, lines: list[_Line]) -> list[_Line]:
+def _drawdowns(conn: Connection, currency: str, lines: list[DraftLine]) -> list[DraftLine]:
     """Prepaid credit an invoice draws down: per contract, what is left of each prepayment
     (this invoice's included), in component order, up to what the invoice charges for the
     contract (credits applied count against it)."""
@@ -324,7 +326,7 @@ def _drawdowns(conn: Connection, currency: str, lines: list[_Line]) -> list[_Lin
     return drawn
 
 
-def _rounding(conn: Connection, end: dt.date, payer: int, customer: str, lines: list[_Line]) -> list[_Line]:
+def _rounding(conn: Connection, end: dt.date, payer: int, customer: str, lines: list[DraftLine]) -> list[DraftLine]:
     """Document rounding: the unrounded amounts of the usage this invoice takes, summed and
     rounded half-up once, less the sum of their rounded amounts (a few cents either way)."""
     usage = [line for line in lines if _kind(line) == "usage"]
@@ -343,7 +345,7 @@ def _rounding(conn: Connection, end: dt.date, payer: int, customer: str, lines: 
     difference = round_half_up(exact) - sum(line.amount_minor for line in usage)
     if not difference:
         return []
-    return [_Line(payer, customer, None, None, "", "rounding", "invoice", "invoice", 1_000_000, difference, 0,
+    return [DraftLine(payer, customer, None, None, "", "rounding", "invoice", "invoice", 1_000_000, difference, 0,
                   kind="rounding", event_text=f"usage rounded once for the invoice ({exact.normalize():f} "
                                               f"minor units unrounded)")]
 
@@ -360,13 +362,13 @@ def carried_balances(conn: Connection, cid: int) -> dict[tuple[int, str], int]:
 
 
 def _carry(conn: Connection, cid: int, customer_id: int, customer: str, currency: str, period: str,
-           lines: list[_Line], carried: int) -> list[_Line]:
+           lines: list[DraftLine], carried: int) -> list[DraftLine]:
     """Budget caps: what an earlier invoice carried is brought forward, and what the
     period's invoices would charge above the customer's cap for the period is carried to
     the next invoice (from receivables back to unbilled: recognised revenue does not
     change)."""
     extra = []
-    invoice_level = _Line(customer_id, customer, None, None, "", "budget_cap", "invoice", "invoice", 1_000_000, 0, 0)
+    invoice_level = DraftLine(customer_id, customer, None, None, "", "budget_cap", "invoice", "invoice", 1_000_000, 0, 0)
     if carried:
         extra.append(invoice_level._replace(amount_minor=carried, kind="brought_forward",
                                             event_text="carried from an earlier invoice over the budget cap"))
@@ -387,7 +389,7 @@ def _carry(conn: Connection, cid: int, customer_id: int, customer: str, currency
 
 
 def uninvoiced_events(conn: Connection, cid: int, end: dt.date,
-                      parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, _Line]]:
+                      parents: dict[int, int | None] | None = None) -> Iterator[tuple[tuple, DraftLine]]:
     """Contract events up to the period's end whose entries moved the customer's
     receivables (charges, amendment differences, termination credits: already posted, the
     invoice shows them) or its credits (credit and SLA breach events: applied on this
@@ -412,7 +414,7 @@ def uninvoiced_events(conn: Connection, cid: int, end: dt.date,
         component = payload.get("component") or "contract"  # an event about the contract as a whole
         reason = f": {payload['reason']}" if payload.get("reason") else ""
         payer = row.customer_id if parents is None else _organisation(row.customer_id, parents)
-        yield (payer, row.currency), _Line(
+        yield (payer, row.currency), DraftLine(
             row.customer_id, row.customer, row.cost_centre, row.contract_id, row.code, component, row.type,
             "event", 1_000_000, amount, 0, None, (row.id, kind, row.event_date),
             f"{'credit granted ' if kind == 'credit' else ''}{row.event_date}{reason}"
@@ -430,17 +432,20 @@ def _organisation(customer_id: int, parents: dict[int, int | None]) -> int:
     raise LedgerError(Problem(E_INVALID, "customer", f"customer #{customer_id}: the organisation hierarchy has a cycle"))
 
 
-def _next_sequence(conn: Connection, cid: int) -> int:
-    """The company's next invoice number, taken under the write lock (no gaps, no repeats)."""
-    last = conn.execute(select(invoice_sequences.c.last_sequence).where(invoice_sequences.c.company_id == cid)).scalar()
+def next_sequence(conn: Connection, cid: int, document_type: str = "invoice") -> int:
+    """The company's next invoice (or credit note) number, taken under the write lock (no
+    gaps, no repeats)."""
+    seq = invoice_sequences.c
+    which = (seq.company_id == cid, seq.document_type == document_type)
+    last = conn.execute(select(seq.last_sequence).where(*which)).scalar()
     if last is None:
-        conn.execute(insert(invoice_sequences).values(company_id=cid, last_sequence=1))
+        conn.execute(insert(invoice_sequences).values(company_id=cid, document_type=document_type, last_sequence=1))
         return 1
-    conn.execute(update(invoice_sequences).where(invoice_sequences.c.company_id == cid).values(last_sequence=last + 1))
+    conn.execute(update(invoice_sequences).where(*which).values(last_sequence=last + 1))
     return last + 1
 
 
-def _kind(line: _Line) -> str:
+def _kind(line: DraftLine) -> str:
     if line.kind is not None:
         return line.kind
     if line.event is not None:
@@ -448,18 +453,18 @@ def _kind(line: _Line) -> str:
     return "usage" if line.fee is None else "fee"
 
 
-def _period_of(line: _Line) -> tuple[dt.date, dt.date] | tuple[()]:
+def _period_of(line: DraftLine) -> tuple[dt.date, dt.date] | tuple[()]:
     if line.fee is not None:
         return line.fee.period_start, line.fee.period_end
     return line.period or ()
 
 
-def invoice_number(company: str, sequence: int) -> str:
-    return f"{company}-{sequence:06d}"
+def invoice_number(company: str, sequence: int, document_type: str = "invoice") -> str:
+    return f"{company}-{'CN-' if document_type == 'credit_note' else ''}{sequence:06d}"
 
 
-def _postings(conn: Connection, rules: RuleSet, terms: AgreementTerms, company: str, currency: str,
-              line: _Line) -> list[PostingDraft]:
+def line_postings(conn: Connection, rules: RuleSet, terms: AgreementTerms, company: str, currency: str,
+              line: DraftLine) -> list[PostingDraft]:
     """A line's postings through its rule: usage moves from unbilled to receivables (in the
     books of the customer whose usage it was); a fee is charged with the vendor's share and
     the reseller's commission of its component."""
@@ -473,7 +478,7 @@ def _postings(conn: Connection, rules: RuleSet, terms: AgreementTerms, company: 
                                       f"{line.kind.replace('_', ' ')} lines of invoices post through it"))
         rule = rules.rules[name]
         # A drawdown uses up prepaid credit: the rule sees the (positive) amount drawn.
-        amount = -line.amount_minor if line.kind == "drawdown" else line.amount_minor
+        amount = -line.amount_minor if line.kind in ("drawdown", "credit_note") else line.amount_minor
     elif line.event is not None:
         rule = rules.rules[CREDIT_RULE]
         amount = -line.amount_minor  # the credit held (a credit balance) is used up
@@ -498,7 +503,7 @@ def _postings(conn: Connection, rules: RuleSet, terms: AgreementTerms, company: 
             continue
         value = int(amounts[posting.amount]) * posting.sign
         if value:
-            pairs = {name: dimensions[name] for name in posting.dimensions}
+            pairs = {name: dimensions[name] for name in posting.dimensions if dimensions[name] is not None}
             if posting.counterparty:
                 pairs["counterparty"] = parties[posting.counterparty]
             postings.append(PostingDraft(parties[posting.company], posting.account, value, currency,
@@ -506,28 +511,35 @@ def _postings(conn: Connection, rules: RuleSet, terms: AgreementTerms, company: 
     return postings
 
 
+def post_document(writer: JournalWriter, number: str, issue_date: dt.date, postings: list[PostingDraft],
+                  description: str, metadata: tuple) -> int | None:
+    """Post an invoice's or credit note's entry (``invoice:<number>``); None when there is
+    nothing to post."""
+    if not postings:
+        return None
+    draft = EntryDraft(ENTRY_ID_PREFIX + number, issue_date, tuple(postings), description[:500], SOURCE_TYPE, number,
+                       metadata)
+    posted = PostingReport(all_or_nothing=True, results=[])
+    writer.post_batch([draft], posted)
+    outcome = posted.results[0]
+    if outcome.status != ACCEPTED:
+        raise LedgerError(*(p.under(number) for p in outcome.problems or
+                            (Problem(E_INVALID, "entry", f"entry {draft.external_id} exists already"),)))
+    return outcome.entry_seq
+
+
 def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, company: str, run_id: int, customer_id: int,
-             customer: str, currency: str, lines: list[_Line], period: str, end: dt.date, issue_date: dt.date,
+             customer: str, currency: str, lines: list[DraftLine], period: str, end: dt.date, issue_date: dt.date,
              payment_terms_days: int, now: dt.datetime) -> str:
-    sequence = _next_sequence(conn, cid)
+    sequence = next_sequence(conn, cid)
     number = invoice_number(company, sequence)
     total = sum(line.amount_minor for line in lines)
     postings = []
     terms = AgreementTerms(conn)
     for line in lines:
-        postings += _postings(conn, rules, terms, company, currency, line)
-    entry_seq = None
-    if postings:
-        draft = EntryDraft(ENTRY_ID_PREFIX + number, issue_date, tuple(postings),
-                           f"Invoice {number} to {customer} for {period}", SOURCE_TYPE, number,
-                           (("customer", customer), ("period", period)))
-        posted = PostingReport(all_or_nothing=True, results=[])
-        writer.post_batch([draft], posted)
-        outcome = posted.results[0]
-        if outcome.status != ACCEPTED:
-            raise LedgerError(*(p.under(f"invoice {number}") for p in outcome.problems or
-                                (Problem(E_INVALID, "entry", f"entry {draft.external_id} exists already"),)))
-        entry_seq = outcome.entry_seq
+        postings += line_postings(conn, rules, terms, company, currency, line)
+    entry_seq = post_document(writer, number, issue_date, postings, f"Invoice {number} to {customer} for {period}",
+                              (("customer", customer), ("period", period)))
     due_date = issue_date + dt.timedelta(days=payment_terms_days)
     document = {"number": number, "company": company, "customer": customer, "currency": currency, "period": period,
                 "issue_date": issue_date.isoformat(), "due_date": due_date.isoformat(), "total_minor": total,
@@ -537,7 +549,7 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
                           for line in lines]}
     digest = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     invoice_id = conn.execute(insert(invoices).values(
-        company_id=cid, sequence=sequence, number=number, run_id=run_id, customer_id=customer_id, currency=currency,
+        company_id=cid, document_type="invoice", sequence=sequence, number=number, run_id=run_id, customer_id=customer_id, currency=currency,
         period=period, issue_date=issue_date, due_date=due_date, total_minor=total, entry_seq=entry_seq,
         document_hash=digest, created_at=now)).inserted_primary_key[0]
     u = usage_lines.c
@@ -676,6 +688,7 @@ class InvoiceLine(NamedTuple):
 
 class Invoice(NamedTuple):
     number: str
+    document_type: str  # invoice or credit_note
     company: str
     customer: str
     customer_name: str
@@ -687,14 +700,17 @@ class Invoice(NamedTuple):
     entry_seq: int | None
     document_hash: str
     lines: list[InvoiceLine]
+    credits: str | None = None  # a credit note: the number of the invoice it credits
+    reason: str | None = None  # a credit note: why
 
 
 def _invoice_query():
-    cu = customers.alias("cu")
+    cu, credited = customers.alias("cu"), invoices.alias("credited")
     return (select(invoices, companies.c.code.label("company_code"), cu.c.code.label("customer_code"),
-                   cu.c.name.label("customer_name"))
+                   cu.c.name.label("customer_name"), credited.c.number.label("credits_number"))
             .join(companies, companies.c.id == invoices.c.company_id)
-            .join(cu, cu.c.id == invoices.c.customer_id))
+            .join(cu, cu.c.id == invoices.c.customer_id)
+            .outerjoin(credited, credited.c.id == invoices.c.credits_invoice_id))
 
 
 def list_invoices(db: Database, *, company: str | None = None, customer: str | None = None,
@@ -734,8 +750,9 @@ def _with_lines(conn: Connection, row, *, with_lines: bool) -> Invoice:
                              quantity_text(quantity), unit, amount, row.currency, count)
                  for no, kind, customer, cost_centre, code, component, service, description, quantity, unit, amount, count
                  in conn.execute(query)]
-    return Invoice(row.number, row.company_code, row.customer_code, row.customer_name, row.currency, row.period,
-                   row.issue_date, row.due_date, row.total_minor, row.entry_seq, row.document_hash, lines)
+    return Invoice(row.number, row.document_type, row.company_code, row.customer_code, row.customer_name, row.currency,
+                   row.period, row.issue_date, row.due_date, row.total_minor, row.entry_seq, row.document_hash, lines,
+                   row.credits_number, row.reason)
 
 
 CSV_COLUMNS = ("line", "customer", "cost_centre", "contract", "component", "description", "quantity", "unit", "amount",

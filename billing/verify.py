@@ -10,9 +10,10 @@
 - an invoice with a non-zero line of its own (not an event's) was posted, by an entry made
   for it;
 - a usage line whose dispute cancelled it is on no invoice, and its posting was reversed by
-  the cancellation's entry; a credited dispute names its credit event;
+  the cancellation's entry; a credited dispute names its credit event or credit note;
 - a rounding line is the invoice's unrounded usage rounded once, less its usage lines;
-- numbers run without gaps per billing company, up to its sequence.
+- numbers run without gaps per billing company and document type, up to its sequence;
+- credit notes credit no more than the invoice they name charged.
 """
 
 from __future__ import annotations
@@ -102,10 +103,12 @@ def _check_disputes(conn: Connection, add: Callable[[str, str | None, str], None
     for (line_id,) in conn.execute(query):
         add(CHECK, None, f"usage line {line_id} was cancelled by its dispute but no entry of the dispute reverses it")
     credit = select(contract_events.c.id).where(contract_events.c.id == d.event_id, contract_events.c.type == "credit")
+    note = select(invoices.c.id).where(invoices.c.number == d.event_id, invoices.c.document_type == "credit_note")
     query = (select(d.line_id).join(usage_lines, u.id == d.line_id)
-             .where(d.status == "credited", u.amount_minor != 0, ~credit.exists()))
+             .where(d.status == "credited", u.amount_minor != 0, ~credit.exists(), ~note.exists()))
     for (line_id,) in conn.execute(query):
-        add(CHECK, None, f"usage line {line_id} was credited after its dispute but no credit event gives it back")
+        add(CHECK, None, f"usage line {line_id} was credited after its dispute but no credit event or credit note "
+            f"gives it back")
 
 
 def _check_rounding(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
@@ -122,6 +125,24 @@ def _check_rounding(conn: Connection, add: Callable[[str, str | None, str], None
         if stated != round_half_up(exact) - amounts:
             add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} rounds by {stated}; its usage rounded "
                 f"once differs from its lines by {round_half_up(exact) - amounts}")
+
+
+def _check_credit_notes(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
+    """A credit note credits no more than its invoice charged, nor a line more than the
+    line; its lines are credit_note lines, and an invoice has none."""
+    inv, lines = invoices.c, invoice_lines.c
+    credited = invoices.alias("credited")
+    notes = (select(credited.c.number, credited.c.total_minor, func.sum(inv.total_minor))
+             .join(credited, credited.c.id == inv.credits_invoice_id)
+             .group_by(credited.c.number, credited.c.total_minor))
+    for number, total, credit in conn.execute(notes):
+        if -credit > max(total, 0) or credit > 0:
+            add(CHECK, f"invoice:{number}", f"invoice {number} of {total} is credited {-credit} by its credit notes")
+    wrong = (select(inv.number, lines.line_no).join(invoices, inv.id == lines.invoice_id)
+             .where(or_(and_(inv.document_type == "credit_note", lines.kind != "credit_note"),
+                        and_(inv.document_type == "invoice", lines.kind == "credit_note"))))
+    for number, line_no in conn.execute(wrong):
+        add(CHECK, f"invoice:{number}", f"{number} line {line_no} is of a kind its document does not have")
 
 
 def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:
@@ -165,9 +186,13 @@ def check(conn: Connection, add: Callable[[str, str | None, str], None]) -> None
                         or_(entries.id.is_(None), entries.external_id != "invoice:" + inv.number)))))
     for (number,) in unposted:
         add(CHECK, f"invoice:{number}", f"invoice {number} is not posted by an entry made for it")
-    counts = conn.execute(select(inv.company_id, func.count(), func.max(inv.sequence)).group_by(inv.company_id)).all()
-    sequences = dict(conn.execute(select(invoice_sequences.c.company_id, invoice_sequences.c.last_sequence)).all())
-    for company_id, count, highest in counts:
-        if count != highest or sequences.get(company_id) != highest:
-            add(CHECK, None, f"invoice numbers of company #{company_id} have gaps: {count} invoices, highest number "
-                f"{highest}, sequence at {sequences.get(company_id)}")
+    counts = conn.execute(select(inv.company_id, inv.document_type, func.count(), func.max(inv.sequence))
+                          .group_by(inv.company_id, inv.document_type)).all()
+    seq = invoice_sequences.c
+    sequences = {(company_id, kind): last for company_id, kind, last in conn.execute(
+        select(seq.company_id, seq.document_type, seq.last_sequence))}
+    for company_id, kind, count, highest in counts:
+        if count != highest or sequences.get((company_id, kind)) != highest:
+            add(CHECK, None, f"{kind.replace('_', ' ')} numbers of company #{company_id} have gaps: {count} documents, "
+                f"highest number {highest}, sequence at {sequences.get((company_id, kind))}")
+    _check_credit_notes(conn, add)

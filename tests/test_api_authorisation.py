@@ -59,6 +59,7 @@ MATRIX = {
     ("POST", "/usage/disputes/resolve"): WRITERS,
     ("POST", "/billing/caps"): WRITERS,
     ("GET", "/invoices/<number>"): INTERNAL,
+    ("POST", "/invoices/<number>/credit-notes"): WRITERS,
     ("GET", "/trial-balance"): INTERNAL,
     ("POST", "/entries"): WRITERS,
     ("GET", "/entries"): EVERYONE,

@@ -226,3 +226,27 @@ def test_disputes_through_the_api(eco_api):
     assert [d["line_id"] for d in listed] == [line_id]
     assert api.call("auditor", "POST", "/usage/disputes", json={"line_id": line_id, "reason": "x"}).status_code == 403
     assert api.call("partner", "GET", "/usage/disputes").status_code == 403
+
+
+def test_credit_notes_through_the_api(eco_api):
+    from billing.service import run_billing
+    from contracts.rules import load_rules
+
+    api = eco_api
+    assert upload(api, jsonl(LINE)).status_code == 201
+    [number] = run_billing(api.db, "OPFI", "2026-10", rules=load_rules(), actor="t").invoices
+    body = {"reason": "goodwill", "amount": "10.00", "date": "2026-11-04"}
+    created = api.call("controller", "POST", f"/invoices/{number}/credit-notes", json=body)
+    assert created.status_code == 201, created.get_json()
+    note = created.get_json()
+    assert (note["number"], note["document_type"], note["credits"], note["total"]) == (
+        "OPFI-CN-000001", "credit_note", number, "-10.00")
+    for bad, field in [({**body, "amount": "-1.00"}, "amount"), ({**body, "line_no": 99}, "line"),
+                       ({**body, "line_no": "1"}, "line_no"), ({"amount": "1.00"}, "reason"),
+                       ({**body, "amount": "100000.00"}, "amount")]:
+        response = api.call("controller", "POST", f"/invoices/{number}/credit-notes", json=bad)
+        assert response.status_code in (404, 409, 422), (bad, response.get_json())
+        assert response.get_json()["errors"][0]["field"] == field, (bad, response.get_json())
+    assert api.call("controller", "POST", "/invoices/NOPE/credit-notes", json=body).status_code == 404
+    assert api.call("auditor", "POST", f"/invoices/{number}/credit-notes", json=body).status_code == 403
+    assert api.call("auditor", "GET", "/invoices/OPFI-CN-000001").get_json()["credits"] == number

@@ -483,6 +483,8 @@ def test_a_disputed_line_is_held_back_then_cancelled_by_reversal(eco):
     assert unbilled == "240.00"
     with pytest.raises(LedgerError, match="not one of"):
         disputes.resolve_dispute(eco, "r1", "forget", rules=RULES, actor="t")
+    with pytest.raises(LedgerError, match="not invoiced yet"):
+        disputes.resolve_dispute(eco, "r1", "credit_note", rules=RULES, actor="t")
     dispute = disputes.resolve_dispute(eco, "r1", "cancel", rules=RULES, actor="t", day=dt.date(2026, 11, 2),
                                        resolution="no visit on record")
     assert (dispute.status, dispute.resolution, dispute.invoice) == ("cancelled", "no visit on record", None)
@@ -522,6 +524,9 @@ def test_a_dispute_credited_to_the_next_term(eco):
     disputes.open_dispute(eco, "m1", "maintenance was rushed", actor="t")  # after the invoice
     with pytest.raises(LedgerError, match="credit it instead"):
         disputes.resolve_dispute(eco, "m1", "cancel", rules=RULES, actor="t", day=dt.date(2026, 11, 3))
+    with pytest.raises(LedgerError, match="cannot precede the invoice"):
+        disputes.resolve_dispute(eco, "m1", "credit_note", rules=RULES, actor="t", day=dt.date(2026, 10, 1))
+    assert [d.status for d in disputes.list_disputes(eco)] == ["open"]  # nothing written
     dispute = disputes.resolve_dispute(eco, "m1", "credit", rules=RULES, actor="t", day=dt.date(2026, 11, 3))
     assert (dispute.status, dispute.invoice, dispute.event_id) == ("credited", october.number, "dispute:m1")
     november = billing.get_invoice(eco, bill(eco, "2026-11").invoices[0])
@@ -601,3 +606,60 @@ def test_line_against_document_rounding(eco, rounding, expected):
         assert verify(eco).ok
     with pytest.raises(LedgerError, match="not a rounding policy"):
         billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t", rounding="bankers")
+
+
+def test_credit_notes_credit_an_invoice_line_or_the_invoice_up_to_what_it_charged(eco):
+    from billing.credit_notes import issue_credit_note
+
+    run(eco, MONTH)
+    october = billing.get_invoice(eco, bill(eco).invoices[0])  # DESK 180.00, MAINT 189.00, REPAIR 240.00
+    note = issue_credit_note(eco, october.number, line_no=3, amount="40.00", reason="repair took longer than needed",
+                             rules=RULES, actor="t", day=dt.date(2026, 11, 5))
+    assert (note.number, note.document_type, note.credits, note.total_minor) == ("OPFI-CN-000001", "credit_note",
+                                                                               october.number, -4000)
+    assert [(line.kind, line.contract, line.component, line.amount_minor) for line in note.lines] == [
+        ("credit_note", "SD-1", "REPAIR", -4000)]
+    assert ("OPFI", "Income:Adjustments", "40.00", None) in postings(eco, f"invoice:{note.number}")
+    # What is left of the line, then of the invoice; never more.
+    rest = issue_credit_note(eco, october.number, line_no=3, reason="visit cancelled", rules=RULES, actor="t",
+                             day=dt.date(2026, 11, 5))
+    assert rest.total_minor == -20000
+    with pytest.raises(LedgerError, match="0.00 EUR left to credit"):
+        issue_credit_note(eco, october.number, line_no=3, amount="0.01", reason="x", rules=RULES, actor="t")
+    with pytest.raises(LedgerError, match="369.00 EUR left to credit"):
+        issue_credit_note(eco, october.number, amount="369.01", reason="x", rules=RULES, actor="t")
+    whole = issue_credit_note(eco, october.number, amount="369.00", reason="goodwill", rules=RULES, actor="t",
+                              day=dt.date(2026, 11, 6))
+    assert (whole.number, whole.lines[0].contract, whole.lines[0].component) == ("OPFI-CN-000003", "", "invoice")
+    assert balance(eco, "OPFI", "Assets:Receivables:Customers") == "0.00"
+    for bad, message in [({"line_no": 9}, "has no line 9"), ({"amount": "-1.00"}, "positive"),
+                         ({"amount": "1.001"}, "decimal places"), ({}, "give the amount"),
+                         ({"amount": "1.00", "day": dt.date(2026, 10, 1)}, "cannot precede")]:
+        with pytest.raises(LedgerError, match=message):
+            issue_credit_note(eco, october.number, reason="x", rules=RULES, actor="t", **bad)
+    with pytest.raises(LedgerError, match="is a credit note"):
+        issue_credit_note(eco, "OPFI-CN-000001", amount="1.00", reason="x", rules=RULES, actor="t")
+    with pytest.raises(LedgerError, match="reason"):
+        issue_credit_note(eco, october.number, amount="1.00", reason="", rules=RULES, actor="t")
+    # Invoices keep their own gapless numbers.
+    run(eco, [{**MONTH[3], "id": "nov", "timestamp": "2026-11-03T10:00:00Z"}])
+    assert bill(eco, "2026-11").invoices == ["OPFI-000002"]
+    assert [i.document_type for i in billing.list_invoices(eco)] == ["invoice", "credit_note", "credit_note",
+                                                                     "credit_note", "invoice"]
+    assert verify(eco).ok
+
+
+def test_a_dispute_of_an_invoiced_line_resolved_by_a_credit_note(eco):
+    from billing import disputes
+
+    run(eco, MONTH)
+    october = billing.get_invoice(eco, bill(eco).invoices[0])
+    disputes.open_dispute(eco, "d3", "night work was not ordered", actor="t")
+    dispute = disputes.resolve_dispute(eco, "d3", "credit_note", rules=RULES, actor="t", day=dt.date(2026, 11, 3))
+    assert (dispute.status, dispute.event_id) == ("credited", "OPFI-CN-000001")
+    note = billing.get_invoice(eco, "OPFI-CN-000001")
+    assert (note.credits, note.total_minor) == (october.number, -18000)
+    assert note.lines[0].description == ("service-desk (SD-1 DESK): credit of OPFI-000001 line 1: disputed usage d3: "
+                                         "night work was not ordered")
+    assert bill(eco, "2026-11").invoices == []  # nothing applied next term: the credit note did it
+    assert verify(eco).ok

@@ -166,7 +166,8 @@ def test_budget_caps_from_the_cli(eco_cli, tmp_path):
 
 
 @pytest.mark.parametrize("command", [["billing"], ["billing", "run"], ["billing", "leakage"], ["billing", "cap"],
-                                     ["billing", "caps"], ["invoice"], ["invoice", "list"], ["invoice", "show"]])
+                                     ["billing", "caps"], ["invoice"], ["invoice", "list"], ["invoice", "show"],
+                                     ["invoice", "credit"]])
 def test_every_billing_command_has_help(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0 and "Usage:" in out
@@ -188,4 +189,24 @@ def test_disputes_from_the_cli(eco_cli, tmp_path):
     assert [(d["line_id"], d["reason"], d["invoice"]) for d in listed] == [(line_id, "not ordered", None)]
     code, out, _ = cli("usage", "disputes", "--format", "csv")
     assert out.splitlines()[0].startswith("line_id,contract,component,usage_date,amount")
+    assert cli("verify")[0] == 0
+
+
+def test_credit_notes_from_the_cli(eco_cli, tmp_path):
+    cli = eco_cli
+    usage = tmp_path / "october.csv"
+    usage.write_text(CSV_FILE)
+    cli("import", "usage", str(usage))
+    cli("billing", "run", "--company", "OPFI", "--period", "2026-10")
+    code, out, err = cli("invoice", "credit", "OPFI-000001", "--line", "1", "--amount", "89.25", "--reason",
+                         "one visit too many", "--date", "2026-11-04")
+    assert code == 0 and out.strip() == "credit note OPFI-CN-000001 credits OPFI-000001: -89.25 EUR", out + err
+    code, _, err = cli("invoice", "credit", "OPFI-000001", "--line", "1", "--amount", "400.01", "--reason", "x")
+    assert code == 1 and "400.00 EUR left to credit" in err
+    code, out, _ = cli("invoice", "list", "--format", "csv")
+    assert out.splitlines()[2].startswith("OPFI-CN-000001,credit_note,OPFI,C-17,2026-10,2026-11-04,2026-11-04,-89.25,EUR,")
+    code, out, _ = cli("invoice", "show", "OPFI-CN-000001")
+    assert code == 0 and "Credit note OPFI-CN-000001" in out and "one visit too many" in out
+    code, _, _ = cli("invoice", "show", "OPFI-CN-000001", "--format", "pdf", "--out", str(tmp_path / "cn.pdf"))
+    assert code == 0 and (tmp_path / "cn.pdf").read_bytes().startswith(b"%PDF")
     assert cli("verify")[0] == 0

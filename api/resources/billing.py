@@ -15,12 +15,14 @@ from api.auth import POST, READ_ALL, principal, requires
 from api.problems import ApiProblem
 from api.resources.common import enqueue
 from billing import disputes, service
+from billing.credit_notes import issue_credit_note
 from billing.leakage import leakage_report
 from billing.pdf import invoice_pdf
 from billing.schemas import (
     BudgetCapListArgsSchema,
     BudgetCapRequestSchema,
     BudgetCapSchema,
+    CreditNoteRequestSchema,
     DisputeListArgsSchema,
     DisputeRequestSchema,
     DisputeResolutionSchema,
@@ -166,3 +168,19 @@ class Invoice(MethodView):
             return Response(out.getvalue(), mimetype="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="{found.number}.csv"'})
         return found
+
+
+@blp.route("/invoices/<number>/credit-notes")
+class CreditNotes(MethodView):
+    @requires(POST)
+    @blp.arguments(CreditNoteRequestSchema)
+    @blp.response(201, InvoiceSchema)
+    def post(self, body, number):
+        """Issue a credit note against an invoice: an amount of it, or a line of it (the rest
+        of the line by default). Never more than the line or the invoice charged."""
+        try:
+            rules = current_rules(settings().posting_rules or DEFAULT_RULES)
+        except RuleError as exc:
+            raise ApiProblem(503, f"the server's posting rules are refused: {exc}", code="rules_unavailable") from None
+        return issue_credit_note(database(), number, reason=body["reason"], rules=rules, actor=principal().actor,
+                                 amount=body["amount"], line_no=body["line_no"], day=body["date"])

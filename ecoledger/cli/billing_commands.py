@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from billing import service
+from billing.credit_notes import issue_credit_note
 from billing.leakage import leakage_report
 from billing.pdf import invoice_pdf
 from billing.schemas import (
@@ -138,7 +139,7 @@ def billing_caps(app, customer, period, fmt) -> None:
 
 @click.group()
 def invoice() -> None:
-    """Invoices: list them, show one with its lines."""
+    """Invoices and credit notes: list them, show one with its lines, credit an invoice."""
 
 
 @invoice.command("list")
@@ -153,14 +154,14 @@ def invoice_list(app, company, customer, period, fmt) -> None:
     if fmt == JSON:
         emit_json(InvoiceSummarySchema(many=True).dump(rows))
         return
-    data = [(i.number, i.company, i.customer, i.period, str(i.issue_date), str(i.due_date),
-             format_amount(i.total_minor, i.currency), i.currency, i.entry_seq or "") for i in rows]
+    data = [(i.number, i.document_type, i.company, i.customer, i.period, str(i.issue_date), str(i.due_date),
+             format_amount(i.total_minor, i.currency), i.currency, i.entry_seq or "", i.credits or "") for i in rows]
     if fmt == CSV:
-        emit_csv(["number", "company", "customer", "period", "issue_date", "due_date", "total", "currency", "entry_seq"],
-                 data)
+        emit_csv(["number", "document_type", "company", "customer", "period", "issue_date", "due_date", "total",
+                  "currency", "entry_seq", "credits"], data)
     else:
-        emit_table(["Number", "Company", "Customer", "Period", "Issued", "Due", "Total", "Cur", "Entry"], data,
-                   title="Invoices", right=["Total", "Entry"])
+        emit_table(["Number", "Type", "Company", "Customer", "Period", "Issued", "Due", "Total", "Cur", "Entry",
+                    "Credits"], data, title="Invoices and credit notes", right=["Total", "Entry"])
 
 
 @invoice.command("show")
@@ -187,11 +188,35 @@ def invoice_show(app, number, fmt, out) -> None:
     if fmt == CSV:
         emit_csv(service.CSV_COLUMNS, service.csv_rows(found))
         return
+    credit_note = found.document_type == "credit_note"
     emit_table(["Field", "Value"], [
+        *([("Credits", found.credits), ("Reason", found.reason)] if credit_note else []),
         ("Billed by", found.company), ("Customer", f"{found.customer} ({found.customer_name})"),
         ("Period", found.period), ("Issued", str(found.issue_date)), ("Due", str(found.due_date)),
         ("Total", f"{format_amount(found.total_minor, found.currency)} {found.currency}"),
         ("Entry", str(found.entry_seq or "")), ("Document hash", found.document_hash),
-    ], title=f"Invoice {found.number}")
+    ], title=f"{'Credit note' if credit_note else 'Invoice'} {found.number}")
     emit_table(["Line", "Description", "Quantity", "Unit", "Amount", "Cur", "Usage lines"], lines, title="Lines",
                right=["Quantity", "Amount", "Usage lines"])
+
+
+@invoice.command("credit")
+@click.argument("number")
+@click.option("--reason", required=True, help="Why the invoice is credited (printed on the credit note).")
+@click.option("--line", "line_no", type=click.IntRange(1, 1_000_000), help="Credit this line of the invoice.")
+@click.option("--amount", help="Amount to credit, in major units. [default with --line: the rest of the line]")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Issue date. [default: today]")
+@click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False),
+              help="Posting rules file. [default: the posting_rules setting, else config/posting_rules.yaml]")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def invoice_credit(app, number, reason, line_no, amount, day, rules_path, fmt) -> None:
+    """Issue a credit note against invoice NUMBER: an amount of it, or a line of it. Never
+    more than the line or the invoice charged."""
+    note = issue_credit_note(app.database(), number, reason=reason, rules=rules_of(app, rules_path), actor=app.actor,
+                             amount=amount, line_no=line_no, day=day and day.date())
+    if fmt == JSON:
+        emit_json(InvoiceSchema().dump(note))
+        return
+    click.echo(f"credit note {note.number} credits {note.credits}: {format_amount(note.total_minor, note.currency)} "
+               f"{note.currency}")
