@@ -200,6 +200,22 @@ usage_disputes = Table(
 )
 Index("ix_usage_disputes_status", usage_disputes.c.status)
 
+# A customer's open balance for a period, reviewed and approved at a total. When billing
+# runs require approval, a customer is invoiced only at exactly an approved total, once
+# (invoice_id: the invoice that used it). Approving again replaces an unused approval.
+invoice_approvals = Table(
+    "invoice_approvals",
+    metadata,
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("approved_at", UTCDateTime, nullable=False),
+    Column("approved_by", String(200), nullable=False),
+    Column("invoice_id", Integer, ForeignKey("invoices.id"), nullable=True),
+    PrimaryKeyConstraint("customer_id", "currency", "period"),
+)
+
 # The last number of each billing company's invoices, and of its credit notes.
 invoice_sequences = Table(
     "invoice_sequences",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from billing.service import BillingPlan, describe, line_kind
+from ledger.money import format_amount
 from ledger.periods import PERIOD_PATTERN
 from ledger.schemas import money_field
+from usage.queries import quantity_text
 
 
 class BillingReportSchema(Schema):
@@ -16,6 +19,9 @@ class BillingReportSchema(Schema):
     invoices = fields.List(fields.String(), metadata={"description": "numbers of the invoices issued, in order"})
     usage_lines = fields.Integer(metadata={"description": "usage lines invoiced"})
     fees = fields.Integer(metadata={"description": "billing periods of recurring fees charged"})
+    awaiting_approval = fields.List(fields.Dict(), metadata={
+        "description": "approval required: customers whose open balance is not approved at its total "
+                       "({customer, currency, total_minor})"})
     totals = fields.Dict(keys=fields.String(), values=fields.Integer(),
                          metadata={"description": "invoiced per currency, in minor units"})
 
@@ -183,3 +189,73 @@ class CreditNoteRequestSchema(Schema):
     amount = fields.String(load_default=None, validate=validate.Length(1, 40),
                            metadata={"description": "decimal string in major units; default the rest of the line"})
     date = fields.Date(load_default=None, metadata={"description": "issue date; default today"})
+
+
+class ApprovalSchema(Schema):
+    customer = fields.String()
+    currency = fields.String()
+    period = fields.String()
+    total = money_field("total_minor")
+    approved_at = fields.DateTime()
+    approved_by = fields.String()
+    invoice = fields.String(allow_none=True, metadata={"description": "the invoice that used the approval"})
+
+
+class ApprovalRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    customer = fields.String(required=True, validate=validate.Length(1, 64))
+    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    total = fields.String(required=True, validate=validate.Length(1, 40),
+                          metadata={"description": "the open balance approved, as the preview showed it"})
+    currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$", error="a currency code"))
+
+
+class PlannedLineSchema(Schema):
+    kind = fields.String()
+    customer = fields.String()
+    contract = fields.String()
+    component = fields.String()
+    description = fields.String()
+    quantity = fields.String()
+    unit = fields.String()
+    amount = fields.String()
+
+
+class PlannedInvoiceSchema(Schema):
+    customer = fields.String()
+    currency = fields.String()
+    total = fields.String()
+    lines = fields.List(fields.Nested(PlannedLineSchema))
+
+
+class BillingPreviewSchema(Schema):
+    company = fields.String()
+    period = fields.String()
+    issue_date = fields.Date()
+    invoices = fields.List(fields.Nested(PlannedInvoiceSchema))
+
+
+class PreviewArgsSchema(Schema):
+    company = fields.String(required=True, validate=validate.Length(1, 32))
+    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    consolidate = fields.Boolean(load_default=None)
+    rounding = fields.String(load_default=None, validate=validate.OneOf(["line", "document"]))
+
+
+def preview_document(company: str, period: str, plan: BillingPlan) -> dict:
+    """A billing plan as the preview shows it (JSON-ready)."""
+    return BillingPreviewSchema().dump(preview_data(company, period, plan))
+
+
+def preview_data(company: str, period: str, plan: BillingPlan) -> dict:
+    """A billing plan as BillingPreviewSchema dumps it: each invoice a run would issue,
+    money in major units."""
+    return {"company": company, "period": period, "issue_date": plan.issue_date, "invoices": [
+        {"customer": p.customer, "currency": p.currency, "total": format_amount(p.total_minor, p.currency),
+         "lines": [{"kind": line_kind(line), "customer": line.customer, "contract": line.contract,
+                    "component": line.component, "description": describe(line, p.customer_id, p.currency),
+                    "quantity": quantity_text(line.quantity_micro), "unit": line.unit,
+                    "amount": format_amount(line.amount_minor, p.currency)} for line in p.lines]}
+        for p in plan.invoices]}

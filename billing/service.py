@@ -31,6 +31,7 @@ from billing.commitments import COMMITMENT, PREPAYMENT, codes_of, commitment_per
 from billing.fees import FeeDue, fees_due
 from billing.schema import (
     billing_runs,
+    invoice_approvals,
     invoice_caps,
     invoice_events,
     invoice_fees,
@@ -95,6 +96,8 @@ class BillingReport:
     usage_lines: int = 0
     fees: int = 0  # billing periods of recurring fees charged
     totals: dict[str, int] = dataclasses.field(default_factory=dict)  # currency -> minor units
+    # approval required: the customers whose open balance is not approved at its total
+    awaiting_approval: list[dict] = dataclasses.field(default_factory=list)
 
 
 class DraftLine(NamedTuple):
@@ -121,65 +124,138 @@ class DraftLine(NamedTuple):
     credits_line: int | None = None  # credit_note: the line of the credited invoice
 
 
+class Planned(NamedTuple):
+    """An invoice a run would issue: to whom, in what currency, with which lines."""
+
+    customer_id: int
+    customer: str
+    currency: str
+    lines: list[DraftLine]
+
+    @property
+    def total_minor(self) -> int:
+        return sum(line.amount_minor for line in self.lines)
+
+
+@dataclasses.dataclass
+class BillingPlan:
+    company_id: int
+    issue_date: dt.date
+    invoices: list[Planned]
+
+
 def run_billing(db: Database, company: str, period: str, *, rules: RuleSet, actor: str,
-                payment_terms_days: int = 30, consolidate: bool = False, rounding: str = "line") -> BillingReport:
+                payment_terms_days: int = 30, consolidate: bool = False, rounding: str = "line",
+                approval: bool = False) -> BillingReport:
     """Invoice what company ``company`` has not invoiced yet of usage posted up to the end
     of ``period`` (YYYY-MM): one invoice per customer, or with ``consolidate`` one per
     organisation (the top of each customer hierarchy), its lines naming the customer and
     cost centre below it. ``rounding``: ``line`` invoices usage as rated, each line rounded
-    to the cent; ``document`` rounds the invoice's unrounded usage once, in a rounding line."""
-    start, end = parse_period(period)
+    to the cent; ``document`` rounds the invoice's unrounded usage once, in a rounding line.
+    With ``approval``, a customer is invoiced only when its open balance for the period was
+    approved at exactly the total the run would invoice (billing/approvals); the others wait,
+    listed in the report."""
+    _check_options(rules, rounding)
+    with db.write() as conn:
+        plan = plan_billing(conn, company, period, consolidate=consolidate, rounding=rounding)
+        waiting: list[Planned] = []
+        if approval:
+            plan.invoices, waiting = _approved(conn, period, plan.invoices)
+        now = dt.datetime.now(dt.UTC)
+        run_id = conn.execute(insert(billing_runs).values(
+            company_id=plan.company_id, period=period, issue_date=plan.issue_date, invoices=len(plan.invoices),
+            usage_lines=sum(line.lines for planned in plan.invoices for line in planned.lines),
+            fees=sum(1 for planned in plan.invoices for line in planned.lines if line.fee is not None), started_at=now,
+            started_by=actor[:200])).inserted_primary_key[0]
+        report = BillingReport(run_id, company, period, plan.issue_date)
+        report.awaiting_approval = [{"customer": p.customer, "currency": p.currency, "total_minor": p.total_minor}
+                                    for p in waiting]
+        writer = JournalWriter(conn)
+        for planned in plan.invoices:
+            number, invoice_id = _invoice(conn, writer, rules, plan.company_id, company, run_id, planned.customer_id,
+                                          planned.customer, planned.currency, planned.lines, period,
+                                          parse_period(period)[1], plan.issue_date, payment_terms_days, now)
+            if approval:
+                _use_approval(conn, planned, period, invoice_id)
+            report.invoices.append(number)
+            report.usage_lines += sum(line.lines for line in planned.lines)
+            report.fees += sum(1 for line in planned.lines if line.fee is not None)
+            report.totals[planned.currency] = report.totals.get(planned.currency, 0) + planned.total_minor
+        if writer.first_seq is not None:
+            audit_post(conn, actor, writer.last_seq - writer.first_seq + 1, writer.first_seq, writer.last_seq)
+        audit.record(conn, actor=actor, action="billing.run", target=f"{company} {period}", details={
+            "run": run_id, "invoices": report.invoices, "usage_lines": report.usage_lines, "fees": report.fees,
+            "totals": report.totals, "awaiting_approval": report.awaiting_approval})
+    return report
+
+
+def preview_billing(db: Database, company: str, period: str, *, rules: RuleSet, consolidate: bool = False,
+                    rounding: str = "line") -> BillingPlan:
+    """What a run would invoice now, written nowhere: each customer's open balance for
+    review (and approval) before the run."""
+    _check_options(rules, rounding)
+    with db.read() as conn:
+        return plan_billing(conn, company, period, consolidate=consolidate, rounding=rounding)
+
+
+def _check_options(rules: RuleSet, rounding: str) -> None:
     if rounding not in ROUNDING_POLICIES:
         raise LedgerError(Problem(E_INVALID, "rounding", f"{show(rounding)} is not a rounding policy (line, document)"))
     missing = [name for name in RULES if name not in rules.rules]
     if missing:
         raise LedgerError(Problem(E_INVALID, "rules", f"the posting rules ({rules.source}) have no "
                                   f"{', '.join(repr(m) for m in missing)} rule; billing runs post through them"))
-    with db.write() as conn:
-        cid = company_id(conn, company)
-        roles = conn.execute(select(companies.c.roles).where(companies.c.id == cid)).scalar()
-        if "operator" not in roles:
-            raise LedgerError(Problem(E_INVALID, "company", f"{company} is not an operator entity; only those bill"))
-        closed = conn.execute(select(func.max(closed_periods.c.end_date))
-                              .where(closed_periods.c.company_id == cid)).scalar()
-        issue_date = end if closed is None or end > closed else closed + _ONE_DAY
-        # Consolidating: who is below whom, read once for the usage and the fees.
-        parents = dict(conn.execute(select(customers.c.id, customers.c.parent_id)).all()) if consolidate else None
-        groups = _uninvoiced(conn, cid, end, parents)
-        for (payer, currency), line in [*uninvoiced_contract_lines(conn, cid, start, end, parents),
-                                        *uninvoiced_events(conn, cid, end, parents)]:
-            groups.setdefault((payer, currency), []).append(line)
-        carried = carried_balances(conn, cid)
-        for payer_currency in carried:
-            groups.setdefault(payer_currency, [])
-        now = dt.datetime.now(dt.UTC)
-        run_id = conn.execute(insert(billing_runs).values(
-            company_id=cid, period=period, issue_date=issue_date, invoices=len(groups),
-            usage_lines=sum(line.lines for lines in groups.values() for line in lines),
-            fees=sum(1 for lines in groups.values() for line in lines if line.fee is not None), started_at=now,
-            started_by=actor[:200])).inserted_primary_key[0]
-        report = BillingReport(run_id, company, period, issue_date)
-        writer = JournalWriter(conn)
-        customer_codes = dict(rows_matching(conn, "SELECT id, code FROM customers WHERE id",
-                                            sorted({customer for customer, _ in groups}), limits.SQL_IN_PARAMS_MAX))
-        for (customer_id, currency), lines in sorted(groups.items(), key=lambda g: (customer_codes[g[0][0]], g[0][1])):
-            if rounding == "document":
-                lines = lines + _rounding(conn, end, customer_id, customer_codes[customer_id], lines)
-            lines = lines + _drawdowns(conn, currency, lines)
-            lines += _carry(conn, cid, customer_id, customer_codes[customer_id], currency, period, lines,
-                            carried.get((customer_id, currency), 0))
-            number = _invoice(conn, writer, rules, cid, company, run_id, customer_id, customer_codes[customer_id],
-                              currency, lines, period, end, issue_date, payment_terms_days, now)
-            report.invoices.append(number)
-            report.usage_lines += sum(line.lines for line in lines)
-            report.fees += sum(1 for line in lines if line.fee is not None)
-            report.totals[currency] = report.totals.get(currency, 0) + sum(line.amount_minor for line in lines)
-        if writer.first_seq is not None:
-            audit_post(conn, actor, writer.last_seq - writer.first_seq + 1, writer.first_seq, writer.last_seq)
-        audit.record(conn, actor=actor, action="billing.run", target=f"{company} {period}", details={
-            "run": run_id, "invoices": report.invoices, "usage_lines": report.usage_lines, "fees": report.fees,
-            "totals": report.totals})
-    return report
+
+
+def plan_billing(conn: Connection, company: str, period: str, *, consolidate: bool, rounding: str) -> BillingPlan:
+    """The invoices a run for the period would issue, in customer order (reads only)."""
+    start, end = parse_period(period)
+    cid = company_id(conn, company)
+    roles = conn.execute(select(companies.c.roles).where(companies.c.id == cid)).scalar()
+    if "operator" not in roles:
+        raise LedgerError(Problem(E_INVALID, "company", f"{company} is not an operator entity; only those bill"))
+    closed = conn.execute(select(func.max(closed_periods.c.end_date))
+                          .where(closed_periods.c.company_id == cid)).scalar()
+    issue_date = end if closed is None or end > closed else closed + _ONE_DAY
+    # Consolidating: who is below whom, read once for the usage and the fees.
+    parents = dict(conn.execute(select(customers.c.id, customers.c.parent_id)).all()) if consolidate else None
+    groups = _uninvoiced(conn, cid, end, parents)
+    for (payer, currency), line in [*uninvoiced_contract_lines(conn, cid, start, end, parents),
+                                    *uninvoiced_events(conn, cid, end, parents)]:
+        groups.setdefault((payer, currency), []).append(line)
+    carried = carried_balances(conn, cid)
+    for payer_currency in carried:
+        groups.setdefault(payer_currency, [])
+    codes = dict(rows_matching(conn, "SELECT id, code FROM customers WHERE id",
+                               sorted({customer for customer, _ in groups}), limits.SQL_IN_PARAMS_MAX))
+    planned = []
+    for (customer_id, currency), lines in sorted(groups.items(), key=lambda g: (codes[g[0][0]], g[0][1])):
+        if rounding == "document":
+            lines = lines + _rounding(conn, end, customer_id, codes[customer_id], lines)
+        lines = lines + _drawdowns(conn, currency, lines)
+        lines += _carry(conn, cid, customer_id, codes[customer_id], currency, period, lines,
+                        carried.get((customer_id, currency), 0))
+        planned.append(Planned(customer_id, codes[customer_id], currency, lines))
+    return BillingPlan(cid, issue_date, planned)
+
+
+def _approved(conn: Connection, period: str, planned: list[Planned]) -> tuple[list[Planned], list[Planned]]:
+    """The planned invoices whose open balance was approved at exactly their total (and
+    not used by an invoice yet), and the others."""
+    a = invoice_approvals.c
+    approved, waiting = [], []
+    for invoice in planned:
+        total = conn.execute(select(a.total_minor).where(
+            a.customer_id == invoice.customer_id, a.currency == invoice.currency, a.period == period,
+            a.invoice_id.is_(None))).scalar()
+        (approved if total == invoice.total_minor else waiting).append(invoice)
+    return approved, waiting
+
+
+def _use_approval(conn: Connection, invoice: Planned, period: str, invoice_id: int) -> None:
+    a = invoice_approvals.c
+    conn.execute(update(invoice_approvals).where(a.customer_id == invoice.customer_id, a.currency == invoice.currency,
+                                                 a.period == period).values(invoice_id=invoice_id))
 
 
 def held_back(usage_id_column, statuses: tuple[str, ...] = ("open", "cancelled")):
@@ -313,7 +389,7 @@ def _drawdowns(conn: Connection, currency: str, lines: list[DraftLine]) -> list[
     drawn = []
     for contract_id in contract_ids:
         mine = [line for line in lines if line.contract_id == contract_id]
-        charged = sum(line.amount_minor for line in mine if _kind(line) in CHARGE_KINDS)
+        charged = sum(line.amount_minor for line in mine if line_kind(line) in CHARGE_KINDS)
         for (_, component, service), balance in sorted((k, v) for k, v in left.items() if k[0] == contract_id):
             amount = min(balance, charged)
             if amount <= 0:
@@ -329,7 +405,7 @@ def _drawdowns(conn: Connection, currency: str, lines: list[DraftLine]) -> list[
 def _rounding(conn: Connection, end: dt.date, payer: int, customer: str, lines: list[DraftLine]) -> list[DraftLine]:
     """Document rounding: the unrounded amounts of the usage this invoice takes, summed and
     rounded half-up once, less the sum of their rounded amounts (a few cents either way)."""
-    usage = [line for line in lines if _kind(line) == "usage"]
+    usage = [line for line in lines if line_kind(line) == "usage"]
     if not usage:
         return []
     u = usage_lines.c
@@ -445,12 +521,30 @@ def next_sequence(conn: Connection, cid: int, document_type: str = "invoice") ->
     return last + 1
 
 
-def _kind(line: DraftLine) -> str:
+def line_kind(line: DraftLine) -> str:
     if line.kind is not None:
         return line.kind
     if line.event is not None:
         return line.event[1]
     return "usage" if line.fee is None else "fee"
+
+
+def describe(line: DraftLine, payer: int, currency: str) -> str:
+    """An invoice line's text: whose (on a consolidated invoice), what and how much."""
+    whose = "" if line.customer_id == payer else (
+        f"{line.customer}{f' / cost centre {line.cost_centre}' if line.cost_centre else ''}: ")
+    about = (f"{line.service} ({line.contract} {line.component})" if line.contract_id is not None
+             else "Rounding" if line.kind == "rounding" else "Budget cap")
+    fee = line.fee
+    if line.event is not None or line.kind is not None:
+        what = line.event_text
+    elif fee is None:
+        what = f"{quantity_text(line.quantity_micro)} {line.unit}"
+    else:
+        discounted = f", {format_amount(fee.discount_minor, currency)} discount" if fee.discount_minor else ""
+        what = (f"{fee.timing.replace('_', ' ')}, {fee.period_start} to {fee.period_end}, "
+                f"{fee.charged_days} of {fee.period_days} days{discounted}")
+    return f"{whose}{about}: {what}"
 
 
 def _period_of(line: DraftLine) -> tuple[dt.date, dt.date] | tuple[()]:
@@ -530,7 +624,7 @@ def post_document(writer: JournalWriter, number: str, issue_date: dt.date, posti
 
 def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, company: str, run_id: int, customer_id: int,
              customer: str, currency: str, lines: list[DraftLine], period: str, end: dt.date, issue_date: dt.date,
-             payment_terms_days: int, now: dt.datetime) -> str:
+             payment_terms_days: int, now: dt.datetime) -> tuple[str, int]:
     sequence = next_sequence(conn, cid)
     number = invoice_number(company, sequence)
     total = sum(line.amount_minor for line in lines)
@@ -543,7 +637,7 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
     due_date = issue_date + dt.timedelta(days=payment_terms_days)
     document = {"number": number, "company": company, "customer": customer, "currency": currency, "period": period,
                 "issue_date": issue_date.isoformat(), "due_date": due_date.isoformat(), "total_minor": total,
-                "lines": [[_kind(line), line.customer, line.cost_centre, line.contract, line.component, line.service,
+                "lines": [[line_kind(line), line.customer, line.cost_centre, line.contract, line.component, line.service,
                            line.unit, line.quantity_micro, line.amount_minor,
                            [day.isoformat() for day in _period_of(line)] or None]
                           for line in lines]}
@@ -554,25 +648,13 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
         document_hash=digest, created_at=now)).inserted_primary_key[0]
     u = usage_lines.c
     for line_no, line in enumerate(lines, start=1):
-        whose = "" if line.customer_id == customer_id else (
-            f"{line.customer}{f' / cost centre {line.cost_centre}' if line.cost_centre else ''}: ")
-        about = (f"{line.service} ({line.contract} {line.component})" if line.contract_id is not None
-                 else "Rounding" if line.kind == "rounding" else "Budget cap")
         period_of = _period_of(line)
         fee = line.fee
-        if line.event is not None or line.kind is not None:
-            what = line.event_text
-        elif fee is None:
-            what = f"{quantity_text(line.quantity_micro)} {line.unit}"
-        else:
-            discounted = f", {format_amount(fee.discount_minor, currency)} discount" if fee.discount_minor else ""
-            what = (f"{fee.timing.replace('_', ' ')}, {fee.period_start} to {fee.period_end}, "
-                    f"{fee.charged_days} of {fee.period_days} days{discounted}")
         conn.execute(insert(invoice_lines).values(
-            invoice_id=invoice_id, line_no=line_no, kind=_kind(line),
+            invoice_id=invoice_id, line_no=line_no, kind=line_kind(line),
             contract_id=line.contract_id, customer_id=line.customer_id, cost_centre=line.cost_centre,
             component=line.component, service=line.service,
-            description=f"{whose}{about}: {what}",
+            description=describe(line, customer_id, currency),
             quantity_micro=line.quantity_micro, unit=line.unit, amount_minor=line.amount_minor,
             period_start=period_of[0] if period_of else None, period_end=period_of[1] if period_of else None))
         if line.kind == "true_up":
@@ -607,7 +689,65 @@ def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, 
                                                          invoice_usage.c.line_no == line_no)).scalar()
         if stored != line.lines:  # both sides of the write agree, or nothing is written
             raise AssertionError(f"invoice {number} line {line_no}: {stored} usage lines stored, {line.lines} summed")
-    return number
+    return number, invoice_id
+
+
+# --- approvals ---------------------------------------------------------------------------------
+
+
+class Approval(NamedTuple):
+    customer: str
+    currency: str
+    period: str
+    total_minor: int
+    approved_at: dt.datetime
+    approved_by: str
+    invoice: str | None  # the invoice that used it
+
+
+def approve_balance(db: Database, customer: str, period: str, total: str, *, actor: str,
+                    currency: str | None = None) -> Approval:
+    """Approve the customer's open balance for ``period`` at ``total`` (major units, as the
+    preview showed it). A run requiring approval invoices the customer only at exactly this
+    total; a balance that changed since (late usage, a credit) waits for a new approval."""
+    parse_period(period)
+    with db.write() as conn:
+        row = conn.execute(select(customers.c.id, customers.c.currency).where(customers.c.code == customer)).first()
+        if row is None:
+            raise LedgerError(Problem(E_NOT_FOUND, "customer", f"no customer {show(customer)}"))
+        currency = currency or row.currency
+        try:
+            total_minor = parse_amount(total, currency)
+        except AmountError as exc:
+            raise LedgerError(Problem(exc.code, "total", str(exc))) from None
+        a = invoice_approvals.c
+        key = (a.customer_id == row.id, a.currency == currency, a.period == period)
+        existing = conn.execute(select(a.invoice_id, a.total_minor).where(*key)).first()
+        now = dt.datetime.now(dt.UTC)
+        values = {"total_minor": total_minor, "approved_at": now, "approved_by": actor[:200], "invoice_id": None}
+        if existing is None:
+            conn.execute(insert(invoice_approvals).values(customer_id=row.id, currency=currency, period=period,
+                                                          **values))
+        else:
+            conn.execute(update(invoice_approvals).where(*key).values(**values))
+        audit.record(conn, actor=actor, action="billing.approve", target=f"{customer} {period}", details={
+            "currency": currency, "total_minor": total_minor,
+            "replaced": None if existing is None else {"total_minor": existing.total_minor,
+                                                       "used_by_invoice": existing.invoice_id}})
+    return Approval(customer, currency, period, total_minor, now, actor[:200], None)
+
+
+def list_approvals(db: Database, *, customer: str | None = None, period: str | None = None) -> list[Approval]:
+    a, cu = invoice_approvals.c, customers.c
+    query = (select(cu.code, a.currency, a.period, a.total_minor, a.approved_at, a.approved_by, invoices.c.number)
+             .join(customers, cu.id == a.customer_id).outerjoin(invoices, invoices.c.id == a.invoice_id)
+             .order_by(a.period, cu.code, a.currency))
+    if customer is not None:
+        query = query.where(cu.code == customer)
+    if period is not None:
+        query = query.where(a.period == period)
+    with db.read() as conn:
+        return [Approval(*row) for row in conn.execute(query)]
 
 
 # --- budget caps -----------------------------------------------------------------------------

@@ -100,9 +100,12 @@ class Settings:
     # customer below it, a line naming the customer and cost centre; otherwise each
     # customer gets its own invoice. invoice_rounding: "line" invoices usage as rated, each
     # line rounded to the cent; "document" rounds each invoice's unrounded usage once.
+    # invoice_approval: billing runs invoice a customer only at a total approved after review
+    # (ecoledger billing preview / billing approve); the others wait.
     invoice_payment_terms_days: int = 30
     invoice_consolidate: bool = False
     invoice_rounding: str = "line"
+    invoice_approval: bool = False
 
     # `ecoledger serve`: where the API listens, and how many processes (each with
     # api_threads threads) answer. Bind 0.0.0.0 only behind a TLS-terminating proxy.

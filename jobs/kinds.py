@@ -212,6 +212,9 @@ class BillingRunParams(Schema):
     rounding = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["line", "document"]),
                              metadata={"description": "usage rounded per line as rated, or once per invoice; "
                                                       "default the invoice_rounding setting"})
+    approval = fields.Boolean(load_default=None, allow_none=True,
+                              metadata={"description": "invoice only customers whose open balance was approved at "
+                                                       "its total; default the invoice_approval setting"})
 
 
 def run_billing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -225,7 +228,8 @@ def run_billing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     consolidate = settings.invoice_consolidate if params["consolidate"] is None else params["consolidate"]
     report = run_billing(ctx.db, params["company"], params["period"], rules=rules, actor=ctx.actor,
                          payment_terms_days=settings.invoice_payment_terms_days, consolidate=consolidate,
-                         rounding=params.get("rounding") or settings.invoice_rounding)
+                         rounding=params.get("rounding") or settings.invoice_rounding,
+                         approval=settings.invoice_approval if params.get("approval") is None else params["approval"])
     return BillingReportSchema().dump(report)
 
 

@@ -250,3 +250,26 @@ def test_credit_notes_through_the_api(eco_api):
     assert api.call("controller", "POST", "/invoices/NOPE/credit-notes", json=body).status_code == 404
     assert api.call("auditor", "POST", f"/invoices/{number}/credit-notes", json=body).status_code == 403
     assert api.call("auditor", "GET", "/invoices/OPFI-CN-000001").get_json()["credits"] == number
+
+
+def test_preview_and_approval_through_the_api(eco_api):
+    api = eco_api
+    assert upload(api, jsonl(LINE)).status_code == 201
+    preview = api.call("auditor", "GET", "/billing/preview", query_string={"company": "OPFI", "period": "2026-10"})
+    assert preview.status_code == 200, preview.get_json()
+    [planned] = preview.get_json()["invoices"]
+    approved = api.call("controller", "POST", "/billing/approvals",
+                        json={"customer": planned["customer"], "period": "2026-10", "total": planned["total"]})
+    assert approved.status_code == 200 and approved.get_json()["invoice"] is None, approved.get_json()
+    listed = api.call("auditor", "GET", "/billing/approvals").get_json()
+    assert [(a["customer"], a["total"]) for a in listed] == [(planned["customer"], planned["total"])]
+    bad = api.call("controller", "POST", "/billing/approvals", json={"customer": "NOPE", "period": "2026-10",
+                                                                     "total": "1.00"})
+    assert bad.status_code == 404 and bad.get_json()["errors"][0]["field"] == "customer"
+    bad = api.call("auditor", "GET", "/billing/preview", query_string={"company": "OPFI", "period": "2026-10",
+                                                                       "rounding": "bankers"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "rounding"
+    assert api.call("auditor", "POST", "/billing/approvals", json={"customer": "C-17", "period": "2026-10",
+                                                                   "total": "1.00"}).status_code == 403
+    assert api.call("partner", "GET", "/billing/preview",
+                    query_string={"company": "OPFI", "period": "2026-10"}).status_code == 403

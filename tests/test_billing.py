@@ -663,3 +663,31 @@ def test_a_dispute_of_an_invoiced_line_resolved_by_a_credit_note(eco):
                                          "night work was not ordered")
     assert bill(eco, "2026-11").invoices == []  # nothing applied next term: the credit note did it
     assert verify(eco).ok
+
+
+def test_open_balances_are_previewed_approved_then_invoiced(eco):
+    run(eco, MONTH)
+    plan = billing.preview_billing(eco, "OPFI", "2026-10", rules=RULES)
+    [planned] = plan.invoices
+    assert (planned.customer, planned.currency, planned.total_minor) == ("ACME", "EUR", 60900)
+    with eco.read() as conn:  # the preview writes nothing
+        assert conn.execute(select(func.count()).select_from(invoices)).scalar() == 0
+    waiting = billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t", approval=True)
+    assert waiting.invoices == [] and waiting.awaiting_approval == [
+        {"customer": "ACME", "currency": "EUR", "total_minor": 60900}]
+    billing.approve_balance(eco, "ACME", "2026-10", "609.00", actor="controller")
+    # The balance changes after the review: the run waits for a new approval.
+    run(eco, [{**MONTH[3], "id": "late", "quantity": "1", "timestamp": "2026-10-30T10:00:00Z"}])
+    assert billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t", approval=True).invoices == []
+    with pytest.raises(LedgerError, match="decimal places"):
+        billing.approve_balance(eco, "ACME", "2026-10", "729.001", actor="controller")
+    billing.approve_balance(eco, "ACME", "2026-10", "729.00", actor="controller")
+    report = billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t", approval=True)
+    assert report.invoices == ["OPFI-000001"] and report.totals == {"EUR": 72900}
+    [approval] = billing.list_approvals(eco)
+    assert (approval.total_minor, approval.approved_by, approval.invoice) == (72900, "controller", "OPFI-000001")
+    # An approval is used once: new usage of the period waits for its own.
+    run(eco, [{**MONTH[3], "id": "later", "quantity": "1", "timestamp": "2026-10-30T11:00:00Z"}])
+    again = billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t", approval=True)
+    assert again.invoices == [] and again.awaiting_approval[0]["total_minor"] == 12000
+    assert verify(eco).ok

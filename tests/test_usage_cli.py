@@ -167,7 +167,8 @@ def test_budget_caps_from_the_cli(eco_cli, tmp_path):
 
 @pytest.mark.parametrize("command", [["billing"], ["billing", "run"], ["billing", "leakage"], ["billing", "cap"],
                                      ["billing", "caps"], ["invoice"], ["invoice", "list"], ["invoice", "show"],
-                                     ["invoice", "credit"]])
+                                     ["invoice", "credit"], ["billing", "preview"], ["billing", "approve"],
+                                     ["billing", "approvals"]])
 def test_every_billing_command_has_help(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0 and "Usage:" in out
@@ -210,3 +211,23 @@ def test_credit_notes_from_the_cli(eco_cli, tmp_path):
     code, _, _ = cli("invoice", "show", "OPFI-CN-000001", "--format", "pdf", "--out", str(tmp_path / "cn.pdf"))
     assert code == 0 and (tmp_path / "cn.pdf").read_bytes().startswith(b"%PDF")
     assert cli("verify")[0] == 0
+
+
+def test_preview_and_approval_from_the_cli(eco_cli, tmp_path):
+    cli = eco_cli
+    usage = tmp_path / "october.csv"
+    usage.write_text(CSV_FILE)
+    cli("import", "usage", str(usage))
+    code, out, _ = cli("billing", "preview", "--company", "OPFI", "--period", "2026-10", "--format", "json")
+    [planned] = json.loads(out)["invoices"]
+    assert code == 0 and (planned["customer"], planned["total"]) == ("C-17", "939.25")
+    assert [line["kind"] for line in planned["lines"]] == ["usage", "fee", "event"]
+    assert "C-17: 939.25 EUR" in cli("billing", "preview", "--company", "OPFI", "--period", "2026-10")[1]
+    code, out, _ = cli("billing", "run", "--company", "OPFI", "--period", "2026-10", "--approval")
+    assert code == 0 and "0 invoices issued" in out and "awaiting approval: C-17 939.25 EUR" in out
+    code, out, _ = cli("billing", "approve", "--customer", "C-17", "--period", "2026-10", "--total", "939.25")
+    assert code == 0 and out.strip() == "approved C-17 2026-10: 939.25 EUR"
+    code, out, _ = cli("billing", "run", "--company", "OPFI", "--period", "2026-10", "--approval", "--format", "json")
+    assert json.loads(out)["invoices"] == ["OPFI-000001"]
+    code, out, _ = cli("billing", "approvals", "--format", "csv")
+    assert out.splitlines()[1].startswith("2026-10,C-17,939.25,EUR,") and out.splitlines()[1].endswith(",OPFI-000001")

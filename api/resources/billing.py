@@ -19,6 +19,9 @@ from billing.credit_notes import issue_credit_note
 from billing.leakage import leakage_report
 from billing.pdf import invoice_pdf
 from billing.schemas import (
+    ApprovalRequestSchema,
+    ApprovalSchema,
+    BillingPreviewSchema,
     BudgetCapListArgsSchema,
     BudgetCapRequestSchema,
     BudgetCapSchema,
@@ -30,6 +33,8 @@ from billing.schemas import (
     InvoiceSchema,
     InvoiceSummarySchema,
     LeakageReportSchema,
+    PreviewArgsSchema,
+    preview_data,
 )
 from contracts.rules import DEFAULT_RULES, RuleError, current_rules
 from jobs import service as jobs_service
@@ -80,6 +85,47 @@ class Leakage(MethodView):
         return leakage_report(database(), args["company"], args["period"])
 
 
+@blp.route("/billing/preview")
+class BillingPreview(MethodView):
+    @requires(READ_ALL)
+    @blp.arguments(PreviewArgsSchema, location="query")
+    @blp.response(200, BillingPreviewSchema)
+    def get(self, args):
+        """Each customer's open balance: the invoices a run would issue now, written nowhere."""
+        config = settings()
+        plan = service.preview_billing(
+            database(), args["company"], args["period"], rules=_rules(),
+            consolidate=config.invoice_consolidate if args["consolidate"] is None else args["consolidate"],
+            rounding=args["rounding"] or config.invoice_rounding)
+        return preview_data(args["company"], args["period"], plan)
+
+
+@blp.route("/billing/approvals")
+class Approvals(MethodView):
+    @requires(READ_ALL)
+    @blp.arguments(BudgetCapListArgsSchema, location="query")
+    @blp.response(200, ApprovalSchema(many=True))
+    def get(self, args):
+        """Approved open balances, and the invoice that used each."""
+        return service.list_approvals(database(), customer=args["customer"], period=args["period"])
+
+    @requires(POST)
+    @blp.arguments(ApprovalRequestSchema)
+    @blp.response(200, ApprovalSchema)
+    def post(self, body):
+        """Approve a customer's open balance for a period at a total. A run requiring
+        approval invoices it at exactly that total; a changed balance waits."""
+        return service.approve_balance(database(), body["customer"], body["period"], body["total"],
+                                       currency=body["currency"], actor=principal().actor)
+
+
+def _rules():
+    try:
+        return current_rules(settings().posting_rules or DEFAULT_RULES)
+    except RuleError as exc:
+        raise ApiProblem(503, f"the server's posting rules are refused: {exc}", code="rules_unavailable") from None
+
+
 @blp.route("/billing/caps")
 class BudgetCaps(MethodView):
     @requires(READ_ALL)
@@ -125,10 +171,7 @@ class DisputeResolution(MethodView):
     def post(self, body):
         """Resolve an open dispute: cancel (the line's posting is reversed; never invoiced),
         credit (invoiced, and credited on the next invoice) or accept (invoiced as it is)."""
-        try:
-            rules = current_rules(settings().posting_rules or DEFAULT_RULES)
-        except RuleError as exc:
-            raise ApiProblem(503, f"the server's posting rules are refused: {exc}", code="rules_unavailable") from None
+        rules = _rules()
         return disputes.resolve_dispute(database(), body["line_id"], body["outcome"], rules=rules,
                                         actor=principal().actor, resolution=body["resolution"], day=body["date"])
 
@@ -178,9 +221,6 @@ class CreditNotes(MethodView):
     def post(self, body, number):
         """Issue a credit note against an invoice: an amount of it, or a line of it (the rest
         of the line by default). Never more than the line or the invoice charged."""
-        try:
-            rules = current_rules(settings().posting_rules or DEFAULT_RULES)
-        except RuleError as exc:
-            raise ApiProblem(503, f"the server's posting rules are refused: {exc}", code="rules_unavailable") from None
+        rules = _rules()
         return issue_credit_note(database(), number, reason=body["reason"], rules=rules, actor=principal().actor,
                                  amount=body["amount"], line_no=body["line_no"], day=body["date"])

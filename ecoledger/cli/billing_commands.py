@@ -1,4 +1,4 @@
-"""Billing: billing run|leakage|cap|caps, invoice list|show."""
+"""Billing: billing run|preview|approve|approvals|leakage|cap|caps, invoice list|show|credit."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from billing.credit_notes import issue_credit_note
 from billing.leakage import leakage_report
 from billing.pdf import invoice_pdf
 from billing.schemas import (
+    ApprovalSchema,
     BillingReportSchema,
     BudgetCapSchema,
     InvoiceSchema,
     InvoiceSummarySchema,
     LeakageReportSchema,
+    preview_document,
 )
 from ecoledger.cli.contract_commands import rules_of
 from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
@@ -46,9 +48,12 @@ def billing() -> None:
 @click.option("--rounding", type=click.Choice(["line", "document"]),
               help="Usage rounded per line as rated, or once per invoice (a rounding line). "
                    "[default: the invoice_rounding setting, line]")
+@click.option("--approval/--no-approval", default=None,
+              help="Invoice only customers whose open balance was approved at its total (billing approve); the "
+                   "others wait. [default: the invoice_approval setting, off]")
 @format_option(TABLE, JSON)
 @click.pass_obj
-def billing_run(app, company, period, rules_path, consolidate, rounding, fmt) -> None:
+def billing_run(app, company, period, rules_path, consolidate, rounding, approval, fmt) -> None:
     """Invoice what the company has not invoiced yet of the usage posted up to the end of
     PERIOD: one invoice per customer, numbered without gaps, posted from unbilled to
     receivables. Running it again invoices only what is new (late lines). As a job for the
@@ -57,7 +62,8 @@ def billing_run(app, company, period, rules_path, consolidate, rounding, fmt) ->
         app.database(), company, period, rules=rules_of(app, rules_path), actor=app.actor,
         payment_terms_days=app.settings.invoice_payment_terms_days,
         consolidate=app.settings.invoice_consolidate if consolidate is None else consolidate,
-        rounding=rounding or app.settings.invoice_rounding)
+        rounding=rounding or app.settings.invoice_rounding,
+        approval=app.settings.invoice_approval if approval is None else approval)
     if fmt == JSON:
         emit_json(BillingReportSchema().dump(report))
         return
@@ -66,6 +72,79 @@ def billing_run(app, company, period, rules_path, consolidate, rounding, fmt) ->
                f"{report.issue_date}, {report.usage_lines} usage lines, {report.fees} fee periods, {totals}")
     for number in report.invoices:
         click.echo(f"  {number}")
+    for waiting in report.awaiting_approval:
+        click.echo(f"  awaiting approval: {waiting['customer']} "
+                   f"{format_amount(waiting['total_minor'], waiting['currency'])} {waiting['currency']}")
+
+
+@billing.command("preview")
+@click.option("--company", required=True, help="The billing company (an operator entity).")
+@click.option("--period", required=True, help="The month, as YYYY-MM.")
+@click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False),
+              help="Posting rules file. [default: the posting_rules setting, else config/posting_rules.yaml]")
+@click.option("--consolidate/--per-customer", default=None, help="As billing run. [default: the invoice_consolidate "
+                                                                   "setting]")
+@click.option("--rounding", type=click.Choice(["line", "document"]), help="As billing run. [default: the "
+                                                                           "invoice_rounding setting]")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def billing_preview(app, company, period, rules_path, consolidate, rounding, fmt) -> None:
+    """Each customer's open balance: the invoices a run would issue now, written nowhere.
+    Review it, then approve it (billing approve) when runs require approval."""
+    plan = service.preview_billing(
+        app.database(), company, period, rules=rules_of(app, rules_path),
+        consolidate=app.settings.invoice_consolidate if consolidate is None else consolidate,
+        rounding=rounding or app.settings.invoice_rounding)
+    document = preview_document(company, period, plan)
+    if fmt == JSON:
+        emit_json(document)
+        return
+    for planned in document["invoices"]:
+        emit_table(["Kind", "Description", "Quantity", "Unit", "Amount"],
+                   [(line["kind"], line["description"], line["quantity"], line["unit"], line["amount"])
+                    for line in planned["lines"]],
+                   title=f"{planned['customer']}: {planned['total']} {planned['currency']}",
+                   right=["Quantity", "Amount"])
+    if not document["invoices"]:
+        click.echo(f"nothing to invoice for {company} {period}")
+
+
+@billing.command("approve")
+@click.option("--customer", required=True, help="The invoiced customer (the organisation when consolidating).")
+@click.option("--period", required=True, help="The month, as YYYY-MM.")
+@click.option("--total", required=True, help="The open balance approved, as the preview showed it, e.g. 609.00.")
+@click.option("--currency", help="[default: the customer's currency]")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def billing_approve(app, customer, period, total, currency, fmt) -> None:
+    """Approve a customer's open balance for PERIOD at TOTAL. A run requiring approval then
+    invoices it, at exactly that total; if the balance changed since, it waits."""
+    approval = service.approve_balance(app.database(), customer, period, total, currency=currency, actor=app.actor)
+    if fmt == JSON:
+        emit_json(ApprovalSchema().dump(approval))
+        return
+    click.echo(f"approved {approval.customer} {approval.period}: {format_amount(approval.total_minor, approval.currency)}"
+               f" {approval.currency}")
+
+
+@billing.command("approvals")
+@click.option("--customer", help="Approvals of this customer.")
+@click.option("--period", help="Approvals of this month (YYYY-MM).")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def billing_approvals(app, customer, period, fmt) -> None:
+    """Approved open balances, and the invoice that used each."""
+    rows = service.list_approvals(app.database(), customer=customer, period=period)
+    if fmt == JSON:
+        emit_json(ApprovalSchema(many=True).dump(rows))
+        return
+    data = [(a.period, a.customer, format_amount(a.total_minor, a.currency), a.currency, a.approved_at.isoformat(),
+             a.approved_by, a.invoice or "") for a in rows]
+    if fmt == CSV:
+        emit_csv(["period", "customer", "total", "currency", "approved_at", "approved_by", "invoice"], data)
+    else:
+        emit_table(["Period", "Customer", "Total", "Cur", "Approved at", "By", "Invoice"], data, title="Approvals",
+                   right=["Total"])
 
 
 @billing.command("leakage")

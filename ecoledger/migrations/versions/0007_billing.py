@@ -205,11 +205,23 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('line_id', name=op.f('pk_usage_disputes'))
     )
     op.create_index('ix_usage_disputes_status', 'usage_disputes', ['status'], unique=False)
+    op.create_table('invoice_approvals',
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('period', sa.String(length=7), nullable=False),
+    sa.Column('total_minor', sa.BigInteger(), nullable=False),
+    sa.Column('approved_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('approved_by', sa.String(length=200), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoice_approvals_customer_id_customers')),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_invoice_approvals_invoice_id_invoices')),
+    sa.PrimaryKeyConstraint('customer_id', 'currency', 'period', name=op.f('pk_invoice_approvals'))
+    )
     statements = SQLITE_TRIGGERS if op.get_bind().dialect.name == "sqlite" else POSTGRESQL_TRIGGERS
     for statement in statements:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in ("usage_disputes", "invoice_caps", "invoice_true_ups", "invoice_events", "invoice_fees", "invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
+    for table in ("invoice_approvals", "usage_disputes", "invoice_caps", "invoice_true_ups", "invoice_events", "invoice_fees", "invoice_usage", "invoice_lines", "invoices", "invoice_sequences", "billing_runs"):
         op.drop_table(table)
