@@ -94,6 +94,13 @@ class Settings:
     usage_late_policy: str = "first_open_period"
     usage_alert_percents: str = "80,100"
     holiday_calendar: str = ""
+    # When a month's rating periods end (usage period-alerts): an underrun alert below this
+    # percentage of a component's budget, and run-rate alerts above or below these
+    # percentages of the mean of its last usage_run_rate_periods periods.
+    usage_underrun_percent: int = 50
+    usage_run_rate_high_percent: int = 150
+    usage_run_rate_low_percent: int = 50
+    usage_run_rate_periods: int = 3
 
     # Billing: an invoice is due this many days after its issue date. Consolidated billing
     # invoices each organisation (the top of a customer hierarchy) for the usage of every

@@ -233,6 +233,22 @@ def run_billing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return BillingReportSchema().dump(report)
 
 
+class PeriodAlertParams(Schema):
+    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+
+
+def run_period_alerts(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Raise the underrun and run-rate alerts of the rating periods that ended in a month.
+    Safe to run again: each alert is raised once."""
+    from usage.period_alerts import evaluate_period_alerts, thresholds_from
+    from usage.schemas import PeriodAlertReportSchema
+
+    settings, _ = _settings_and_rules()
+    ctx.progress(0, None, f"period alerts for {params['period']}")
+    report = evaluate_period_alerts(ctx.db, params["period"], actor=ctx.actor, thresholds=thresholds_from(settings))
+    return PeriodAlertReportSchema().dump(report)
+
+
 # Rejections kept in an import job's result; all of them are in the rejects store.
 JOB_OUTCOMES_KEPT = 100
 
@@ -269,6 +285,13 @@ KINDS: dict[str, JobKind] = {
             dedup_key=lambda params: f"billing-run:{params['company']}:{params['period']}",
             # one billing run per company at a time: numbers are taken in order
             partition_key=lambda params: f"billing:{params['company']}",
+        ),
+        JobKind(
+            "usage-period-alerts",
+            "raise the underrun and run-rate alerts of the rating periods that ended in a month",
+            PeriodAlertParams,
+            run_period_alerts,
+            dedup_key=lambda params: f"usage-period-alerts:{params['period']}",
         ),
     )
 }

@@ -49,6 +49,7 @@ MATRIX = {
     ("POST", "/usage/rejects/resubmit"): WRITERS,
     ("GET", "/usage/lines"): INTERNAL,
     ("GET", "/usage/alerts"): INTERNAL,
+    ("POST", "/usage/alerts/evaluate"): WRITERS,
     ("GET", "/contracts/<code>/usage"): INTERNAL,
     ("POST", "/billing-runs"): WRITERS,
     ("GET", "/invoices"): INTERNAL,

@@ -273,3 +273,14 @@ def test_preview_and_approval_through_the_api(eco_api):
                                                                    "total": "1.00"}).status_code == 403
     assert api.call("partner", "GET", "/billing/preview",
                     query_string={"company": "OPFI", "period": "2026-10"}).status_code == 403
+
+
+def test_period_alerts_through_the_api(eco_api):
+    api = eco_api
+    assert upload(api, jsonl(LINE)).status_code == 201
+    response = api.call("controller", "POST", "/usage/alerts/evaluate", json={"period": "2026-10"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["period"] == "2026-10"
+    bad = api.call("controller", "POST", "/usage/alerts/evaluate", json={"period": "October"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "period"
+    assert api.call("auditor", "POST", "/usage/alerts/evaluate", json={"period": "2026-10"}).status_code == 403

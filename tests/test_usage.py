@@ -174,6 +174,34 @@ def test_a_budget_alert_is_raised_once_per_period(eco):
     assert len(queries.list_alerts(eco)) == 4  # 2 allowance + 2 budget, none again
 
 
+def test_underrun_and_run_rate_alerts_are_raised_when_a_period_ends(eco):
+    from usage.period_alerts import Thresholds, evaluate_period_alerts
+
+    def month(name: str, day: str, hours: str) -> dict:
+        return line(name, f"{day}T10:00:00+00:00", "service-desk", hours, attributes={"shift": "day"})
+
+    # The desk has 5 hours included, then 80.00 an hour, and a 500.00 budget a month.
+    run(eco, [month("o1", "2026-10-05", "10"),  # October: 400.00
+              month("n1", "2026-11-05", "7"),  # November: 160.00
+              month("d1", "2026-12-05", "20")])  # December: 1,200.00
+    october = evaluate_period_alerts(eco, "2026-10", actor="t")
+    # Not under half of the budget, and no history yet for a run rate.
+    assert (october.components, october.raised) == (3, [])
+    november = evaluate_period_alerts(eco, "2026-11", actor="t")
+    assert [(a["component"], a["kind"], a["threshold_percent"], a["used_text"], a["limit_text"])
+            for a in november.raised] == [
+        ("DESK", "underrun", 50, "160.00", "500.00"),  # under half of the budget
+        ("DESK", "run_rate_low", 50, "160.00", "400.00 mean of 1")]  # and under half of October's
+    december = evaluate_period_alerts(eco, "2026-12", actor="t", thresholds=Thresholds(history=2))
+    assert [(a["kind"], a["limit_text"]) for a in december.raised] == [("run_rate_high", "280.00 mean of 2")]
+    # Components without usage in the month: an underrun of their budget only if they have one.
+    assert all(a["component"] == "DESK" for a in november.raised + december.raised)
+    assert evaluate_period_alerts(eco, "2026-11", actor="t").raised == []  # raised once
+    stored = [(a.kind, a.line_id) for a in queries.list_alerts(eco) if a.kind not in ("allowance", "budget")]
+    assert stored == [("underrun", None), ("run_rate_low", None), ("run_rate_high", None)]
+    assert evaluate_period_alerts(eco, "2026-09", actor="t").components == 0  # before the contract
+
+
 def test_importing_the_same_lines_again_changes_nothing(eco):
     run(eco, MONTH)
     before = count_rows(eco)

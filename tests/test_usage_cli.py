@@ -168,7 +168,7 @@ def test_budget_caps_from_the_cli(eco_cli, tmp_path):
 @pytest.mark.parametrize("command", [["billing"], ["billing", "run"], ["billing", "leakage"], ["billing", "cap"],
                                      ["billing", "caps"], ["invoice"], ["invoice", "list"], ["invoice", "show"],
                                      ["invoice", "credit"], ["billing", "preview"], ["billing", "approve"],
-                                     ["billing", "approvals"]])
+                                     ["billing", "approvals"], ["usage", "period-alerts"]])
 def test_every_billing_command_has_help(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0 and "Usage:" in out
@@ -231,3 +231,18 @@ def test_preview_and_approval_from_the_cli(eco_cli, tmp_path):
     assert json.loads(out)["invoices"] == ["OPFI-000001"]
     code, out, _ = cli("billing", "approvals", "--format", "csv")
     assert out.splitlines()[1].startswith("2026-10,C-17,939.25,EUR,") and out.splitlines()[1].endswith(",OPFI-000001")
+
+
+def test_period_alerts_from_the_cli_and_as_a_job(eco_cli, tmp_path):
+    cli = eco_cli
+    usage = tmp_path / "october.csv"
+    usage.write_text(CSV_FILE)
+    cli("import", "usage", str(usage))
+    code, out, err = cli("usage", "period-alerts", "--period", "2026-10", "--format", "json")
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert report["period"] == "2026-10" and report["components"] >= 1
+    code, out, err = cli("job", "run", "usage-period-alerts", "-p", "period=2026-10", "--format", "json")
+    assert code == 0 and json.loads(out)["result"]["raised"] == [], out + err  # raised once, by the command
+    code, _, err = cli("usage", "period-alerts", "--period", "2026-13")
+    assert code == 1 and "YYYY-MM" in err

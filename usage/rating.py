@@ -38,6 +38,9 @@ _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _HUNDRED = Decimal(100)
 
+# A plan's rating period (``period: month|quarter|year``) as billing-period frequencies.
+PLAN_PERIOD_FREQUENCY = {"month": "monthly", "quarter": "quarterly", "year": "yearly"}
+
 
 class RatingError(ValueError):
     """A line the plan cannot price; ``field`` names the line's field at fault."""

@@ -137,9 +137,9 @@ usage_alerts = Table(
     Column("threshold_percent", Integer, nullable=False),
     Column("limit_text", String(48), nullable=False),  # the allowance (units) or budget (amount)
     Column("used_text", String(48), nullable=False),  # the counter when the line crossed it
-    Column("line_id", String(200), nullable=False),
+    Column("line_id", String(200), nullable=True),  # the line that crossed it; None for a period's alerts
     Column("raised_at", UTCDateTime, nullable=False),
-    CheckConstraint("kind IN ('allowance', 'budget')", name="kind_known"),
+    CheckConstraint("kind IN ('allowance', 'budget', 'underrun', 'run_rate_high', 'run_rate_low')", name="kind_known"),
 )
 Index("ix_usage_alerts_once", usage_alerts.c.contract_id, usage_alerts.c.component, usage_alerts.c.period_start,
       usage_alerts.c.kind, usage_alerts.c.threshold_percent, unique=True)

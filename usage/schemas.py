@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 
+from ledger.periods import PERIOD_PATTERN
 from ledger.schemas import OutcomeSchema, money_field
 
 
@@ -82,12 +83,37 @@ class AlertSchema(Schema):
     contract = fields.String()
     component = fields.String()
     period_start = fields.Date()
-    kind = fields.String(metadata={"description": "allowance or budget"})
+    kind = fields.String(metadata={"description": "allowance or budget (a line reached the threshold); underrun, "
+                                                  "run_rate_high or run_rate_low (raised when the period ended)"})
     threshold_percent = fields.Integer()
     limit = fields.String()
     used = fields.String()
-    line_id = fields.String(metadata={"description": "the line that reached the threshold"})
+    line_id = fields.String(allow_none=True, metadata={"description": "the line that reached the threshold; null "
+                                                                      "for a period's alerts"})
     raised_at = fields.DateTime()
+
+
+class PeriodAlertSchema(Schema):
+    contract = fields.String()
+    component = fields.String()
+    period_start = fields.Date()
+    kind = fields.String()
+    threshold_percent = fields.Integer()
+    limit = fields.String(attribute="limit_text")
+    used = fields.String(attribute="used_text")
+
+
+class PeriodAlertReportSchema(Schema):
+    period = fields.String()
+    components = fields.Integer(metadata={"description": "usage components whose rating period ended in the month"})
+    raised = fields.List(fields.Nested(PeriodAlertSchema))
+
+
+class PeriodAlertArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
 
 
 class CounterSchema(Schema):

@@ -68,7 +68,7 @@ from partners.schema import agreement_versions
 from partners.schemas import canonical_decimal
 from usage.calendars import CalendarError, holiday_checker
 from usage.lines import LineError, RawLine, UsageLine, canonical, check_line
-from usage.rating import Plan, RatingError, discount, factor, prepare_plan, rate, round_half_up
+from usage.rating import PLAN_PERIOD_FREQUENCY, Plan, RatingError, discount, factor, prepare_plan, rate, round_half_up
 from usage.schema import usage_alerts, usage_counters, usage_imports, usage_lines, usage_rejects
 
 RULE = "usage"
@@ -87,7 +87,6 @@ E_UNKNOWN_SERVICE = "unknown_service"
 E_UNIT_MISMATCH = "unit_mismatch"
 E_NOT_RATED = "not_rated"
 
-_PLAN_PERIOD_FREQUENCY = {"month": "monthly", "quarter": "quarterly", "year": "yearly"}
 _MICRO = Decimal(1_000_000)
 _ONE_DAY = dt.timedelta(days=1)
 _USABLE_ID = re.compile(r"[!-~]{1,200}")  # as usage.lines checks ids
@@ -408,7 +407,7 @@ class _Batch:
         if line.unit is not None and line.unit != plan.unit:
             raise LedgerError(Problem(E_UNIT_MISMATCH, "unit", f"{show(line.unit)}: price plan {plan.code} is "
                                       f"priced per {plan.unit}"))
-        frequency = _PLAN_PERIOD_FREQUENCY.get(plan.period or "", contract.billing_frequency)
+        frequency = PLAN_PERIOD_FREQUENCY.get(plan.period or "", contract.billing_frequency)
         period = billing_period(day, start=contract.start, frequency=frequency, billing_day=contract.billing_day)
         posted_date, late = self._posting_date(contract, component, day)
         discounts = tuple(Decimal(c["percent"]) for c in version.components

@@ -23,10 +23,13 @@ from ledger.records import LedgerError
 from ledger.schemas import JobSchema
 from usage import queries
 from usage.lines import HeaderError, read_lines
+from usage.period_alerts import evaluate_period_alerts, thresholds_from
 from usage.schemas import (
     AlertSchema,
     CounterSchema,
     ImportReportSchema,
+    PeriodAlertArgsSchema,
+    PeriodAlertReportSchema,
     RatedLineSchema,
     RejectSchema,
     UsageImportSchema,
@@ -227,6 +230,18 @@ class UsageAlerts(MethodView):
     def get(self, args):
         """Allowance and budget alerts."""
         return queries.list_alerts(database(), contract=args["contract"])
+
+
+@blp.route("/usage/alerts/evaluate")
+class UsagePeriodAlerts(MethodView):
+    @requires(POST)
+    @blp.arguments(PeriodAlertArgsSchema)
+    @blp.response(200, PeriodAlertReportSchema)
+    def post(self, body):
+        """Raise the underrun and run-rate alerts of the rating periods that ended in a
+        month (each once). Also a job: kind usage-period-alerts."""
+        return evaluate_period_alerts(database(), body["period"], actor=principal().actor,
+                                      thresholds=thresholds_from(settings()))
 
 
 @blp.route("/contracts/<code>/usage")

@@ -1,4 +1,5 @@
-"""Usage: import usage FILE, and usage imports|rejects|resubmit|lines|alerts|counters|dispute|resolve|disputes."""
+"""Usage: import usage FILE, and usage imports|rejects|resubmit|lines|alerts|period-alerts|counters|dispute|
+resolve|disputes."""
 
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ from ecoledger.cli.output import (
 from ledger.money import format_amount
 from usage import queries
 from usage.lines import HeaderError, guess_format, read_lines
+from usage.period_alerts import evaluate_period_alerts, thresholds_from
 from usage.schemas import (
     AlertSchema,
     CounterSchema,
     ImportReportSchema,
+    PeriodAlertReportSchema,
     RatedLineSchema,
     RejectSchema,
     UsageImportSchema,
@@ -216,7 +219,7 @@ def alerts_command(app, contract, fmt) -> None:
         emit_json(AlertSchema(many=True).dump(rows))
         return
     data = [(r.id, r.contract, r.component, str(r.period_start), r.kind, f"{r.threshold_percent}%", r.used, r.limit,
-             r.line_id, r.raised_at.isoformat(timespec="seconds")) for r in rows]
+             r.line_id or "", r.raised_at.isoformat(timespec="seconds")) for r in rows]
     if fmt == CSV:
         emit_csv(["id", "contract", "component", "period_start", "kind", "threshold", "used", "limit", "line_id",
                   "raised_at"], data)
@@ -283,6 +286,25 @@ def _show_dispute(found, fmt) -> None:
                f"{format_amount(found.amount_minor, found.currency)} {found.currency}): {found.status}"
                f"{f', reversed by entry {found.entry_seq}' if found.entry_seq else ''}"
                f"{f', credited by event {found.event_id}' if found.event_id else ''}")
+
+
+@usage.command("period-alerts")
+@click.option("--period", required=True, help="The month, as YYYY-MM, whose ended rating periods are evaluated.")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def period_alerts_command(app, period, fmt) -> None:
+    """Raise the alerts only a period's end can show: usage under a component's budget
+    (underrun), and usage far above or below its usual run rate. Raised once; as a job:
+    `ecoledger job start usage-period-alerts -p period=P`."""
+    report = evaluate_period_alerts(app.database(), period, actor=app.actor, thresholds=thresholds_from(app.settings))
+    if fmt == JSON:
+        emit_json(PeriodAlertReportSchema().dump(report))
+        return
+    click.echo(f"{period}: {report.components} usage components at the end of a rating period, "
+               f"{len(report.raised)} alerts raised")
+    for alert in report.raised:
+        click.echo(f"  {alert['contract']} {alert['component']} from {alert['period_start']}: {alert['kind']} "
+                   f"({alert['threshold_percent']}%), {alert['used_text']} against {alert['limit_text']}")
 
 
 @usage.command("counters")

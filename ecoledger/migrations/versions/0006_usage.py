@@ -87,9 +87,9 @@ def upgrade() -> None:
     sa.Column('threshold_percent', sa.Integer(), nullable=False),
     sa.Column('limit_text', sa.String(length=48), nullable=False),
     sa.Column('used_text', sa.String(length=48), nullable=False),
-    sa.Column('line_id', sa.String(length=200), nullable=False),
+    sa.Column('line_id', sa.String(length=200), nullable=True),
     sa.Column('raised_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("kind IN ('allowance', 'budget')", name=op.f('ck_usage_alerts_kind_known')),
+    sa.CheckConstraint("kind IN ('allowance', 'budget', 'underrun', 'run_rate_high', 'run_rate_low')", name=op.f('ck_usage_alerts_kind_known')),
     sa.ForeignKeyConstraint(['contract_id'], ['contracts.id'], name=op.f('fk_usage_alerts_contract_id_contracts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_alerts'))
     )
