@@ -51,7 +51,9 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         *([("Credits invoice", invoice.credits), ("Reason", _latin1(invoice.reason or ""))]
           if invoice.document_type == "credit_note" else []),
         ("Billed by", invoice.company),
-        ("Customer", _latin1(f"{invoice.customer_name} ({invoice.customer})")), ("Period", invoice.period),
+        ("Customer", _latin1(f"{invoice.customer_name} ({invoice.customer})")),
+        *([("Cost centre", _latin1(invoice.cost_centre))] if invoice.cost_centre else []),
+        ("Period", invoice.period),
         ("Issued", invoice.issue_date.isoformat()), ("Due", invoice.due_date.isoformat()),
     ]
     rows = [["#", "Description", "Quantity", "Unit", f"Amount ({currency})"]]

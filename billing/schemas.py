@@ -46,6 +46,7 @@ class InvoiceSchema(Schema):
     document_type = fields.String(metadata={"description": "invoice or credit_note"})
     credits = fields.String(allow_none=True, metadata={"description": "a credit note: the invoice it credits"})
     reason = fields.String(allow_none=True, metadata={"description": "a credit note: why"})
+    cost_centre = fields.String(allow_none=True, metadata={"description": "the invoiced customer's cost centre"})
     company = fields.String()
     customer = fields.String()
     customer_name = fields.String()

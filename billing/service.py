@@ -842,12 +842,14 @@ class Invoice(NamedTuple):
     lines: list[InvoiceLine]
     credits: str | None = None  # a credit note: the number of the invoice it credits
     reason: str | None = None  # a credit note: why
+    cost_centre: str | None = None  # the invoiced customer's
 
 
 def _invoice_query():
     cu, credited = customers.alias("cu"), invoices.alias("credited")
     return (select(invoices, companies.c.code.label("company_code"), cu.c.code.label("customer_code"),
-                   cu.c.name.label("customer_name"), credited.c.number.label("credits_number"))
+                   cu.c.name.label("customer_name"), cu.c.cost_centre.label("customer_cost_centre"),
+                   credited.c.number.label("credits_number"))
             .join(companies, companies.c.id == invoices.c.company_id)
             .join(cu, cu.c.id == invoices.c.customer_id)
             .outerjoin(credited, credited.c.id == invoices.c.credits_invoice_id))
@@ -892,7 +894,7 @@ def _with_lines(conn: Connection, row, *, with_lines: bool) -> Invoice:
                  in conn.execute(query)]
     return Invoice(row.number, row.document_type, row.company_code, row.customer_code, row.customer_name, row.currency,
                    row.period, row.issue_date, row.due_date, row.total_minor, row.entry_seq, row.document_hash, lines,
-                   row.credits_number, row.reason)
+                   row.credits_number, row.reason, row.customer_cost_centre)
 
 
 CSV_COLUMNS = ("line", "customer", "cost_centre", "contract", "component", "description", "quantity", "unit", "amount",

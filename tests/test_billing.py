@@ -180,7 +180,17 @@ def test_an_organisation_is_invoiced_per_customer_or_consolidated(eco):
         ("OPFI", "Assets:Receivables:Customers", "240.00"), ("OPFI", "Assets:Receivables:Unbilled", "-240.00")]
     run(eco, [{**MONTH[3], "id": "n2", "contract": "SD-N"}, {**MONTH[3], "id": "s2", "contract": "SD-S"}])
     per_customer = bill(eco)
-    assert [billing.get_invoice(eco, n).customer for n in per_customer.invoices] == ["ORG-N", "ORG-S"]
+    # Per customer, each unit of the organisation gets its own invoice, to its cost centre.
+    assert [(billing.get_invoice(eco, n).customer, billing.get_invoice(eco, n).cost_centre)
+            for n in per_customer.invoices] == [("ORG-N", "4100"), ("ORG-S", "4200")]
+    import io
+
+    from pypdf import PdfReader
+
+    from billing.pdf import invoice_pdf
+
+    text = PdfReader(io.BytesIO(invoice_pdf(billing.get_invoice(eco, per_customer.invoices[0])))).pages[0].extract_text()
+    assert "Cost centre" in text and "4100" in text
     assert verify(eco).ok
 
 

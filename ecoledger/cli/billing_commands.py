@@ -271,6 +271,7 @@ def invoice_show(app, number, fmt, out) -> None:
     emit_table(["Field", "Value"], [
         *([("Credits", found.credits), ("Reason", found.reason)] if credit_note else []),
         ("Billed by", found.company), ("Customer", f"{found.customer} ({found.customer_name})"),
+        *([("Cost centre", found.cost_centre)] if found.cost_centre else []),
         ("Period", found.period), ("Issued", str(found.issue_date)), ("Due", str(found.due_date)),
         ("Total", f"{format_amount(found.total_minor, found.currency)} {found.currency}"),
         ("Entry", str(found.entry_seq or "")), ("Document hash", found.document_hash),
