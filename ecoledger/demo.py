@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from billing.credit_notes import issue_credit_note
+from billing.disputes import open_dispute, resolve_dispute
 from billing.service import get_invoice, run_billing
 from contracts.ecosystem import SECTIONS, load_ecosystem
 from contracts.events import import_events
@@ -227,6 +229,11 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
                          file_format="jsonl")
     say(f"   the same file again: {again.duplicates} duplicates, {again.posted} posted")
 
+    disputed = usage_file[1]["id"]
+    dispute = open_dispute(db, disputed, "the technician arrived two hours late", actor=actor)
+    say(f"   {dispute.contract}'s customer disputes visit {disputed} (EUR "
+        f"{format_amount(dispute.amount_minor, 'EUR')}): billing holds it back (ecoledger usage dispute)")
+
     say(f"\n8. Billing run for {PERIOD}: service-desk fees (in advance, deferred; C-42's with the reseller's")
     say("   commission), the month's usage (from unbilled to receivables), the contract events' charges and the")
     say("   SLA credit applied, per customer, numbered without gaps (ecoledger billing run; ecoledger invoice show)")
@@ -241,6 +248,15 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
             f"lines, due {invoice.due_date}")
     again = run_billing(db, "OPFI", PERIOD, rules=load_rules(), actor=actor)
     say(f"   the same run again: {len(again.invoices)} invoices (nothing new to invoice)")
+    resolved = resolve_dispute(db, disputed, "credit", rules=load_rules(), actor=actor, day=dt.date(2026, 11, 2),
+                               resolution="visit kept, its price credited")
+    say(f"   the dispute is settled: the visit is invoiced next time and credited on the same invoice "
+        f"(event {resolved.event_id}; ecoledger usage resolve --outcome credit)")
+    first = get_invoice(db, billed.invoices[0])
+    note = issue_credit_note(db, first.number, amount="20.00", reason="goodwill for a rescheduled visit",
+                             rules=load_rules(), actor=actor, day=dt.date(2026, 11, 2))
+    say(f"   credit note {note.number} takes EUR {format_amount(-note.total_minor, 'EUR')} off {first.number} "
+        f"(ecoledger invoice credit); invoices keep their numbers, credit notes have their own")
 
     say(f"\n9. Closing {PERIOD} for every company: the month now refuses postings")
     for code, _, _ in COMPANIES:
