@@ -32,7 +32,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from billing.credit_notes import credit_in
 from billing.schema import invoice_usage, usage_disputes
 from contracts.events import apply_event
-from contracts.rules import RuleError, RuleSet, evaluate_amounts
+from contracts.rules import Context, RuleError, RuleSet, posting_drafts
 from contracts.service import load_contract
 from contracts.terms import AgreementTerms
 from ledger import audit
@@ -226,25 +226,13 @@ def _negated(conn: Connection, line, rules: RuleSet) -> tuple[PostingDraft, ...]
                "reseller": component.get("reseller")}
     quantity = Decimal(line.quantity_micro) / 1_000_000
     functions = AgreementTerms(conn).functions(contract, parties, line.posted_date, quantity)
-    try:
-        amounts = evaluate_amounts(rule, -line.amount_minor, -quantity, functions)
-    except RuleError as exc:
-        raise LedgerError(Problem(E_INVALID, "rules", str(exc))) from None
     dimensions = {"customer": contract.customer, "contract": contract.code, "service": line.service,
                   "component": line.component}
-    postings = []
-    for posting in rule.postings:
-        condition = rule.condition(posting)
-        if condition is not None and parties.get(condition) is None:
-            continue
-        value = int(amounts[posting.amount]) * posting.sign
-        if value:
-            pairs = {name: dimensions[name] for name in posting.dimensions}
-            if posting.counterparty:
-                pairs["counterparty"] = parties[posting.counterparty]
-            postings.append(PostingDraft(parties[posting.company], posting.account, value, line.currency,
-                                         tuple(sorted(pairs.items()))))
-    return tuple(postings)
+    try:
+        return tuple(posting_drafts(rule, Context(-line.amount_minor, -quantity, parties, dimensions, functions),
+                                    line.currency))
+    except RuleError as exc:
+        raise LedgerError(Problem(E_INVALID, "rules", str(exc))) from None
 
 
 def _credit(conn: Connection, line, reason: str, rules: RuleSet, actor: str, day: dt.date) -> str:

@@ -44,7 +44,7 @@ from billing.schema import (
 )
 from config import limits
 from contracts.events import status_changes
-from contracts.rules import RuleError, RuleSet, evaluate_amounts
+from contracts.rules import Context, RuleError, RuleSet, posting_drafts
 from contracts.schema import contract_events, contracts, customers
 from contracts.service import RECEIVABLES, load_contract
 from contracts.terms import AgreementTerms
@@ -586,23 +586,11 @@ def line_postings(conn: Connection, rules: RuleSet, terms: AgreementTerms, compa
     if fee is not None:
         parties.update(vendor=fee.component.get("vendor"), reseller=fee.component.get("reseller"))
         functions = terms.functions(fee.contract, parties, fee.terms_day, Decimal(1))
+    context = Context(amount, Decimal(line.quantity_micro) / 1_000_000, parties, dimensions, functions)
     try:
-        amounts = evaluate_amounts(rule, amount, Decimal(line.quantity_micro) / 1_000_000, functions)
+        return posting_drafts(rule, context, currency)
     except RuleError as exc:
         raise LedgerError(Problem(E_INVALID, "rules", str(exc))) from None
-    postings = []
-    for posting in rule.postings:
-        condition = rule.condition(posting)
-        if condition is not None and parties.get(condition) is None:
-            continue
-        value = int(amounts[posting.amount]) * posting.sign
-        if value:
-            pairs = {name: dimensions[name] for name in posting.dimensions if dimensions[name] is not None}
-            if posting.counterparty:
-                pairs["counterparty"] = parties[posting.counterparty]
-            postings.append(PostingDraft(parties[posting.company], posting.account, value, currency,
-                                         tuple(sorted(pairs.items()))))
-    return postings
 
 
 def post_document(writer: JournalWriter, number: str, issue_date: dt.date, postings: list[PostingDraft],
@@ -712,21 +700,14 @@ def approve_balance(db: Database, customer: str, period: str, total: str, *, act
     total; a balance that changed since (late usage, a credit) waits for a new approval."""
     parse_period(period)
     with db.write() as conn:
-        row = conn.execute(select(customers.c.id, customers.c.currency).where(customers.c.code == customer)).first()
-        if row is None:
-            raise LedgerError(Problem(E_NOT_FOUND, "customer", f"no customer {show(customer)}"))
-        currency = currency or row.currency
-        try:
-            total_minor = parse_amount(total, currency)
-        except AmountError as exc:
-            raise LedgerError(Problem(exc.code, "total", str(exc))) from None
+        customer_id, currency, total_minor = _customer_amount(conn, customer, total, currency, "total")
         a = invoice_approvals.c
-        key = (a.customer_id == row.id, a.currency == currency, a.period == period)
+        key = (a.customer_id == customer_id, a.currency == currency, a.period == period)
         existing = conn.execute(select(a.invoice_id, a.total_minor).where(*key)).first()
         now = dt.datetime.now(dt.UTC)
         values = {"total_minor": total_minor, "approved_at": now, "approved_by": actor[:200], "invoice_id": None}
         if existing is None:
-            conn.execute(insert(invoice_approvals).values(customer_id=row.id, currency=currency, period=period,
+            conn.execute(insert(invoice_approvals).values(customer_id=customer_id, currency=currency, period=period,
                                                           **values))
         else:
             conn.execute(update(invoice_approvals).where(*key).values(**values))
@@ -735,6 +716,20 @@ def approve_balance(db: Database, customer: str, period: str, total: str, *, act
             "replaced": None if existing is None else {"total_minor": existing.total_minor,
                                                        "used_by_invoice": existing.invoice_id}})
     return Approval(customer, currency, period, total_minor, now, actor[:200], None)
+
+
+def _customer_amount(conn: Connection, customer: str, text: str, currency: str | None,
+                     field: str) -> tuple[int, str, int]:
+    """A customer's id, the currency (default the customer's) and ``text`` as an amount of
+    it in minor units, for the controls set on a customer (approvals, caps)."""
+    row = conn.execute(select(customers.c.id, customers.c.currency).where(customers.c.code == customer)).first()
+    if row is None:
+        raise LedgerError(Problem(E_NOT_FOUND, "customer", f"no customer {show(customer)}"))
+    currency = currency or row.currency
+    try:
+        return row.id, currency, parse_amount(text, currency)
+    except AmountError as exc:
+        raise LedgerError(Problem(exc.code, field, str(exc))) from None
 
 
 def list_approvals(db: Database, *, customer: str | None = None, period: str | None = None) -> list[Approval]:
@@ -770,17 +765,10 @@ def set_cap(db: Database, customer: str, period: str, amount: str, *, actor: str
     them in."""
     parse_period(period)
     with db.write() as conn:
-        row = conn.execute(select(customers.c.id, customers.c.currency).where(customers.c.code == customer)).first()
-        if row is None:
-            raise LedgerError(Problem(E_NOT_FOUND, "customer", f"no customer {show(customer)}"))
-        currency = currency or row.currency
-        try:
-            amount_minor = parse_amount(amount, currency)
-        except AmountError as exc:
-            raise LedgerError(Problem(exc.code, "amount", str(exc))) from None
+        customer_id, currency, amount_minor = _customer_amount(conn, customer, amount, currency, "amount")
         if amount_minor < 0:
             raise LedgerError(Problem(E_INVALID, "amount", "a budget cap is not negative"))
-        key = {"customer_id": row.id, "currency": currency, "period": period}
+        key = {"customer_id": customer_id, "currency": currency, "period": period}
         now = dt.datetime.now(dt.UTC)
         caps = invoice_caps.c
         exists = conn.execute(select(caps.amount_minor).where(*(caps[k] == v for k, v in key.items()))).first()

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from config import limits
 from contracts.billing_periods import billing_period, prorate
-from contracts.rules import Context, Rule, RuleError, RuleSet, evaluate
+from contracts.rules import Context, Rule, RuleError, RuleSet, posting_drafts
 from contracts.schema import contract_events, contracts
 from contracts.schemas import EventSchema
 from contracts.service import Contract, load_contract
@@ -375,16 +375,10 @@ class _Applier:
             context = Context(application.amount_minor, application.quantity, parties, dimensions,
                               self.terms.functions(contract, parties, event["date"], application.quantity))
             try:
-                lines = evaluate(rule, context)
+                postings += posting_drafts(rule, context, contract.currency)
             except (RuleError, _Rejected, LedgerError) as error:
                 problems = (Problem(E_INVALID, "type", str(error)),) if isinstance(error, RuleError) else error.problems
                 raise _Rejected(*problems) from None
-            for posting, amount in lines:
-                pairs = {name: dimensions[name] for name in posting.dimensions if dimensions.get(name)}
-                if posting.counterparty:
-                    pairs["counterparty"] = parties[posting.counterparty]
-                postings.append(PostingDraft(parties[posting.company], posting.account, amount, contract.currency,
-                                             tuple(sorted(pairs.items()))))
         if not postings:
             return None
         description = f"{event['type']} {contract.code}" + (f": {event['reason']}" if event.get("reason") else "")

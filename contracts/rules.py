@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from ledger.chart import ChartTemplate, load_template
+from ledger.records import PostingDraft
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "config"
 DEFAULT_RULES = RULES_DIR / "posting_rules.yaml"
@@ -314,6 +315,19 @@ def evaluate_amounts(rule: Rule, amount: int, quantity: Decimal,
         except (InvalidOperation, ZeroDivisionError, ArithmeticError) as exc:
             raise RuleError(f"rule {rule.event_type} v{rule.version}: amounts.{name}: {exc.__class__.__name__}") from None
     return names
+
+
+def posting_drafts(rule: Rule, context: Context, currency: str) -> list[PostingDraft]:
+    """The rule's postings for one event or line as drafts: each in the books of the company
+    in its role, with the dimensions it names that have a value and its counterparty."""
+    drafts = []
+    for posting, amount in evaluate(rule, context):
+        pairs = {name: context.dimensions[name] for name in posting.dimensions if context.dimensions.get(name)}
+        if posting.counterparty:
+            pairs["counterparty"] = context.companies[posting.counterparty]
+        drafts.append(PostingDraft(context.companies[posting.company], posting.account, amount, currency,
+                                   tuple(sorted(pairs.items()))))
+    return drafts
 
 
 def evaluate(rule: Rule, context: Context) -> list[tuple[RulePosting, int]]:
