@@ -701,3 +701,62 @@ def test_open_balances_are_previewed_approved_then_invoiced(eco):
     again = billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t", approval=True)
     assert again.invoices == [] and again.awaiting_approval[0]["total_minor"] == 12000
     assert verify(eco).ok
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_disputes_caps_and_credit_notes_keep_the_books_whole(eco_factory, data):  # noqa: F811 (the fixture)
+    """Imports, disputes and their resolutions, budget caps, billing runs and credit notes
+    at random. Whatever the order: receivables equal the documents issued; unbilled
+    receivables equal the usage no invoice took (cancelled usage aside) plus what caps
+    carried; usage revenue equals the usage not cancelled; verify passes."""
+    from billing import disputes
+    from billing.credit_notes import issue_credit_note
+    from usage import queries
+
+    db = eco_factory()
+    steps = data.draw(st.lists(st.one_of(
+        st.tuples(st.just("usage"), st.integers(1, 3)),
+        st.tuples(st.just("dispute"), st.integers(0, 20)),
+        st.tuples(st.just("resolve"), st.tuples(st.integers(0, 20), st.sampled_from(sorted(disputes.OUTCOMES)))),
+        st.tuples(st.just("cap"), st.integers(0, 800)),
+        st.tuples(st.just("bill"), st.just(None)),
+        st.tuples(st.just("credit"), st.integers(1, 300))), min_size=1, max_size=12))
+    count = 0
+    for kind, argument in steps:
+        try:
+            if kind == "usage":
+                for _ in range(argument):
+                    count += 1
+                    run(db, [{**MONTH[3], "id": f"L{count}", "timestamp": f"2026-10-{count % 28 + 1:02d}T12:00:00Z",
+                              "quantity": str(count % 3 + 1)}])
+            elif kind == "dispute":
+                disputes.open_dispute(db, f"L{argument}", "questioned", actor="t")
+            elif kind == "resolve":
+                disputes.resolve_dispute(db, f"L{argument[0]}", argument[1], rules=RULES, actor="t",
+                                         day=dt.date(2026, 10, 31))
+            elif kind == "cap":
+                billing.set_cap(db, "ACME", "2026-10", format_amount(argument * 100, "EUR"), actor="t")
+            elif kind == "bill":
+                bill(db)
+            else:
+                issued = [i for i in billing.list_invoices(db) if i.document_type == "invoice"]
+                if issued:
+                    issue_credit_note(db, issued[-1].number, amount=format_amount(argument * 100, "EUR"),
+                                      reason="goodwill", rules=RULES, actor="t", day=dt.date(2026, 10, 31))
+        except LedgerError:
+            pass  # refused as a whole (no such line, resolved already, more than is left): nothing written
+    documents = billing.list_invoices(db)
+    lines = {line.id: line.amount_minor for line in queries.list_lines(db, limit=10_000)}
+    cancelled = {d.line_id for d in disputes.list_disputes(db, status="cancelled")}
+    with db.read() as conn:
+        invoiced = set(conn.execute(text("SELECT usage_line_id FROM invoice_usage")).scalars())
+        carried = -sum(conn.execute(text("SELECT amount_minor FROM invoice_lines WHERE kind IN "
+                                         "('capped', 'brought_forward')")).scalars())
+    assert balance(db, "OPFI", "Assets:Receivables:Customers") == format_amount(
+        sum(d.total_minor for d in documents), "EUR")
+    assert balance(db, "OPFI", "Assets:Receivables:Unbilled") == format_amount(
+        sum(a for i, a in lines.items() if i not in invoiced and i not in cancelled) + carried, "EUR")
+    assert balance(db, "OPFI", "Income:Usage") == format_amount(
+        -sum(a for i, a in lines.items() if i not in cancelled), "EUR")
+    assert verify(db).ok
