@@ -113,6 +113,10 @@ class Settings:
     invoice_consolidate: bool = False
     invoice_rounding: str = "line"
     invoice_approval: bool = False
+    # PDF documents embed this TrueType font (and its bold face) to print every script it
+    # has; empty: DejaVu Sans when the system has it, else Helvetica (Latin-1 only).
+    pdf_font: str = ""
+    pdf_font_bold: str = ""
 
     # `ecoledger serve`: where the API listens, and how many processes (each with
     # api_threads threads) answer. Bind 0.0.0.0 only behind a TLS-terminating proxy.

@@ -135,12 +135,13 @@ def test_verify_finds_tampered_invoices(eco, table, tamper, message):
 
 def test_an_invoice_as_pdf_is_the_same_document_every_time(eco):
     import io
+    from pathlib import Path
 
     import pypdf
 
-    from billing.pdf import invoice_pdf
+    from billing.pdf import SYSTEM_FONTS, FontError, Fonts, fonts, invoice_pdf
 
-    service.save_customer(eco, {"code": "HOST", "name": "Evil <b>Corp</b> & Søn 株式会社", "billing_company": "OPFI",
+    service.save_customer(eco, {"code": "HOST", "name": "Evil <b>Corp</b> & Søn Ελλάς 株式会社", "billing_company": "OPFI",
                                 "currency": "EUR"}, actor="t")
     service.save_contract(eco, {**CONTRACT, "code": "SD-H", "customer": "HOST"}, actor="t")
     import_events(eco, [(1, {"id": "ah", "type": "activated", "contract": "SD-H", "date": "2026-10-01"})],
@@ -148,11 +149,23 @@ def test_an_invoice_as_pdf_is_the_same_document_every_time(eco):
     run(eco, [*MONTH, {**MONTH[3], "id": "h1", "contract": "SD-H"}])
     report = bill(eco)
     invoice = billing.get_invoice(eco, report.invoices[1])
-    document = invoice_pdf(invoice)
-    assert document.startswith(b"%PDF") and document == invoice_pdf(billing.get_invoice(eco, invoice.number))
+    helvetica = Fonts("Helvetica", "Helvetica-Bold", False)
+    document = invoice_pdf(invoice, helvetica)
+    assert document.startswith(b"%PDF") and document == invoice_pdf(billing.get_invoice(eco, invoice.number), helvetica)
     text_of = pypdf.PdfReader(io.BytesIO(document)).pages[0].extract_text()
     assert invoice.number in text_of and "240.00" in text_of and "2026-11-30" in text_of
-    assert "Evil <b>Corp</b> & Søn ???? (HOST)" in text_of  # markup printed as written; no Latin-1 font glyphs: '?'
+    assert "Evil <b>Corp</b> & Søn ????? ???? (HOST)" in text_of  # markup printed as written; no Latin-1 glyphs: '?'
+    # With a Unicode font embedded (DejaVu Sans from the system, or the pdf_font setting),
+    # every script it has prints (DejaVu has Greek, not CJK), and the bytes are still the
+    # same every time.
+    dejavu = next((regular for regular, _ in SYSTEM_FONTS if Path(regular).is_file()), None)
+    if dejavu is None:
+        pytest.skip("no DejaVu Sans on this system (Debian: fonts-dejavu-core) to embed")
+    embedded = invoice_pdf(invoice, fonts(dejavu))
+    assert embedded == invoice_pdf(billing.get_invoice(eco, invoice.number), fonts(dejavu))
+    assert "Evil <b>Corp</b> & Søn Ελλάς ???? (HOST)" in pypdf.PdfReader(io.BytesIO(embedded)).pages[0].extract_text()
+    with pytest.raises(FontError, match="cannot embed"):
+        fonts("/nonexistent/font.ttf")
 
 
 def test_an_organisation_is_invoiced_per_customer_or_consolidated(eco):

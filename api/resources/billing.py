@@ -17,7 +17,7 @@ from api.resources.common import enqueue
 from billing import disputes, service
 from billing.credit_notes import issue_credit_note
 from billing.leakage import leakage_report
-from billing.pdf import invoice_pdf
+from billing.pdf import FontError, fonts, invoice_pdf
 from billing.schemas import (
     ApprovalRequestSchema,
     ApprovalSchema,
@@ -201,7 +201,12 @@ class Invoice(MethodView):
         document to send."""
         found = service.get_invoice(database(), number)
         if args["format"] == "pdf":
-            return Response(invoice_pdf(found), mimetype="application/pdf",
+            config = settings()
+            try:
+                document = invoice_pdf(found, fonts(config.pdf_font, config.pdf_font_bold))
+            except FontError as exc:
+                raise ApiProblem(503, str(exc), code="pdf_font_unavailable") from None
+            return Response(document, mimetype="application/pdf",
                             headers={"Content-Disposition": f'attachment; filename="{found.number}.pdf"'})
         if args["format"] == "csv":
             out = io.StringIO()

@@ -10,7 +10,7 @@ import click
 from billing import service
 from billing.credit_notes import issue_credit_note
 from billing.leakage import leakage_report
-from billing.pdf import invoice_pdf
+from billing.pdf import FontError, fonts, invoice_pdf
 from billing.schemas import (
     ApprovalSchema,
     BillingReportSchema,
@@ -254,7 +254,11 @@ def invoice_show(app, number, fmt, out) -> None:
     found = service.get_invoice(app.database(), number)
     if fmt == PDF:
         target = Path(out or f"{found.number}.pdf")
-        target.write_bytes(invoice_pdf(found))
+        try:
+            document = invoice_pdf(found, fonts(app.settings.pdf_font, app.settings.pdf_font_bold))
+        except FontError as exc:
+            raise click.ClickException(str(exc)) from None
+        target.write_bytes(document)
         click.echo(f"{found.number}: {target}")
         return
     if out:
