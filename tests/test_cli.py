@@ -206,7 +206,8 @@ def test_job_commands(ready, tmp_path):
     shown = json.loads(out)
     assert shown["status"] == "succeeded" and shown["progress"] == {"done": 1, "total": 1, "message": "verifying the journal"}
     code, out, _ = ready("job", "kinds", "--format", "json")
-    assert {k["kind"] for k in json.loads(out)} == {"verify", "export-beancount", "import-usage", "billing-run"}
+    assert {k["kind"] for k in json.loads(out)} == {"verify", "export-beancount", "import-usage", "billing-run",
+                                                  "usage-period-alerts"}
     code, _, err = ready("job", "show", "nope")
     assert code == 1 and "no job 'nope' [not_found]" in err
 
