@@ -3,6 +3,7 @@ schema module registers its tables on the one shared MetaData."""
 
 import access.schema  # noqa: F401  (registers API keys and idempotency keys)
 import billing.schema  # noqa: F401  (registers billing runs, invoices and their lines)
+import clearing.schema  # noqa: F401  (registers settlement statements and payments)
 import contracts.schema  # noqa: F401  (registers customers, contracts and contract events)
 import jobs.schema  # noqa: F401  (registers the jobs table)
 import ledger.schema  # noqa: F401  (registers the ledger tables)

@@ -1,0 +1,94 @@
+"""Tables of settlement statements and the payments recorded against them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from ledger.schema import metadata, protect
+from ledger.types import UTCDateTime
+
+# A partner's settlement statement with one counterparty (an operator entity), for a period
+# and currency, from the partner's books: its position (what the counterparty owes it, less
+# what it owes the counterparty) at the start, every position posting of the period, and the
+# position at the end. Immutable; a correction is a new version referring to the one before.
+settlement_statements = Table(
+    "settlement_statements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("number", String(128), nullable=False, unique=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),  # the partner
+    Column("counterparty_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("previous_id", Integer, ForeignKey("settlement_statements.id"), nullable=True),
+    Column("opening_minor", BigInteger, nullable=False),
+    Column("closing_minor", BigInteger, nullable=False),  # > 0: the counterparty pays the partner
+    Column("due_date", Date, nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("issued_by", String(200), nullable=False),
+    Column("document_hash", String(64), nullable=False),
+    UniqueConstraint("company_id", "counterparty_id", "period", "currency", "version", name="version_once"),
+    CheckConstraint("version >= 1", name="version_positive"),
+    CheckConstraint("(version = 1) = (previous_id IS NULL)", name="versions_chain"),
+)
+
+# A statement's lines: the period's position postings per contract and kind (the rule or
+# source that posted them).
+statement_lines = Table(
+    "statement_lines",
+    metadata,
+    Column("statement_id", Integer, ForeignKey("settlement_statements.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("contract", String(64), nullable=False),  # "" for postings about no contract
+    Column("kind", String(64), nullable=False),
+    Column("postings", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("statement_id", "line_no"),
+)
+
+# The postings each statement line sums: the drill-down to the entries.
+statement_postings = Table(
+    "statement_postings",
+    metadata,
+    Column("statement_id", Integer, nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("entry_id", BigInteger, nullable=False),
+    Column("posting_line_no", Integer, nullable=False),
+    PrimaryKeyConstraint("statement_id", "entry_id", "posting_line_no"),
+)
+Index("ix_statement_postings_line", statement_postings.c.statement_id, statement_postings.c.line_no)
+
+# A payment recorded against a statement (a payout to the partner or a receipt from it),
+# posted as a settlement entry in both books.
+statement_payments = Table(
+    "statement_payments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("statement_id", Integer, ForeignKey("settlement_statements.id"), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("paid_on", Date, nullable=False),
+    Column("reference", Text, nullable=True),
+    Column("entry_seq", BigInteger, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    CheckConstraint("amount_minor > 0", name="amount_positive"),
+)
+
+protect("settlement_statements", ("UPDATE", "DELETE"), "issued statements never change; issue a new version")
+protect("statement_lines", ("UPDATE", "DELETE"), "issued statements never change; issue a new version")
+protect("statement_postings", ("UPDATE", "DELETE"), "issued statements never change; issue a new version")
+protect("statement_payments", ("UPDATE", "DELETE"), "payments are posted; reverse their entry instead")

@@ -1,0 +1,91 @@
+"""Settlement statements and payments: every partner's position from its own books."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+from test_usage import MONTH, RULES, balance, build_eco, postings, run  # noqa: F401
+
+from clearing.payments import record_payment
+from clearing.statements import get_statement, issue_statements, list_statements, statement_entries
+from contracts.events import import_events
+from ledger.money import format_amount
+from ledger.records import LedgerError
+from ledger.verify import verify
+
+
+@pytest.fixture
+def eco(empty_db):
+    return build_eco(empty_db)
+
+
+def amounts(statement):
+    return [(line.contract, line.kind, line.postings, format_amount(line.amount_minor, "EUR"))
+            for line in statement.lines]
+
+
+def test_a_statement_shows_what_each_partner_earned_and_why(eco):
+    run(eco, MONTH)  # desk 180.00 (vendor and reseller), repair 240.00 and maintenance 189.00 (vendor)
+    report = issue_statements(eco, "2026-10", actor="controller")
+    assert report.issued == ["ST-FIXR-OPFI-2026-10-EUR-1", "ST-RESL-OPFI-2026-10-EUR-1"]
+    vendor = get_statement(eco, "ST-FIXR-OPFI-2026-10-EUR-1")
+    assert (vendor.partner, vendor.counterparty, vendor.opening_minor, vendor.version) == ("FIXR", "OPFI", 0, 1)
+    assert amounts(vendor) == [("SD-1", "usage", 3, "365.40")]  # 60% of 609.00 (d1, d2 within the allowance)
+    assert vendor.closing_minor == 36540 and vendor.due_date == dt.date(2026, 11, 30)  # 30 days' payment terms
+    assert (vendor.status, vendor.outstanding_minor) == ("open", 36540)
+    reseller = get_statement(eco, "ST-RESL-OPFI-2026-10-EUR-1")
+    assert amounts(reseller) == [("SD-1", "usage", 1, "18.00")]  # 10% of the desk's 180.00
+    # The drill-down names the entries; the lines add up to the closing balance, to the cent.
+    assert statement_entries(eco, vendor.number, 1) == ["usage:d3", "usage:m1", "usage:r1"]
+    assert vendor.opening_minor + sum(line.amount_minor for line in vendor.lines) == vendor.closing_minor
+    # The partner's books and the operator's mirror agree.
+    assert balance(eco, "FIXR", "Assets:Ecosystem:DueFrom") == "365.40"
+    assert balance(eco, "OPFI", "Liabilities:Ecosystem:DueTo") == "-383.40"  # both partners' positions
+    assert verify(eco).ok
+
+
+def test_issuing_again_changes_nothing_and_a_late_event_makes_a_new_version(eco):
+    run(eco, MONTH)
+    first = issue_statements(eco, "2026-10", actor="t")
+    again = issue_statements(eco, "2026-10", actor="t")
+    assert again.issued == [] and again.unchanged == first.issued
+    # A charge dated in October arrives after the statement: the vendor's 60% of it.
+    import_events(eco, [(1, {"id": "part", "type": "one_off_charge", "contract": "SD-1", "date": "2026-10-20",
+                             "amount": "50.00", "component": "REPAIR"})], rules=RULES, actor="t")
+    corrected = issue_statements(eco, "2026-10", partner="FIXR", actor="t")
+    assert corrected.issued == ["ST-FIXR-OPFI-2026-10-EUR-2"]
+    v2 = get_statement(eco, "ST-FIXR-OPFI-2026-10-EUR-2")
+    assert (v2.previous, v2.latest) == ("ST-FIXR-OPFI-2026-10-EUR-1", True)
+    assert amounts(v2) == [("SD-1", "one_off_charge", 1, "30.00"), ("SD-1", "usage", 3, "365.40")]
+    assert not get_statement(eco, "ST-FIXR-OPFI-2026-10-EUR-1").latest
+    assert [s.number for s in list_statements(eco, partner="FIXR")] == ["ST-FIXR-OPFI-2026-10-EUR-2"]
+    assert len(list_statements(eco, partner="FIXR", latest_only=False)) == 2
+    with pytest.raises(LedgerError, match="no partner"):
+        issue_statements(eco, "2026-10", partner="NOPE", actor="t")
+    with pytest.raises(Exception, match="never change"), eco.write() as conn:
+        conn.execute(text("UPDATE settlement_statements SET closing_minor = 0"))
+
+
+def test_payments_settle_a_statement_and_the_next_one_opens_net_of_them(eco):
+    run(eco, MONTH)
+    [number, _] = issue_statements(eco, "2026-10", actor="t").issued
+    partial = record_payment(eco, number, "300.00", day=dt.date(2026, 11, 20), actor="t", reference="SEPA 4711")
+    assert (partial.status, partial.paid_minor, partial.outstanding_minor) == ("partially_settled", 30000, 6540)
+    for bad, message in [("65.41", "65.40 EUR left to settle"), ("-1.00", "positive amount"),
+                         ("1.001", "decimal places"), ("abc", "amount")]:
+        with pytest.raises(LedgerError, match=message):
+            record_payment(eco, number, bad, day=dt.date(2026, 11, 21), actor="t")
+    settled = record_payment(eco, number, "65.40", day=dt.date(2026, 11, 25), actor="t")
+    assert settled.status == "settled" and [p.amount_minor for p in settled.payments] == [30000, 6540]
+    # Both books: the operator paid out of its bank, the vendor received into its own.
+    assert postings(eco, f"payment:{number}:1") == [
+        ("OPFI", "Liabilities:Ecosystem:DueTo", "300.00", "FIXR"), ("OPFI", "Assets:Bank", "-300.00", None),
+        ("FIXR", "Assets:Bank", "300.00", None), ("FIXR", "Assets:Ecosystem:DueFrom", "-300.00", "OPFI")]
+    run(eco, [{**MONTH[3], "id": "nov", "timestamp": "2026-11-03T10:00:00Z"}])  # 240.00 more repairs
+    [november] = issue_statements(eco, "2026-11", partner="FIXR", actor="t").issued
+    statement = get_statement(eco, november)
+    assert (statement.opening_minor, statement.closing_minor) == (36540, 14400)
+    assert amounts(statement) == [("", "settlement_payment", 2, "-365.40"), ("SD-1", "usage", 1, "144.00")]
+    assert verify(eco).ok
