@@ -69,7 +69,7 @@ def fonts(path: str = "", bold_path: str = "") -> Fonts:
     return Fonts(names[0], names[1], True, glyphs)
 
 
-def _printable(text: str, font: Fonts) -> str:
+def printable(text: str, font: Fonts) -> str:
     """What the font can draw: other characters become '?' instead of silent gaps (Latin-1
     for Helvetica; the font's own glyphs for an embedded one)."""
     if not font.unicode:
@@ -95,11 +95,11 @@ def invoice_pdf(invoice: Invoice, font: Fonts | None = None) -> bytes:
     currency = invoice.currency
     fields = [
         (title, invoice.number),
-        *([("Credits invoice", invoice.credits), ("Reason", _printable(invoice.reason or "", font))]
+        *([("Credits invoice", invoice.credits), ("Reason", printable(invoice.reason or "", font))]
           if invoice.document_type == "credit_note" else []),
         ("Billed by", invoice.company),
-        ("Customer", _printable(f"{invoice.customer_name} ({invoice.customer})", font)),
-        *([("Cost centre", _printable(invoice.cost_centre, font))] if invoice.cost_centre else []),
+        ("Customer", printable(f"{invoice.customer_name} ({invoice.customer})", font)),
+        *([("Cost centre", printable(invoice.cost_centre, font))] if invoice.cost_centre else []),
         ("Period", invoice.period),
         ("Issued", invoice.issue_date.isoformat()), ("Due", invoice.due_date.isoformat()),
     ]
@@ -107,7 +107,7 @@ def invoice_pdf(invoice: Invoice, font: Fonts | None = None) -> bytes:
     for line in invoice.lines:
         description = line.description if len(line.description) <= DESCRIPTION_CHARS_SHOWN else (
             line.description[:DESCRIPTION_CHARS_SHOWN - 3] + "...")
-        rows.append([str(line.line_no), _printable(description, font), line.quantity, _printable(line.unit, font),
+        rows.append([str(line.line_no), printable(description, font), line.quantity, printable(line.unit, font),
                      format_amount(line.amount_minor, currency)])
     rows.append(["", "Total", "", "", format_amount(invoice.total_minor, currency)])
     lines = Table(rows, colWidths=[10 * mm, 95 * mm, 22 * mm, 18 * mm, 29 * mm], repeatRows=1)

@@ -35,6 +35,7 @@ from sqlalchemy import Connection, func, insert, select
 from clearing.schema import settlement_statements, statement_lines, statement_payments, statement_postings
 from ledger import audit
 from ledger.database import Database
+from ledger.money import format_amount
 from ledger.periods import parse_period
 from ledger.records import E_NOT_FOUND, E_UNKNOWN_COMPANY, LedgerError, Problem, show
 from ledger.schema import accounts, companies, journal_entries, postings
@@ -268,3 +269,9 @@ def statement_entries(db: Database, number: str, line_no: int) -> list[str]:
 
 
 CSV_COLUMNS = ("line", "contract", "kind", "postings", "amount", "currency")
+
+
+def csv_rows(statement: Statement) -> list[tuple]:
+    """A statement's lines in the order of CSV_COLUMNS (the CLI and the API write the same)."""
+    return [(line.line_no, line.contract, line.kind, line.postings, format_amount(line.amount_minor, statement.currency),
+             statement.currency) for line in statement.lines]

@@ -64,6 +64,11 @@ MATRIX = {
     ("POST", "/billing/caps"): WRITERS,
     ("GET", "/invoices/<number>"): INTERNAL,
     ("POST", "/invoices/<number>/credit-notes"): WRITERS,
+    ("GET", "/statements"): EVERYONE,
+    ("POST", "/statements"): WRITERS,
+    ("GET", "/statements/<number>"): EVERYONE,
+    ("GET", "/statements/<number>/lines/<int:line_no>/entries"): EVERYONE,
+    ("POST", "/statements/<number>/payments"): WRITERS,
     ("GET", "/trial-balance"): INTERNAL,
     ("POST", "/entries"): WRITERS,
     ("GET", "/entries"): EVERYONE,
@@ -119,7 +124,7 @@ def filled(api):
     job = api.call("partner", "POST", "/exports/beancount", json={}).get_json()
     spare = issue_key(api.db, name="spare", role="auditor", actor="test").key.id
     return {"<number>": "OPFI-000001", "<int:import_id>": "1", "<code>": "VEND", "<name>": "Income:Ecosystem", "<period>": "2026-09", "<path:entry_id>": "shared",
-            "<job_id>": job["id"], "<key_id>": spare}
+            "<job_id>": job["id"], "<key_id>": spare, "<int:line_no>": "1"}
 
 
 def concrete(rule: str, values: dict) -> str:

@@ -89,3 +89,51 @@ def test_payments_settle_a_statement_and_the_next_one_opens_net_of_them(eco):
     assert (statement.opening_minor, statement.closing_minor) == (36540, 14400)
     assert amounts(statement) == [("", "settlement_payment", 2, "-365.40"), ("SD-1", "usage", 1, "144.00")]
     assert verify(eco).ok
+
+
+def test_statements_from_the_cli(cli, tmp_path):
+    import io
+    import json
+
+    import pypdf
+    from test_usage_cli import CSV_FILE, DEMO_FILE
+
+    assert cli("init")[0] == 0 and cli("load", str(DEMO_FILE))[0] == 0
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"id": "act", "type": "activated", "contract": "SD-C-17", "date": "2026-10-01"}) + "\n")
+    cli("import", "events", str(events))
+    usage = tmp_path / "october.csv"
+    usage.write_text(CSV_FILE)
+    cli("import", "usage", str(usage))
+    code, out, err = cli("statement", "issue", "--period", "2026-10")
+    assert code == 0 and "statements issued" in out and "ST-FIXR-OPFI-2026-10-EUR-1" in out, out + err
+    code, out, _ = cli("statement", "list", "--partner", "FIXR", "--format", "csv")
+    assert out.splitlines()[1].startswith("ST-FIXR-OPFI-2026-10-EUR-1,FIXR,OPFI,2026-10,0.00,")
+    code, out, _ = cli("statement", "show", "--partner", "FIXR", "--period", "2026-10", "--format", "json")
+    shown = json.loads(out)
+    assert code == 0 and shown["status"] == "open" and shown["direction"] == "payout"
+    code, out, _ = cli("statement", "show", "ST-FIXR-OPFI-2026-10-EUR-1")
+    assert code == 0 and "Statement ST-FIXR-OPFI-2026-10-EUR-1" in out and "usage" in out
+    line_no = next(line["line_no"] for line in shown["lines"] if line["kind"] == "usage")
+    code, out, _ = cli("statement", "entries", "ST-FIXR-OPFI-2026-10-EUR-1", str(line_no))
+    assert code == 0 and out.splitlines() and all(x.startswith("usage:") for x in out.splitlines())
+    pdf_path = tmp_path / "st.pdf"
+    code, _, _ = cli("statement", "show", "ST-FIXR-OPFI-2026-10-EUR-1", "--format", "pdf", "--out", str(pdf_path))
+    text_of = pypdf.PdfReader(io.BytesIO(pdf_path.read_bytes())).pages[0].extract_text()
+    assert code == 0 and "Closing balance" in text_of and shown["closing"] in text_of
+    code, out, _ = cli("payment", "record", "ST-FIXR-OPFI-2026-10-EUR-1", "--amount", shown["closing"], "--date",
+                       "2026-11-20", "--reference", "SEPA 1")
+    assert code == 0 and "settled, 0.00 EUR left to settle" in out
+    code, _, err = cli("payment", "record", "ST-FIXR-OPFI-2026-10-EUR-1", "--amount", "0.01", "--date", "2026-11-21")
+    assert code == 1 and "0.00 EUR left to settle" in err
+    code, _, err = cli("statement", "show", "--partner", "FIXR")
+    assert code == 2 and "--partner and --period" in err
+    assert cli("verify")[0] == 0
+
+
+@pytest.mark.parametrize("command", [["statement"], ["statement", "issue"], ["statement", "list"],
+                                     ["statement", "show"], ["statement", "entries"], ["payment"],
+                                     ["payment", "record"]])
+def test_every_clearing_command_has_help(cli, command):
+    code, out, _ = cli(*command, "--help")
+    assert code == 0 and "Usage:" in out

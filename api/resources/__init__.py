@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from api.resources import access, billing, companies, contracts, entries, health, jobs, ledgerwide, partners, usage
+from api.resources import (
+    access,
+    billing,
+    clearing,
+    companies,
+    contracts,
+    entries,
+    health,
+    jobs,
+    ledgerwide,
+    partners,
+    usage,
+)
 
 
 def register(api) -> None:
-    for module in (health, companies, partners, contracts, usage, billing, ledgerwide, entries, jobs, access):
+    for module in (health, companies, partners, contracts, usage, billing, clearing, ledgerwide, entries, jobs, access):
         api.register_blueprint(module.blp)

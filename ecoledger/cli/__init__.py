@@ -87,6 +87,7 @@ from ecoledger.cli import (  # noqa: E402
     api_commands,
     billing_commands,
     chart_commands,
+    clearing_commands,
     contract_commands,
     demo_command,
     job_commands,
@@ -97,5 +98,5 @@ from ecoledger.cli import (  # noqa: E402
 )
 
 for module in (ledger_commands, chart_commands, period_commands, partner_commands, contract_commands, usage_commands,
-               billing_commands, job_commands, api_commands, demo_command):
+               billing_commands, clearing_commands, job_commands, api_commands, demo_command):
     module.register(main)

@@ -1,0 +1,120 @@
+"""Settlement statements and payments: operators issue statements and record payments; a
+partner reads its own statements (another company's answers 404, as one that does not
+exist)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api import database, settings
+from api.auth import POST, READ, principal, requires
+from api.problems import ApiProblem
+from billing.pdf import FontError, fonts
+from clearing import statements as service
+from clearing.payments import record_payment
+from clearing.pdf import statement_pdf
+from clearing.schemas import (
+    IssueReportSchema,
+    IssueRequestSchema,
+    LineEntriesSchema,
+    PaymentRequestSchema,
+    StatementFormatArgsSchema,
+    StatementListArgsSchema,
+    StatementSchema,
+    StatementSummarySchema,
+)
+from ledger.records import E_NOT_FOUND, Problem, show
+
+blp = Blueprint("clearing", __name__, description="Settlement statements and payments")
+
+
+def _visible(number: str) -> service.Statement:
+    """The statement, if the caller may see it: a partner sees only its own."""
+    found = service.get_statement(database(), number)
+    own = principal().partner_company
+    if own is not None and found.partner != own:
+        raise ApiProblem(404, f"no statement {show(number)}", code=E_NOT_FOUND,
+                         errors=[Problem(E_NOT_FOUND, "statement", f"no statement {show(number)}")])
+    return found
+
+
+@blp.route("/statements")
+class Statements(MethodView):
+    @requires(READ)
+    @blp.arguments(StatementListArgsSchema, location="query")
+    @blp.response(200, StatementSummarySchema(many=True))
+    def get(self, args):
+        """Statements by period (the latest versions, or all with `all_versions`). A partner
+        key lists its own."""
+        partner = principal().partner_company or args["partner"]
+        if principal().partner_company and args["partner"] not in (None, partner):
+            return []
+        return service.list_statements(database(), partner=partner, period=args["period"],
+                                       latest_only=not args["all_versions"])
+
+    @requires(POST)
+    @blp.arguments(IssueRequestSchema)
+    @blp.response(200, IssueReportSchema)
+    def post(self, body):
+        """Issue a period's statements, of every partner or one. Idempotent: nothing new
+        unless something changed, and then a new version referring to the previous one."""
+        return service.issue_statements(database(), body["period"], partner=body["partner"], actor=principal().actor)
+
+
+@blp.route("/statements/<number>")
+class Statement(MethodView):
+    @requires(READ)
+    @blp.arguments(StatementFormatArgsSchema, location="query")
+    @blp.response(200, StatementSchema)
+    @blp.alt_response(200, description="format=csv: the lines as CSV", content_type="text/csv",
+                      schema={"type": "string"}, success=True)
+    @blp.alt_response(200, description="format=pdf: the statement document", content_type="application/pdf",
+                      schema={"type": "string", "format": "binary"}, success=True)
+    def get(self, args, number):
+        """A statement with its lines and payments; `format=csv` the lines, `format=pdf` the
+        document."""
+        found = _visible(number)
+        if args["format"] == "pdf":
+            config = settings()
+            try:
+                document = statement_pdf(found, fonts(config.pdf_font, config.pdf_font_bold))
+            except FontError as exc:
+                raise ApiProblem(503, str(exc), code="pdf_font_unavailable") from None
+            return Response(document, mimetype="application/pdf",
+                            headers={"Content-Disposition": f'attachment; filename="{found.number}.pdf"'})
+        if args["format"] == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(service.CSV_COLUMNS)
+            writer.writerows(service.csv_rows(found))
+            return Response(out.getvalue(), mimetype="text/csv",
+                            headers={"Content-Disposition": f'attachment; filename="{found.number}.csv"'})
+        return found
+
+
+@blp.route("/statements/<number>/lines/<int:line_no>/entries")
+class StatementEntries(MethodView):
+    @requires(READ)
+    @blp.response(200, LineEntriesSchema)
+    def get(self, number, line_no):
+        """The external ids of the entries a statement line sums (its drill-down)."""
+        _visible(number)
+        return {"statement": number, "line_no": line_no,
+                "entries": service.statement_entries(database(), number, line_no)}
+
+
+@blp.route("/statements/<number>/payments")
+class Payments(MethodView):
+    @requires(POST)
+    @blp.arguments(PaymentRequestSchema)
+    @blp.response(201, StatementSchema)
+    def post(self, body, number):
+        """Record a payout to the partner (or a receipt from it) against a statement: a
+        settlement entry in both books. Answers the statement with its new status."""
+        return record_payment(database(), number, body["amount"], day=body["date"], actor=principal().actor,
+                              reference=body["reference"])

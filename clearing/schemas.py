@@ -1,0 +1,101 @@
+"""JSON shapes of settlement statements and payments (CLI and API)."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from ledger.money import format_amount
+from ledger.periods import PERIOD_PATTERN
+from ledger.schemas import money_field
+
+CODE = validate.Regexp(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$", error="a company code")
+
+
+class PaymentSchema(Schema):
+    amount = fields.String()
+    paid_on = fields.Date()
+    reference = fields.String(allow_none=True)
+    entry_seq = fields.Integer()
+
+
+class StatementSchema(Schema):
+    number = fields.String()
+    partner = fields.String()
+    counterparty = fields.String(metadata={"description": "the operator entity the position is with"})
+    period = fields.String()
+    currency = fields.String()
+    version = fields.Integer()
+    previous = fields.String(allow_none=True, metadata={"description": "the version this one corrects"})
+    latest = fields.Boolean(metadata={"description": "false: a later version corrects it"})
+    opening = money_field("opening_minor")
+    closing = money_field("closing_minor")
+    amount_due = fields.Method("_due", metadata={"description": "what is left to settle, in major units"})
+    direction = fields.Method("_direction", metadata={
+        "description": "payout: the counterparty pays the partner; receipt: the partner pays; none"})
+    due_date = fields.Date()
+    status = fields.String(metadata={"description": "open, partially_settled or settled"})
+    paid = money_field("paid_minor")
+    issued_at = fields.DateTime()
+    issued_by = fields.String()
+    document_hash = fields.String()
+    lines = fields.Method("_lines")
+    payments = fields.Method("_payments")
+
+    def _due(self, statement) -> str:
+        return format_amount(max(statement.outstanding_minor, 0), statement.currency)
+
+    def _direction(self, statement) -> str:
+        return "payout" if statement.closing_minor > 0 else "receipt" if statement.closing_minor < 0 else "none"
+
+    def _lines(self, statement) -> list[dict]:
+        return [{"line_no": line.line_no, "contract": line.contract, "kind": line.kind, "postings": line.postings,
+                 "amount": format_amount(line.amount_minor, statement.currency)} for line in statement.lines]
+
+    def _payments(self, statement) -> list[dict]:
+        return [{"amount": format_amount(p.amount_minor, statement.currency), "paid_on": p.paid_on.isoformat(),
+                 "reference": p.reference, "entry_seq": p.entry_seq} for p in statement.payments]
+
+
+class StatementSummarySchema(StatementSchema):
+    class Meta:
+        exclude = ("lines", "payments")
+
+
+class IssueReportSchema(Schema):
+    period = fields.String()
+    issued = fields.List(fields.String(), metadata={"description": "statements and new versions issued"})
+    unchanged = fields.List(fields.String(), metadata={"description": "statements already issued as they are"})
+
+
+class IssueRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    partner = fields.String(load_default=None, validate=[validate.Length(1, 32), CODE])
+
+
+class StatementListArgsSchema(Schema):
+    partner = fields.String(load_default=None, validate=validate.Length(1, 32))
+    period = fields.String(load_default=None, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    all_versions = fields.Boolean(load_default=False)
+
+
+class PaymentRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    amount = fields.String(required=True, validate=validate.Length(1, 40),
+                           metadata={"description": "decimal string in major units; the direction follows the statement"})
+    date = fields.Date(required=True)
+    reference = fields.String(load_default=None, validate=validate.Length(1, 200))
+
+
+class StatementFormatArgsSchema(Schema):
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "pdf"]))
+
+
+class LineEntriesSchema(Schema):
+    statement = fields.String()
+    line_no = fields.Integer()
+    entries = fields.List(fields.String(), metadata={"description": "external ids of the entries the line sums"})

@@ -1,0 +1,164 @@
+"""Clearing: statement issue|list|show|entries, payment record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from billing.pdf import FontError, fonts
+from clearing import statements as service
+from clearing.payments import record_payment
+from clearing.pdf import statement_pdf
+from clearing.schemas import IssueReportSchema, StatementSchema, StatementSummarySchema
+from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
+from ledger.money import format_amount
+
+PDF = "pdf"
+
+
+def register(main: click.Group) -> None:
+    main.add_command(statement)
+    main.add_command(payment)
+
+
+@click.group()
+def statement() -> None:
+    """Settlement statements: what each partner earned and owes per period, and why."""
+
+
+@statement.command("issue")
+@click.option("--period", required=True, help="The month, as YYYY-MM.")
+@click.option("--partner", help="Only this partner. [default: every partner]")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def statement_issue(app, period, partner, fmt) -> None:
+    """Issue the period's statements: per partner, counterparty and currency, from the
+    partner's own books. Issuing again writes nothing unless something changed, and then a
+    new version that refers to the one before."""
+    report = service.issue_statements(app.database(), period, partner=partner, actor=app.actor)
+    if fmt == JSON:
+        emit_json(IssueReportSchema().dump(report))
+        return
+    click.echo(f"{period}: {len(report.issued)} statements issued, {len(report.unchanged)} unchanged")
+    for number in report.issued:
+        click.echo(f"  {number}")
+
+
+@statement.command("list")
+@click.option("--partner", help="Statements of this partner.")
+@click.option("--period", help="Statements of this month (YYYY-MM).")
+@click.option("--all-versions", is_flag=True, help="Also the versions later ones correct.")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def statement_list(app, partner, period, all_versions, fmt) -> None:
+    """List statements by period: amount due, direction and status."""
+    rows = service.list_statements(app.database(), partner=partner, period=period, latest_only=not all_versions)
+    if fmt == JSON:
+        emit_json(StatementSummarySchema(many=True).dump(rows))
+        return
+    data = [(s.number, s.partner, s.counterparty, s.period, format_amount(s.opening_minor, s.currency),
+             format_amount(s.closing_minor, s.currency), s.currency, str(s.due_date), s.status) for s in rows]
+    if fmt == CSV:
+        emit_csv(["number", "partner", "counterparty", "period", "opening", "closing", "currency", "due_date", "status"],
+                 data)
+    else:
+        emit_table(["Number", "Partner", "With", "Period", "Opening", "Closing", "Cur", "Due", "Status"], data,
+                   title="Settlement statements (closing > 0: the counterparty pays the partner)",
+                   right=["Opening", "Closing"])
+
+
+@statement.command("show")
+@click.argument("number", required=False)
+@click.option("--partner", help="With --period: the partner's latest statement of the period.")
+@click.option("--period", help="With --partner.")
+@format_option(TABLE, JSON, CSV, PDF)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="Write the document to this file. [default for pdf: NUMBER.pdf; others: stdout]")
+@click.pass_obj
+def statement_show(app, number, partner, period, fmt, out) -> None:
+    """A statement with its lines and payments (CSV: the lines; PDF: the document)."""
+    found = service.get_statement(app.database(), _number(app, number, partner, period))
+    if fmt == PDF:
+        target = Path(out or f"{found.number}.pdf")
+        try:
+            target.write_bytes(statement_pdf(found, fonts(app.settings.pdf_font, app.settings.pdf_font_bold)))
+        except FontError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{found.number}: {target}")
+        return
+    if out:
+        raise click.UsageError("--out is for --format pdf; redirect the other formats")
+    if fmt == JSON:
+        emit_json(StatementSchema().dump(found))
+        return
+    if fmt == CSV:
+        emit_csv(service.CSV_COLUMNS, service.csv_rows(found))
+        return
+    currency = found.currency
+    emit_table(["Field", "Value"], [
+        ("Partner", found.partner), ("With", found.counterparty), ("Period", found.period),
+        ("Version", str(found.version) + (f" (corrects {found.previous})" if found.previous else "")
+         + ("" if found.latest else ", corrected by a later version")),
+        ("Opening", f"{format_amount(found.opening_minor, currency)} {currency}"),
+        ("Closing", f"{format_amount(found.closing_minor, currency)} {currency}"),
+        ("Left to settle", f"{format_amount(max(found.outstanding_minor, 0), currency)} {currency}"),
+        ("Due", str(found.due_date)), ("Status", found.status), ("Document hash", found.document_hash),
+    ], title=f"Statement {found.number}")
+    emit_table(["Line", "Contract", "Kind", "Postings", "Amount"],
+               [(line.line_no, line.contract, line.kind, line.postings, format_amount(line.amount_minor, currency))
+                for line in found.lines], title="Lines", right=["Postings", "Amount"])
+    if found.payments:
+        emit_table(["Paid on", "Amount", "Reference", "Entry"],
+                   [(str(p.paid_on), format_amount(p.amount_minor, currency), p.reference or "", p.entry_seq)
+                    for p in found.payments], title="Payments", right=["Amount", "Entry"])
+
+
+def _number(app, number: str | None, partner: str | None, period: str | None) -> str:
+    if number:
+        return number
+    if not (partner and period):
+        raise click.UsageError("give a statement NUMBER, or --partner and --period")
+    found = service.list_statements(app.database(), partner=partner, period=period)
+    if len(found) != 1:
+        listed = ", ".join(s.number for s in found) or "none"
+        raise click.UsageError(f"{len(found)} statements of {partner} for {period} ({listed}); give the NUMBER")
+    return found[0].number
+
+
+@statement.command("entries")
+@click.argument("number")
+@click.argument("line_no", type=click.IntRange(1, 1_000_000))
+@format_option(TABLE, JSON)
+@click.pass_obj
+def statement_entries(app, number, line_no, fmt) -> None:
+    """The entries a statement line sums (its drill-down)."""
+    entries = service.statement_entries(app.database(), number, line_no)
+    if fmt == JSON:
+        emit_json(entries)
+        return
+    for external_id in entries:
+        click.echo(external_id)
+
+
+@click.group()
+def payment() -> None:
+    """Payments against settlement statements."""
+
+
+@payment.command("record")
+@click.argument("number")
+@click.option("--amount", required=True, help="Amount paid, in major units; the direction follows the statement.")
+@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Payment date.")
+@click.option("--reference", help="Bank reference, for the record.")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def payment_record(app, number, amount, day, reference, fmt) -> None:
+    """Record a payout to the partner (or a receipt from it) against statement NUMBER: a
+    settlement entry in both books; the statement's status follows."""
+    found = record_payment(app.database(), number, amount, day=day.date(), actor=app.actor, reference=reference)
+    if fmt == JSON:
+        emit_json(StatementSchema().dump(found))
+        return
+    click.echo(f"{found.number}: {found.status.replace('_', ' ')}, "
+               f"{format_amount(max(found.outstanding_minor, 0), found.currency)} {found.currency} left to settle")

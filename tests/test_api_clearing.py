@@ -1,0 +1,54 @@
+"""Settlement statements through the API: operators issue and record payments; each
+partner reads its own statements and nobody else's."""
+
+from __future__ import annotations
+
+from test_api_usage import LINE, eco_api, jsonl, upload  # noqa: F401 (the fixture)
+
+from access.keys import issue_key
+
+
+def test_partners_read_their_own_statements_and_operators_record_payments(eco_api):  # noqa: F811
+    api = eco_api
+    api.tokens["fixr"] = issue_key(api.db, name="FIXR portal", role="partner", actor="t", company="FIXR").token
+    assert upload(api, jsonl(LINE, {**LINE, "id": "v2", "quantity": "1.5"})).status_code == 201
+    issued = api.call("controller", "POST", "/statements", json={"period": "2026-10"})
+    assert issued.status_code == 200, issued.get_json()
+    number = "ST-FIXR-OPFI-2026-10-EUR-1"
+    assert number in issued.get_json()["issued"]
+    again = api.call("controller", "POST", "/statements", json={"period": "2026-10"}).get_json()
+    assert again["issued"] == [] and number in again["unchanged"]
+    # The vendor sees its own statement, and only its own.
+    own = api.call("fixr", "GET", "/statements").get_json()
+    assert [s["number"] for s in own] == [number]
+    assert api.call("fixr", "GET", "/statements", query_string={"partner": "CHNL"}).get_json() == []
+    statement = api.call("fixr", "GET", f"/statements/{number}").get_json()
+    assert (statement["direction"], statement["status"], statement["amount_due"]) == ("payout", "open",
+                                                                                     statement["closing"])
+    kinds = {line["kind"]: line for line in statement["lines"]}
+    assert set(kinds) == {"activated", "usage"} and kinds["usage"]["postings"] == 2  # the set-up fee's share too
+    entries = api.call("fixr", "GET", f"/statements/{number}/lines/{kinds['usage']['line_no']}/entries").get_json()
+    assert entries["entries"] == ["usage:v1", "usage:v2"]
+    assert api.call("partner", "GET", f"/statements/{number}").status_code == 404  # another partner's: not found
+    assert api.call("partner", "GET", "/statements").get_json() == []
+    assert api.call("partner", "GET", f"/statements/{number}/lines/1/entries").status_code == 404
+    csv_response = api.call("fixr", "GET", f"/statements/{number}", query_string={"format": "csv"})
+    assert csv_response.mimetype == "text/csv" and csv_response.get_data(as_text=True).startswith("line,contract,kind")
+    pdf = api.call("fixr", "GET", f"/statements/{number}", query_string={"format": "pdf"})
+    assert pdf.mimetype == "application/pdf" and pdf.get_data().startswith(b"%PDF")
+    # Payments: only operators record them; the status follows.
+    body = {"amount": "10.00", "date": "2026-11-20", "reference": "SEPA 1"}
+    assert api.call("fixr", "POST", f"/statements/{number}/payments", json=body).status_code == 403
+    paid = api.call("controller", "POST", f"/statements/{number}/payments", json=body)
+    assert paid.status_code == 201 and paid.get_json()["status"] == "partially_settled", paid.get_json()
+    too_much = api.call("controller", "POST", f"/statements/{number}/payments",
+                        json={**body, "amount": "100000.00"})
+    assert too_much.status_code == 409 and too_much.get_json()["errors"][0]["field"] == "amount"
+    for bad, field in [({**body, "amount": 10}, "amount"), ({**body, "date": "soon"}, "date"),
+                       ({"amount": "1.00"}, "date"), ({**body, "extra": 1}, "extra")]:
+        response = api.call("controller", "POST", f"/statements/{number}/payments", json=bad)
+        assert response.status_code == 422 and response.get_json()["errors"][0]["field"] == field, bad
+    missing = api.call("controller", "POST", "/statements/ST-NOPE/payments", json=body)
+    assert missing.status_code == 404
+    bad_period = api.call("controller", "POST", "/statements", json={"period": "2026-13"})
+    assert bad_period.status_code == 422 and bad_period.get_json()["errors"][0]["field"] == "period"
