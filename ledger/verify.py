@@ -43,10 +43,11 @@ CHECKS = {
     "immutability": "the triggers refusing UPDATE and DELETE are in place",
     "usage": "usage lines, their entries, period counters and import counts agree",
     "billing": "invoices add up to their lines and their usage, are posted, and are numbered without gaps",
+    "clearing": "statements add up to their lines and their postings; payments are posted",
 }
 # Checks of the capabilities' own tables: (check name, module with check(conn, add)). They
 # are imported when verify runs, so that the ledger core does not import them.
-CAPABILITY_CHECKS = (("usage", "usage.verify"), ("billing", "billing.verify"))
+CAPABILITY_CHECKS = (("usage", "usage.verify"), ("billing", "billing.verify"), ("clearing", "clearing.verify"))
 
 
 class Violation(NamedTuple):

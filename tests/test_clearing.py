@@ -137,3 +137,23 @@ def test_statements_from_the_cli(cli, tmp_path):
 def test_every_clearing_command_has_help(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0 and "Usage:" in out
+
+
+@pytest.mark.parametrize(("table", "tamper", "message"), [
+    ("statement_lines", "UPDATE statement_lines SET amount_minor = amount_minor + 1", "closes at"),
+    ("statement_postings", "DELETE FROM statement_postings WHERE posting_line_no > 0 AND entry_id = "
+                           "(SELECT MIN(entry_id) FROM statement_postings)", "the postings it records sum to"),
+    ("statement_payments", "UPDATE statement_payments SET entry_seq = 1", "not posted by a settlement entry"),
+])
+def test_verify_finds_tampered_statements(eco, table, tamper, message):
+    run(eco, MONTH)
+    [number, _] = issue_statements(eco, "2026-10", actor="t").issued
+    record_payment(eco, number, "1.00", day=dt.date(2026, 11, 2), actor="t")
+    assert verify(eco).ok
+    with eco.write() as conn:
+        for verb in ("update", "delete"):
+            name = f"{table}_no_{verb}"
+            conn.execute(text(f"DROP TRIGGER {name}" if conn.dialect.name == "sqlite" else f"DROP TRIGGER {name} ON {table}"))
+        conn.execute(text(tamper))
+    report = verify(eco)
+    assert any(v.check == "clearing" and message in v.message for v in report.violations), report.violations
