@@ -18,6 +18,8 @@ from typing import Any
 from billing.credit_notes import issue_credit_note
 from billing.disputes import open_dispute, resolve_dispute
 from billing.service import get_invoice, run_billing
+from clearing.payments import record_payment
+from clearing.statements import get_statement, issue_statements
 from contracts.ecosystem import SECTIONS, load_ecosystem
 from contracts.events import import_events
 from contracts.rules import load_rules
@@ -276,3 +278,21 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     [line] = [r for r in list_lines(db, import_id=imported.import_id)]
     say(f"   a usage line of {line.usage_date} arriving now is posted on {line.posted_date}, marked late "
         "(usage_late_policy first_open_period)")
+
+    say(f"\n10. Settlement statements for {PERIOD}, from each partner's own books (ecoledger statement issue|show):")
+    say("   opening position, the month's shares and commissions per contract and rule, closing and amount due")
+    issued = issue_statements(db, PERIOD, actor=actor)
+    for number in issued.issued:
+        statement = get_statement(db, number)
+        lines = ", ".join(f"{line.contract or '-'} {line.kind} {format_amount(line.amount_minor, statement.currency)}"
+                          for line in statement.lines)
+        direction = ("paid to" if statement.closing_minor > 0 else "owed by") + f" {statement.partner}"
+        say(f"   {number}: opening {format_amount(statement.opening_minor, statement.currency)}; {lines}; closing "
+            f"{statement.currency} {format_amount(statement.closing_minor, statement.currency)} {direction} by "
+            f"{statement.due_date}")
+    again = issue_statements(db, PERIOD, actor=actor)
+    say(f"   issued again: {len(again.issued)} new, {len(again.unchanged)} unchanged")
+    vendor = next(number for number in issued.issued if number.startswith("ST-FIXR-"))
+    paid = record_payment(db, vendor, format_amount(get_statement(db, vendor).closing_minor, "EUR"),
+                          day=dt.date(2026, 11, 20), actor=actor, reference="SEPA payout 2026-11")
+    say(f"   the payout to FIXR is recorded (ecoledger payment record): {vendor} is {paid.status}")
