@@ -88,6 +88,32 @@ statement_payments = Table(
     CheckConstraint("amount_minor > 0", name="amount_positive"),
 )
 
+# What a clearing run posted for a partner's agreement and period: a true-up of a minimum
+# guarantee, a fixed cost, or a commission over the period's volume. A period can have
+# several items of a kind: a later run posts only the difference from what earlier ones did
+# (a late usage line changes the volume), so their sum is always what is due.
+clearing_items = Table(
+    "clearing_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),  # the partner
+    Column("counterparty_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("agreement", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("window_start", Date, nullable=False),
+    Column("window_end", Date, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("basis_minor", BigInteger, nullable=False),  # what it was computed from: earned, or volume
+    Column("due_minor", BigInteger, nullable=False),  # what the agreement gives for the window
+    Column("amount_minor", BigInteger, nullable=False),  # posted by this item
+    Column("entry_seq", BigInteger, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    CheckConstraint("kind IN ('minimum_guarantee', 'fixed_cost', 'commission_tiers')", name="kind_known"),
+)
+Index("ix_clearing_items_window", clearing_items.c.company_id, clearing_items.c.agreement, clearing_items.c.window_start)
+
+protect("clearing_items", ("UPDATE", "DELETE"), "clearing items are posted; a later run adjusts them")
 protect("settlement_statements", ("UPDATE", "DELETE"), "issued statements never change; issue a new version")
 protect("statement_lines", ("UPDATE", "DELETE"), "issued statements never change; issue a new version")
 protect("statement_postings", ("UPDATE", "DELETE"), "issued statements never change; issue a new version")

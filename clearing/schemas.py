@@ -99,3 +99,28 @@ class LineEntriesSchema(Schema):
     statement = fields.String()
     line_no = fields.Integer()
     entries = fields.List(fields.String(), metadata={"description": "external ids of the entries the line sums"})
+
+
+class ClearingItemSchema(Schema):
+    partner = fields.String()
+    counterparty = fields.String()
+    agreement = fields.String()
+    kind = fields.String(metadata={"description": "minimum_guarantee, fixed_cost or commission_tiers"})
+    window_start = fields.Date()
+    window_end = fields.Date()
+    currency = fields.String()
+    basis = money_field("basis_minor")
+    due = money_field("due_minor")
+    amount = money_field("amount_minor")
+    entry = fields.String(metadata={"description": "the entry that posted it"})
+
+
+class ClearingReportSchema(Schema):
+    period = fields.String()
+    items = fields.List(fields.Nested(ClearingItemSchema), metadata={"description": "posted by this run"})
+    unchanged = fields.Integer(metadata={"description": "true-ups due that earlier runs posted in full"})
+
+
+class ClearingItemArgsSchema(Schema):
+    partner = fields.String(load_default=None, validate=validate.Length(1, 32))
+    period = fields.String(load_default=None, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))

@@ -140,7 +140,7 @@ def _counterparties(conn: Connection, partner_id: int) -> list[tuple[int, str]]:
         .where(agreements.c.company_id == partner_id).distinct().order_by(companies.c.code))]
 
 
-def _with(counterparty: str):
+def with_counterparty(counterparty: str):
     """Postings naming ``counterparty``: dimensions are canonical JSON, so the pair is a
     fixed substring (company codes hold no quotes or escapes)."""
     return postings.c.dimensions.contains(f'"counterparty":"{counterparty}"', autoescape=True)
@@ -149,14 +149,14 @@ def _with(counterparty: str):
 def _currencies(conn: Connection, account_ids: list[int], counterparty: str, end: dt.date) -> list[str]:
     p = postings.c
     return list(conn.execute(select(p.currency).where(p.account_id.in_(account_ids), p.effective_date <= end,
-                                                      _with(counterparty)).distinct().order_by(p.currency)).scalars())
+                                                      with_counterparty(counterparty)).distinct().order_by(p.currency)).scalars())
 
 
 def _issue(conn: Connection, partner_id: int, partner: str, counterparty_id: int, counterparty: str, currency: str,
            period: str, start: dt.date, end: dt.date, due_date: dt.date, account_ids: list[int],
            actor: str) -> tuple[str, bool]:
     p, e = postings.c, journal_entries.c
-    where = (p.account_id.in_(account_ids), p.currency == currency, _with(counterparty))
+    where = (p.account_id.in_(account_ids), p.currency == currency, with_counterparty(counterparty))
     opening = int(conn.execute(select(func.coalesce(func.sum(p.amount_minor), 0))
                                .where(*where, p.effective_date < start)).scalar())
     groups: dict[tuple[str, str], list] = defaultdict(list)

@@ -249,6 +249,24 @@ def run_period_alerts(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
     return PeriodAlertReportSchema().dump(report)
 
 
+class ClearingRunParams(Schema):
+    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    partner = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=32),
+                            metadata={"description": "only this partner; default every partner"})
+
+
+def run_clearing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """True up the partners' agreements for a period. Safe to run again: a run posts only
+    what earlier runs did not."""
+    from clearing.run import run_clearing
+    from clearing.schemas import ClearingReportSchema
+
+    _, rules = _settings_and_rules()
+    ctx.progress(0, None, f"clearing {params.get('partner') or 'every partner'} for {params['period']}")
+    report = run_clearing(ctx.db, params["period"], rules=rules, actor=ctx.actor, partner=params.get("partner"))
+    return ClearingReportSchema().dump(report)
+
+
 # Rejections kept in an import job's result; all of them are in the rejects store.
 JOB_OUTCOMES_KEPT = 100
 
@@ -285,6 +303,15 @@ KINDS: dict[str, JobKind] = {
             dedup_key=lambda params: f"billing-run:{params['company']}:{params['period']}",
             # one billing run per company at a time: numbers are taken in order
             partition_key=lambda params: f"billing:{params['company']}",
+        ),
+        JobKind(
+            "clearing-run",
+            "true up the partners' agreements for a period (guarantees, fixed costs, tiered commissions)",
+            ClearingRunParams,
+            run_clearing_run,
+            dedup_key=lambda params: f"clearing-run:{params['period']}:{params.get('partner') or '*'}",
+            # one clearing run at a time: items are posted as differences from earlier ones
+            partition_key=lambda params: "clearing",
         ),
         JobKind(
             "usage-period-alerts",

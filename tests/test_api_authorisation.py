@@ -64,6 +64,8 @@ MATRIX = {
     ("POST", "/billing/caps"): WRITERS,
     ("GET", "/invoices/<number>"): INTERNAL,
     ("POST", "/invoices/<number>/credit-notes"): WRITERS,
+    ("POST", "/clearing-runs"): WRITERS,
+    ("GET", "/clearing/items"): EVERYONE,
     ("GET", "/statements"): EVERYONE,
     ("POST", "/statements"): WRITERS,
     ("GET", "/statements/<number>"): EVERYONE,

@@ -52,3 +52,23 @@ def test_partners_read_their_own_statements_and_operators_record_payments(eco_ap
     assert missing.status_code == 404
     bad_period = api.call("controller", "POST", "/statements", json={"period": "2026-13"})
     assert bad_period.status_code == 422 and bad_period.get_json()["errors"][0]["field"] == "period"
+
+
+def test_clearing_runs_through_the_api(eco_api):  # noqa: F811
+    from jobs.runner import JobTiming, execute
+
+    api = eco_api
+    api.tokens["fixr"] = issue_key(api.db, name="FIXR portal", role="partner", actor="t", company="FIXR").token
+    assert upload(api, jsonl(LINE)).status_code == 201
+    response = api.call("controller", "POST", "/clearing-runs", json={"period": "2026-10"})
+    assert response.status_code == 202, response.get_json()
+    settings = api.app.extensions["ecoledger"]["settings"]
+    done = execute(api.db, response.get_json()["id"], worker="test", timing=JobTiming(30, 60),
+                   data_dir=settings.data_path)
+    assert done.status == "succeeded", done.error
+    assert [i["kind"] for i in done.result["items"]] == ["minimum_guarantee"]
+    own = api.call("fixr", "GET", "/clearing/items").get_json()
+    assert [i["agreement"] for i in own] == ["FIXR-SHARE"]
+    assert api.call("partner", "GET", "/clearing/items").get_json() == []  # another partner's: none
+    bad = api.call("controller", "POST", "/clearing-runs", json={"period": "2026-13"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "period"

@@ -131,7 +131,8 @@ def test_statements_from_the_cli(cli, tmp_path):
     assert cli("verify")[0] == 0
 
 
-@pytest.mark.parametrize("command", [["statement"], ["statement", "issue"], ["statement", "list"],
+@pytest.mark.parametrize("command", [["clearing"], ["clearing", "run"], ["clearing", "items"],
+                                     ["statement"], ["statement", "issue"], ["statement", "list"],
                                      ["statement", "show"], ["statement", "entries"], ["payment"],
                                      ["payment", "record"]])
 def test_every_clearing_command_has_help(cli, command):
@@ -157,3 +158,87 @@ def test_verify_finds_tampered_statements(eco, table, tamper, message):
         conn.execute(text(tamper))
     report = verify(eco)
     assert any(v.check == "clearing" and message in v.message for v in report.violations), report.violations
+
+
+GUAR = {
+    "code": "GUAR", "name": "Guaranteed Oy", "currency": "EUR", "roles": ["vendor"], "open_date": "2026-01-01",
+    "api_key": False,
+    "agreements": [{"code": "GUAR-SHARE", "kind": "vendor_share", "counterparty": "OPFI", "versions": [
+        {"version": 1, "effective_from": "2026-01-01",
+         "terms": {"basis": "percent_of_price", "percent": "60", "minimum_guarantee": "500.00", "period": "month"}}]}],
+}
+TIER = {
+    "code": "TIER", "name": "Tiered Channel Oy", "currency": "EUR", "roles": ["reseller"], "open_date": "2026-01-01",
+    "api_key": False,
+    "agreements": [{"code": "TIER-COMM", "kind": "reseller_commission", "counterparty": "OPFI", "versions": [
+        {"version": 1, "effective_from": "2026-01-01",
+         "terms": {"tiers": [{"from": "0", "percent": "5"}, {"from": "500.00", "percent": "10"}],
+                   "tier_mode": "retroactive", "period": "month"}}]}],
+}
+
+
+def test_a_clearing_run_tops_up_a_guarantee_and_trues_up_tiered_commissions(eco):
+    from clearing.run import run_clearing
+    from contracts import service
+    from partners.service import onboard_partner
+
+    onboard_partner(eco, GUAR, actor="t")
+    onboard_partner(eco, TIER, actor="t")
+    service.save_contract(eco, {"code": "SD-G", "customer": "ACME", "billing_company": "OPFI", "currency": "EUR",
+                                "start": "2026-10-01", "components": [
+                                    {"code": "REPAIR", "type": "usage", "service": "onsite-repair", "price_plan": "REPAIR",
+                                     "vendor": "GUAR", "reseller": "TIER"}]}, actor="t")
+    import_events(eco, [(1, {"id": "act-g", "type": "activated", "contract": "SD-G", "date": "2026-10-01"})],
+                  rules=RULES, actor="t")
+    repair = {**MONTH[3], "contract": "SD-G"}
+    run(eco, [{**repair, "id": "g1"}])  # 2 hours: 240.00; the vendor earns 144.00, the reseller 5%: 12.00
+    first = run_clearing(eco, "2026-10", rules=RULES, actor="t")
+    assert [(i.partner, i.kind, i.basis_minor, i.due_minor, i.amount_minor) for i in first.items] == [
+        ("GUAR", "minimum_guarantee", 14400, 35600, 35600)]  # topped up to 500.00; volume under the second tier
+    assert balance(eco, "GUAR", "Assets:Ecosystem:DueFrom") == "500.00"
+    again = run_clearing(eco, "2026-10", rules=RULES, actor="t")
+    assert again.items == [] and again.unchanged == 2  # the guarantee and the commission: nothing new
+    # 4 hours more in October: 720.00 in all. The vendor earns 432.00 (the top-up shrinks to
+    # 68.00) and the volume reaches the 10% tier, retroactively: 72.00, of which 36.00 accrued.
+    run(eco, [{**repair, "id": "g2", "quantity": "4", "timestamp": "2026-10-20T10:00:00Z"}])
+    later = run_clearing(eco, "2026-10", rules=RULES, actor="t")
+    assert [(i.partner, i.kind, i.basis_minor, i.due_minor, i.amount_minor) for i in later.items] == [
+        ("GUAR", "minimum_guarantee", 43200, 6800, -28800), ("TIER", "commission_tiers", 72000, 3600, 3600)]
+    assert balance(eco, "GUAR", "Assets:Ecosystem:DueFrom") == "500.00"
+    assert balance(eco, "TIER", "Assets:Ecosystem:DueFrom") == "72.00"
+    assert postings(eco, "clearing:TIER-COMM:commission_tiers:2026-10-01:1") == [
+        ("OPFI", "Expenses:Commissions", "36.00", None), ("OPFI", "Liabilities:Ecosystem:DueTo", "-36.00", "TIER"),
+        ("TIER", "Assets:Ecosystem:DueFrom", "36.00", "OPFI"), ("TIER", "Income:Commissions", "-36.00", None)]
+    # The statements show the clearing items as lines of their own.
+    issue_statements(eco, "2026-10", actor="t")
+    vendor = get_statement(eco, "ST-GUAR-OPFI-2026-10-EUR-1")
+    assert amounts(vendor) == [("", "clearing_vendor_true_up", 2, "68.00"), ("SD-G", "usage", 2, "432.00")]
+    with pytest.raises(LedgerError, match="no partner"):
+        run_clearing(eco, "2026-10", rules=RULES, actor="t", partner="NOPE")
+    assert verify(eco).ok
+
+
+def test_clearing_runs_from_the_cli_and_as_a_job(cli, tmp_path):
+    import json
+
+    from test_usage_cli import CSV_FILE, DEMO_FILE
+
+    assert cli("init")[0] == 0 and cli("load", str(DEMO_FILE))[0] == 0
+    usage = tmp_path / "october.csv"
+    usage.write_text(CSV_FILE)
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"id": "act", "type": "activated", "contract": "SD-C-17", "date": "2026-10-01"}) + "\n")
+    cli("import", "events", str(events))
+    cli("import", "usage", str(usage))
+    code, out, err = cli("clearing", "run", "--period", "2026-10", "--format", "json")
+    assert code == 0, out + err
+    report = json.loads(out)
+    # The demo's vendor is guaranteed 2,000.00 a month: the share of a few hours is topped up.
+    assert [(i["partner"], i["kind"]) for i in report["items"]] == [("FIXR", "minimum_guarantee")]
+    code, out, _ = cli("job", "run", "clearing-run", "-p", "period=2026-10", "--format", "json")
+    assert code == 0 and json.loads(out)["result"]["items"] == []  # nothing new
+    code, out, _ = cli("clearing", "items", "--format", "csv")
+    assert out.splitlines()[1].startswith("FIXR,OPFI,") and ",minimum_guarantee,2026-10-01,2026-10-31," in out
+    code, _, err = cli("clearing", "run", "--period", "2026-10", "--partner", "NOPE")
+    assert code == 1 and "no partner 'NOPE'" in err
+    assert cli("verify")[0] == 0

@@ -207,7 +207,7 @@ def test_job_commands(ready, tmp_path):
     assert shown["status"] == "succeeded" and shown["progress"] == {"done": 1, "total": 1, "message": "verifying the journal"}
     code, out, _ = ready("job", "kinds", "--format", "json")
     assert {k["kind"] for k in json.loads(out)} == {"verify", "export-beancount", "import-usage", "billing-run",
-                                                  "usage-period-alerts"}
+                                                  "usage-period-alerts", "clearing-run"}
     code, _, err = ready("job", "show", "nope")
     assert code == 1 and "no job 'nope' [not_found]" in err
 

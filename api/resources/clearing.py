@@ -7,18 +7,22 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Response
+from flask import Response, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api import database, settings
 from api.auth import POST, READ, principal, requires
 from api.problems import ApiProblem
+from api.resources.common import enqueue
 from billing.pdf import FontError, fonts
 from clearing import statements as service
 from clearing.payments import record_payment
 from clearing.pdf import statement_pdf
+from clearing.run import list_items
 from clearing.schemas import (
+    ClearingItemArgsSchema,
+    ClearingItemSchema,
     IssueReportSchema,
     IssueRequestSchema,
     LineEntriesSchema,
@@ -28,7 +32,10 @@ from clearing.schemas import (
     StatementSchema,
     StatementSummarySchema,
 )
+from jobs import service as jobs_service
+from jobs.kinds import ClearingRunParams
 from ledger.records import E_NOT_FOUND, Problem, show
+from ledger.schemas import JobSchema
 
 blp = Blueprint("clearing", __name__, description="Settlement statements and payments")
 
@@ -41,6 +48,34 @@ def _visible(number: str) -> service.Statement:
         raise ApiProblem(404, f"no statement {show(number)}", code=E_NOT_FOUND,
                          errors=[Problem(E_NOT_FOUND, "statement", f"no statement {show(number)}")])
     return found
+
+
+@blp.route("/clearing-runs")
+class ClearingRuns(MethodView):
+    @requires(POST)
+    @blp.arguments(ClearingRunParams)
+    @blp.response(202, JobSchema, description="queued (or the queued or running run of the same period and partner)")
+    def post(self, body):
+        """Start a clearing run for a period (every partner, or one) as a job; poll the job
+        it answers (Location). Its result lists the items posted."""
+        job, created = jobs_service.start(database(), "clearing-run", body, actor=principal().actor)
+        if created:
+            enqueue(job)
+        return job, 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+
+
+@blp.route("/clearing/items")
+class ClearingItems(MethodView):
+    @requires(READ)
+    @blp.arguments(ClearingItemArgsSchema, location="query")
+    @blp.response(200, ClearingItemSchema(many=True))
+    def get(self, args):
+        """What clearing runs posted, with what each was computed from. A partner key lists
+        its own."""
+        own = principal().partner_company
+        if own is not None and args["partner"] not in (None, own):
+            return []
+        return list_items(database(), partner=own or args["partner"], period=args["period"])
 
 
 @blp.route("/statements")

@@ -1,4 +1,4 @@
-"""Clearing: statement issue|list|show|entries, payment record."""
+"""Clearing: clearing run|items, statement issue|list|show|entries, payment record."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from billing.pdf import FontError, fonts
 from clearing import statements as service
 from clearing.payments import record_payment
 from clearing.pdf import statement_pdf
-from clearing.schemas import IssueReportSchema, StatementSchema, StatementSummarySchema
+from clearing.run import list_items, run_clearing
+from clearing.schemas import (
+    ClearingItemSchema,
+    ClearingReportSchema,
+    IssueReportSchema,
+    StatementSchema,
+    StatementSummarySchema,
+)
+from ecoledger.cli.contract_commands import rules_of
 from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
 from ledger.money import format_amount
 
@@ -18,8 +26,58 @@ PDF = "pdf"
 
 
 def register(main: click.Group) -> None:
+    main.add_command(clearing)
     main.add_command(statement)
     main.add_command(payment)
+
+
+@click.group()
+def clearing() -> None:
+    """Clearing runs: true-ups of the partners' agreements per period."""
+
+
+@clearing.command("run")
+@click.option("--period", required=True, help="The month, as YYYY-MM.")
+@click.option("--partner", help="Only this partner. [default: every partner]")
+@click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False),
+              help="Posting rules file. [default: the posting_rules setting, else config/posting_rules.yaml]")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def clearing_run(app, period, partner, rules_path, fmt) -> None:
+    """True up what only a period can tell: vendors' fixed costs and minimum guarantees,
+    resellers' commissions over the period's volume by their tiers. Posts only what earlier
+    runs did not (late usage: an adjustment). As a job: `ecoledger job start clearing-run
+    -p period=P`."""
+    report = run_clearing(app.database(), period, rules=rules_of(app, rules_path), actor=app.actor, partner=partner)
+    if fmt == JSON:
+        emit_json(ClearingReportSchema().dump(report))
+        return
+    click.echo(f"clearing {period}: {len(report.items)} items posted, {report.unchanged} unchanged")
+    for item in report.items:
+        click.echo(f"  {item.partner} {item.agreement} {item.kind} {item.window_start} to {item.window_end}: "
+                   f"{format_amount(item.amount_minor, item.currency)} {item.currency} ({item.entry})")
+
+
+@clearing.command("items")
+@click.option("--partner", help="Items of this partner.")
+@click.option("--period", help="Items of windows ending in this month (YYYY-MM).")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def clearing_items_command(app, partner, period, fmt) -> None:
+    """What clearing runs posted, with what each was computed from."""
+    rows = list_items(app.database(), partner=partner, period=period)
+    if fmt == JSON:
+        emit_json(ClearingItemSchema(many=True).dump(rows))
+        return
+    data = [(i.partner, i.counterparty, i.agreement, i.kind, str(i.window_start), str(i.window_end),
+             format_amount(i.basis_minor, i.currency), format_amount(i.due_minor, i.currency),
+             format_amount(i.amount_minor, i.currency), i.currency, i.entry) for i in rows]
+    if fmt == CSV:
+        emit_csv(["partner", "counterparty", "agreement", "kind", "window_start", "window_end", "basis", "due", "amount",
+                  "currency", "entry"], data)
+    else:
+        emit_table(["Partner", "With", "Agreement", "Kind", "From", "To", "Basis", "Due", "Posted", "Cur", "Entry"],
+                   data, title="Clearing items", right=["Basis", "Due", "Posted"])
 
 
 @click.group()

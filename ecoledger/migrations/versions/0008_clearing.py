@@ -1,4 +1,4 @@
-"""Clearing: settlement statements (versioned, with their lines and the postings each line
+"""Clearing: clearing items (true-ups a clearing run posted), settlement statements (versioned, with their lines and the postings each line
 sums) and the payments recorded against them; triggers keep them immutable.
 
 Revision ID: 0008
@@ -18,6 +18,8 @@ branch_labels = None
 depends_on = None
 
 SQLITE_TRIGGERS = [
+    "CREATE TRIGGER clearing_items_no_update BEFORE UPDATE ON clearing_items BEGIN SELECT RAISE(ABORT, 'clearing_items: clearing items are posted; a later run adjusts them'); END",
+    "CREATE TRIGGER clearing_items_no_delete BEFORE DELETE ON clearing_items BEGIN SELECT RAISE(ABORT, 'clearing_items: clearing items are posted; a later run adjusts them'); END",
     "CREATE TRIGGER settlement_statements_no_update BEFORE UPDATE ON settlement_statements BEGIN SELECT RAISE(ABORT, 'settlement_statements: issued statements never change; issue a new version'); END",
     "CREATE TRIGGER settlement_statements_no_delete BEFORE DELETE ON settlement_statements BEGIN SELECT RAISE(ABORT, 'settlement_statements: issued statements never change; issue a new version'); END",
     "CREATE TRIGGER statement_lines_no_update BEFORE UPDATE ON statement_lines BEGIN SELECT RAISE(ABORT, 'statement_lines: issued statements never change; issue a new version'); END",
@@ -29,6 +31,9 @@ SQLITE_TRIGGERS = [
 ]
 
 POSTGRESQL_TRIGGERS = [
+    "CREATE TRIGGER clearing_items_no_update BEFORE UPDATE ON clearing_items FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('clearing items are posted; a later run adjusts them')",
+    "CREATE TRIGGER clearing_items_no_delete BEFORE DELETE ON clearing_items FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('clearing items are posted; a later run adjusts them')",
+    "CREATE TRIGGER clearing_items_no_truncate BEFORE TRUNCATE ON clearing_items FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('clearing items are posted; a later run adjusts them')",
     "CREATE TRIGGER settlement_statements_no_update BEFORE UPDATE ON settlement_statements FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('issued statements never change; issue a new version')",
     "CREATE TRIGGER settlement_statements_no_delete BEFORE DELETE ON settlement_statements FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('issued statements never change; issue a new version')",
     "CREATE TRIGGER settlement_statements_no_truncate BEFORE TRUNCATE ON settlement_statements FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('issued statements never change; issue a new version')",
@@ -100,11 +105,32 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['statement_id'], ['settlement_statements.id'], name=op.f('fk_statement_payments_statement_id_settlement_statements')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_statement_payments'))
     )
+    op.create_table('clearing_items',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('counterparty_id', sa.Integer(), nullable=False),
+    sa.Column('agreement', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('window_start', sa.Date(), nullable=False),
+    sa.Column('window_end', sa.Date(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('basis_minor', sa.BigInteger(), nullable=False),
+    sa.Column('due_minor', sa.BigInteger(), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('entry_seq', sa.BigInteger(), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('recorded_by', sa.String(length=200), nullable=False),
+    sa.CheckConstraint("kind IN ('minimum_guarantee', 'fixed_cost', 'commission_tiers')", name=op.f('ck_clearing_items_kind_known')),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_clearing_items_company_id_companies')),
+    sa.ForeignKeyConstraint(['counterparty_id'], ['companies.id'], name=op.f('fk_clearing_items_counterparty_id_companies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_clearing_items'))
+    )
+    op.create_index('ix_clearing_items_window', 'clearing_items', ['company_id', 'agreement', 'window_start'], unique=False)
     statements = SQLITE_TRIGGERS if op.get_bind().dialect.name == "sqlite" else POSTGRESQL_TRIGGERS
     for statement in statements:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in ("statement_payments", "statement_postings", "statement_lines", "settlement_statements"):
+    for table in ("clearing_items", "statement_payments", "statement_postings", "statement_lines", "settlement_statements"):
         op.drop_table(table)

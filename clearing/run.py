@@ -1,0 +1,251 @@
+"""The clearing run: what partners' agreements give per period beyond what each event
+accrued, posted with its mirror entries.
+
+Shares, commissions and SLA recoveries accrue when their event or usage line posts (the
+posting rules). What only a period can tell is trued up here, per partner agreement in force
+at the period's end, and per window (the agreement's month, quarter or year ending with the
+period):
+
+- ``vendor_share`` with ``basis: fixed_cost``: the fixed cost of the window accrues
+  (``fixed_cost``);
+- ``vendor_share`` with a ``minimum_guarantee``: when the vendor's earnings from the
+  counterparty in the window (its position postings, payments and clearing left out) are
+  below the guarantee, the difference is topped up (``minimum_guarantee``);
+- ``reseller_commission`` with ``tiers``: events accrue at the first tier's rate; the run
+  computes the commission on the window's volume (the counterparty's revenue and deferred
+  revenue from the components the reseller sold, as their events, usage lines and invoices
+  posted it) by the tiers, marginal or retroactive, and posts the difference from what was
+  accrued (``commission_tiers``).
+
+Idempotent: each item records what it posted, and a run posts only the difference between
+what is due now and what earlier runs posted for the same agreement, window and kind. Running
+a period again posts nothing new. Late usage of a window changes what is due, and the next
+run posts the adjustment (negative too). Items are dated at the window's end, or on the
+first open day when either company has closed it, and name their window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from decimal import Decimal
+
+from sqlalchemy import Connection, func, insert, select
+
+from clearing.schema import clearing_items
+from clearing.statements import POSITION_ACCOUNTS, with_counterparty
+from clearing.terms import guarantee_top_up, tiered_commission, window
+from contracts.rules import Context, RuleError, RuleSet, posting_drafts
+from contracts.schema import contracts
+from contracts.service import load_contract
+from ledger import audit
+from ledger.database import Database
+from ledger.periods import parse_period
+from ledger.posting import JournalWriter, PostingReport, audit_post
+from ledger.records import ACCEPTED, E_INVALID, E_UNKNOWN_COMPANY, EntryDraft, LedgerError, Problem, show
+from ledger.schema import accounts, closed_periods, companies, journal_entries, postings
+from partners.agreements import Agreement
+from partners.schema import partners
+from partners.service import agreements_of
+
+RULES = {"vendor_share": "clearing_vendor_true_up", "reseller_commission": "clearing_commission_true_up"}
+ROLE = {"vendor_share": "vendor", "reseller_commission": "reseller"}
+SOURCE_TYPE = "clearing"
+NOT_EARNINGS = ("settlement_payment", SOURCE_TYPE)  # position postings that are not earned in the window
+COMMISSIONABLE_SOURCES = ("usage_line", "contract_event", "invoice")
+COMMISSIONABLE_ACCOUNTS = ("Income:Usage", "Income:Subscriptions", "Income:OneOff", "Liabilities:ContractLiabilities")
+SOLD_COMPONENTS = ("usage", "recurring_fee", "one_off_fee")
+_ONE_DAY = dt.timedelta(days=1)
+
+
+@dataclasses.dataclass
+class ClearingItem:
+    partner: str
+    counterparty: str
+    agreement: str
+    kind: str
+    window_start: dt.date
+    window_end: dt.date
+    currency: str
+    basis_minor: int
+    due_minor: int
+    amount_minor: int
+    entry: str
+
+
+@dataclasses.dataclass
+class ClearingReport:
+    period: str
+    items: list[ClearingItem] = dataclasses.field(default_factory=list)  # posted by this run
+    unchanged: int = 0  # items due that earlier runs already posted in full
+
+
+def run_clearing(db: Database, period: str, *, rules: RuleSet, actor: str, partner: str | None = None) -> ClearingReport:
+    start, end = parse_period(period)
+    report = ClearingReport(period)
+    with db.write() as conn:
+        writer = JournalWriter(conn)
+        for code in _partners(conn, partner):
+            for agreement in agreements_of(conn, code):
+                if agreement.kind not in RULES:
+                    continue
+                version = agreement.in_force(end)
+                found = window(start, end, version.terms.get("period")) if version is not None else None
+                if found is None:
+                    continue
+                for kind, basis, due in _due(conn, agreement, version.terms, found):
+                    item = _settle(conn, writer, rules, agreement, kind, found, basis, due, actor)
+                    if item is None:
+                        report.unchanged += 1
+                    else:
+                        report.items.append(item)
+        if writer.first_seq is not None:
+            audit_post(conn, actor, writer.last_seq - writer.first_seq + 1, writer.first_seq, writer.last_seq)
+        audit.record(conn, actor=actor, action="clearing.run", target=f"{partner or '*'} {period}", details={
+            "items": len(report.items), "unchanged": report.unchanged})
+    return report
+
+
+def _partners(conn: Connection, code: str | None) -> list[str]:
+    query = select(companies.c.code).join(partners, partners.c.company_id == companies.c.id).order_by(companies.c.code)
+    if code is not None:
+        query = query.where(companies.c.code == code)
+    found = list(conn.execute(query).scalars())
+    if code is not None and not found:
+        raise LedgerError(Problem(E_UNKNOWN_COMPANY, "partner", f"no partner {show(code)}"))
+    return found
+
+
+def _due(conn: Connection, agreement: Agreement, terms: dict, span: tuple[dt.date, dt.date]) -> list[tuple[str, int, int]]:
+    """(kind, basis, due) of each true-up the agreement has for the window: ``due`` is what
+    all the window's items of the kind together should have posted."""
+    due = []
+    if agreement.kind == "vendor_share":
+        if terms.get("basis") == "fixed_cost":
+            due.append(("fixed_cost", terms["fixed_cost_minor"], terms["fixed_cost_minor"]))
+        if terms.get("minimum_guarantee_minor"):
+            # earnings without the top-ups themselves (other clearing items, such as a fixed
+            # cost, are earnings)
+            earned = _earned(conn, agreement, span) - _posted(conn, agreement, "minimum_guarantee", span[0])
+            guarantee = terms["minimum_guarantee_minor"]
+            due.append(("minimum_guarantee", earned, guarantee_top_up(earned, guarantee)))
+    elif terms.get("tiers"):
+        volume = _volume(conn, agreement, span)
+        # what the events accrued at the first tier's rate, without earlier tier true-ups
+        accrued = _earned(conn, agreement, span) - _posted(conn, agreement, "commission_tiers", span[0])
+        commission = tiered_commission(volume, terms["tiers"], terms.get("tier_mode") or "marginal")
+        due.append(("commission_tiers", volume, commission - accrued))
+    return due
+
+
+def _position_accounts(conn: Connection, company: str) -> list[int]:
+    return list(conn.execute(select(accounts.c.id).join(companies, companies.c.id == accounts.c.company_id)
+                             .where(companies.c.code == company, accounts.c.name.in_(POSITION_ACCOUNTS))).scalars())
+
+
+def _earned(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date]) -> int:
+    """The partner's position movements with the counterparty in the window, payments left
+    out (clearing items included: callers take out their own kind)."""
+    p, e = postings.c, journal_entries.c
+    return int(conn.execute(
+        select(func.coalesce(func.sum(p.amount_minor), 0)).join(journal_entries, e.id == p.entry_id)
+        .where(p.account_id.in_(_position_accounts(conn, agreement.company)), p.currency == agreement.currency,
+               with_counterparty(agreement.counterparty), p.effective_date >= span[0], p.effective_date <= span[1],
+               e.source_type != "settlement_payment")).scalar())
+
+
+def _posted(conn: Connection, agreement: Agreement, kind: str, window_start: dt.date) -> int:
+    c = clearing_items.c
+    return int(conn.execute(select(func.coalesce(func.sum(c.amount_minor), 0)).where(
+        c.agreement == agreement.code, c.kind == kind, c.window_start == window_start)).scalar())
+
+
+def _volume(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date]) -> int:
+    """The counterparty's revenue and deferred revenue in the window from the (contract,
+    service) pairs whose components the reseller sold."""
+    sold = set()
+    for code in conn.execute(select(contracts.c.code).join(companies, companies.c.id == contracts.c.billing_company_id)
+                             .where(companies.c.code == agreement.counterparty)).scalars():
+        contract = load_contract(conn, code)
+        sold |= {(contract.code, component["service"]) for version in contract.versions
+                 for component in version.components
+                 if component["type"] in SOLD_COMPONENTS and component.get("reseller") == agreement.company}
+    if not sold:
+        return 0
+    p, e, a = postings.c, journal_entries.c, accounts.c
+    query = (select(p.amount_minor, p.dimensions).join(journal_entries, e.id == p.entry_id)
+             .join(accounts, a.id == p.account_id).join(companies, companies.c.id == a.company_id)
+             .where(companies.c.code == agreement.counterparty, a.name.in_(COMMISSIONABLE_ACCOUNTS),
+                    p.currency == agreement.currency, p.effective_date >= span[0], p.effective_date <= span[1],
+                    e.source_type.in_(COMMISSIONABLE_SOURCES)))
+    volume = 0
+    for amount, dimensions in conn.execute(query):
+        found = json.loads(dimensions) if dimensions else {}
+        if (found.get("contract"), found.get("service")) in sold:
+            volume -= amount  # revenue is credited
+    return volume
+
+
+def _settle(conn: Connection, writer: JournalWriter, rules: RuleSet, agreement: Agreement, kind: str,
+            span: tuple[dt.date, dt.date], basis: int, due: int, actor: str) -> ClearingItem | None:
+    change = due - _posted(conn, agreement, kind, span[0])
+    if change == 0:
+        return None
+    name = RULES[agreement.kind]
+    if name not in rules.rules:
+        raise LedgerError(Problem(E_INVALID, "rules", f"the posting rules ({rules.source}) have no {name!r} rule; "
+                                  "clearing runs post through it"))
+    parties = {"billing": agreement.counterparty, "vendor": None, "reseller": None, ROLE[agreement.kind]: agreement.company}
+    try:
+        drafts = posting_drafts(rules.rules[name], Context(change, Decimal(1), parties, {}, {}),
+                                agreement.currency)
+    except RuleError as exc:
+        raise LedgerError(Problem(E_INVALID, "rules", str(exc))) from None
+    count = conn.execute(select(func.count()).select_from(clearing_items).where(
+        clearing_items.c.agreement == agreement.code, clearing_items.c.kind == kind,
+        clearing_items.c.window_start == span[0])).scalar()
+    external_id = f"clearing:{agreement.code}:{kind}:{span[0].isoformat()}:{count + 1}"
+    day = _posting_day(conn, (agreement.company, agreement.counterparty), span[1])
+    draft = EntryDraft(external_id, day, tuple(drafts),
+                       f"Clearing {agreement.code}: {kind.replace('_', ' ')} for {span[0]} to {span[1]}",
+                       SOURCE_TYPE, agreement.code,
+                       (("agreement", agreement.code), ("kind", kind), ("rule", name),
+                        ("window", f"{span[0].isoformat()}/{span[1].isoformat()}")))
+    posted = PostingReport(all_or_nothing=True, results=[])
+    writer.post_batch([draft], posted)
+    outcome = posted.results[0]
+    if outcome.status != ACCEPTED:
+        raise LedgerError(*(p.under(f"clearing of {agreement.code}") for p in outcome.problems))
+    partner_id, counterparty_id = (conn.execute(select(companies.c.id).where(companies.c.code == code)).scalar()
+                                   for code in (agreement.company, agreement.counterparty))
+    conn.execute(insert(clearing_items).values(
+        company_id=partner_id, counterparty_id=counterparty_id, agreement=agreement.code, kind=kind,
+        window_start=span[0], window_end=span[1], currency=agreement.currency, basis_minor=basis, due_minor=due,
+        amount_minor=change, entry_seq=outcome.entry_seq, recorded_at=dt.datetime.now(dt.UTC), recorded_by=actor[:200]))
+    return ClearingItem(agreement.company, agreement.counterparty, agreement.code, kind, span[0], span[1],
+                        agreement.currency, basis, due, change, external_id)
+
+
+def _posting_day(conn: Connection, codes: tuple[str, str], day: dt.date) -> dt.date:
+    """``day``, or the first day after the latest close of either company."""
+    closed = conn.execute(select(func.max(closed_periods.c.end_date)).join(
+        companies, companies.c.id == closed_periods.c.company_id).where(companies.c.code.in_(codes))).scalar()
+    return day if closed is None or day > closed else closed + _ONE_DAY
+
+
+def list_items(db: Database, *, partner: str | None = None, period: str | None = None,
+               limit: int = 1_000) -> list[ClearingItem]:
+    """Clearing items in the order they were posted (of windows ending in ``period``)."""
+    c, partner_co, counterparty_co, e = clearing_items.c, companies.alias("p"), companies.alias("o"), journal_entries.c
+    query = (select(partner_co.c.code, counterparty_co.c.code, c.agreement, c.kind, c.window_start, c.window_end,
+                    c.currency, c.basis_minor, c.due_minor, c.amount_minor, e.external_id)
+             .join(partner_co, partner_co.c.id == c.company_id).join(counterparty_co, counterparty_co.c.id == c.counterparty_id)
+             .join(journal_entries, e.id == c.entry_seq).order_by(c.id).limit(limit))
+    if partner is not None:
+        query = query.where(partner_co.c.code == partner)
+    if period is not None:
+        start, end = parse_period(period)
+        query = query.where(c.window_end >= start, c.window_end <= end)
+    with db.read() as conn:
+        return [ClearingItem(*row) for row in conn.execute(query)]
