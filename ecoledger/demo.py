@@ -19,6 +19,7 @@ from billing.credit_notes import issue_credit_note
 from billing.disputes import open_dispute, resolve_dispute
 from billing.service import get_invoice, run_billing
 from clearing.payments import record_payment
+from clearing.run import run_clearing
 from clearing.statements import get_statement, issue_statements
 from contracts.ecosystem import SECTIONS, load_ecosystem
 from contracts.events import import_events
@@ -279,7 +280,13 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     say(f"   a usage line of {line.usage_date} arriving now is posted on {line.posted_date}, marked late "
         "(usage_late_policy first_open_period)")
 
-    say(f"\n10. Settlement statements for {PERIOD}, from each partner's own books (ecoledger statement issue|show):")
+    cleared = run_clearing(db, PERIOD, rules=load_rules(), actor=actor)
+    say(f"\n10. Clearing run for {PERIOD} (ecoledger clearing run): {len(cleared.items)} true-ups posted, "
+        f"{cleared.unchanged} with nothing new: FIXR's 60% share is above")
+    say("   its EUR 2,000.00 monthly guarantee, and CHNL's commission tiers run over the quarter (trued up in December)")
+    for item in cleared.items:
+        say(f"   {item.partner} {item.kind}: {format_amount(item.amount_minor, item.currency)} ({item.entry})")
+    say(f"   Settlement statements for {PERIOD}, from each partner's own books (ecoledger statement issue|show):")
     say("   opening position, the month's shares and commissions per contract and rule, closing and amount due")
     issued = issue_statements(db, PERIOD, actor=actor)
     for number in issued.issued:
