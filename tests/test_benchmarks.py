@@ -49,3 +49,8 @@ def test_usage_benchmarks_run(database_args):
     assert "baseline:" in out and out.count(" lines/s  ") == 3 and "aggregated posting" in out
     out = run("billing_run.py", "--lines", "400", *database_args)
     assert "200 invoices" in out and "x the aggregate" in out
+
+
+def test_clearing_benchmark_runs(database_args):
+    out = run("clearing_run.py", "--lines", "400", *database_args)
+    assert "baseline:" in out and "100 top-ups" in out and out.count("x the aggregate") == 2
