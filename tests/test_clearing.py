@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
-from test_usage import MONTH, RULES, balance, build_eco, postings, run  # noqa: F401
+from test_usage import MONTH, RULES, balance, build_eco, eco_factory, postings, run  # noqa: F401
 
 from clearing.payments import record_payment
 from clearing.statements import get_statement, issue_statements, list_statements, statement_entries
@@ -242,3 +244,57 @@ def test_clearing_runs_from_the_cli_and_as_a_job(cli, tmp_path):
     code, _, err = cli("clearing", "run", "--period", "2026-10", "--partner", "NOPE")
     assert code == 1 and "no partner 'NOPE'" in err
     assert cli("verify")[0] == 0
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_statements_follow_the_books_whatever_the_order(eco_factory, data):  # noqa: F811 (the fixture)
+    """Usage, statements, clearing runs and payments in random order over two months: every
+    latest statement closes at the partner's position in its books at the period's end,
+    opens at the previous period's close, and adds up; verify passes."""
+    from clearing.run import run_clearing
+
+    db = eco_factory()
+    steps = data.draw(st.lists(st.one_of(
+        st.tuples(st.just("usage"), st.tuples(st.sampled_from(["10", "11"]), st.integers(1, 28), st.integers(1, 4))),
+        st.tuples(st.just("issue"), st.sampled_from(["2026-10", "2026-11"])),
+        st.tuples(st.just("clear"), st.sampled_from(["2026-10", "2026-11"])),
+        st.tuples(st.just("pay"), st.integers(1, 400))), min_size=1, max_size=10))
+    count = 0
+    for kind, argument in steps:
+        try:
+            if kind == "usage":
+                count += 1
+                month, day, hours = argument
+                run(db, [{**MONTH[3], "id": f"P{count}", "timestamp": f"2026-{month}-{day:02d}T10:00:00Z",
+                          "quantity": str(hours)}])
+            elif kind == "issue":
+                issue_statements(db, argument, actor="t")
+            elif kind == "clear":
+                run_clearing(db, argument, rules=RULES, actor="t")
+            else:
+                open_ = [s for s in list_statements(db, partner="FIXR") if s.outstanding_minor > 0]
+                if open_:
+                    record_payment(db, open_[0].number, format_amount(min(argument * 100, open_[0].outstanding_minor),
+                                                                      "EUR"), day=dt.date(2026, 11, 30), actor="t")
+        except LedgerError:
+            pass
+    issue_statements(db, "2026-10", actor="t")
+    issue_statements(db, "2026-11", actor="t")
+    with db.read() as conn:
+        def position(end: str) -> int:
+            return int(conn.execute(text(
+                "SELECT COALESCE(SUM(p.amount_minor), 0) FROM postings p JOIN accounts a ON a.id = p.account_id "
+                "JOIN companies c ON c.id = a.company_id WHERE c.code = 'FIXR' AND a.name IN "
+                "('Assets:Ecosystem:DueFrom', 'Liabilities:Ecosystem:DueTo') AND p.effective_date <= :end"),
+                {"end": end}).scalar())
+        october_end, november_end = position("2026-10-31"), position("2026-11-30")
+    statements = {s.period: get_statement(db, s.number) for s in list_statements(db, partner="FIXR")}
+    if "2026-10" in statements:
+        assert statements["2026-10"].closing_minor == october_end
+    if "2026-11" in statements:
+        november = statements["2026-11"]
+        assert (november.opening_minor, november.closing_minor) == (october_end, november_end)
+    for statement in statements.values():
+        assert statement.opening_minor + sum(line.amount_minor for line in statement.lines) == statement.closing_minor
+    assert verify(db).ok
