@@ -39,10 +39,9 @@ from ledger import audit
 from ledger.database import Database
 from ledger.hashing import pairs_from_json
 from ledger.money import format_amount
-from ledger.posting import JournalWriter, PostingReport, audit_post
+from ledger.posting import JournalWriter, audit_post, post_single
 from ledger.queries import entry_lines
 from ledger.records import (
-    ACCEPTED,
     E_CONFLICT,
     E_INVALID,
     E_NOT_FOUND,
@@ -205,14 +204,9 @@ def _cancel(conn: Connection, line, rules: RuleSet, actor: str, day: dt.date) ->
     draft = EntryDraft(f"dispute:{_key(line.id)}:cancel", day, postings,
                        f"Usage line {line.id} cancelled after a dispute (posted by {original})"[:500], SOURCE_TYPE,
                        line.id[:200], (("usage_line", line.id[:200]),), reverses_seq=reverses)
-    report = PostingReport(all_or_nothing=True, results=[])
-    JournalWriter(conn).post_batch([draft], report)
-    outcome = report.results[0]
-    if outcome.status != ACCEPTED:
-        raise LedgerError(*(p.under(f"the cancellation of {line.id}") for p in outcome.problems or
-                            (Problem(E_CONFLICT, "entry", f"entry {draft.external_id} exists already"),)))
-    audit_post(conn, actor, 1, outcome.entry_seq, outcome.entry_seq)
-    return outcome.entry_seq
+    entry_seq = post_single(JournalWriter(conn), draft, f"the cancellation of {line.id}")
+    audit_post(conn, actor, 1, entry_seq, entry_seq)
+    return entry_seq
 
 
 def _negated(conn: Connection, line, rules: RuleSet) -> tuple[PostingDraft, ...]:

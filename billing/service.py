@@ -52,10 +52,9 @@ from ledger import audit
 from ledger.database import Database, rows_matching
 from ledger.money import AmountError, format_amount, parse_amount
 from ledger.periods import parse_period
-from ledger.posting import JournalWriter, PostingReport, audit_post
+from ledger.posting import JournalWriter, audit_post, post_single
 from ledger.queries import company_id
 from ledger.records import (
-    ACCEPTED,
     E_INVALID,
     E_NOT_FOUND,
     EntryDraft,
@@ -601,13 +600,7 @@ def post_document(writer: JournalWriter, number: str, issue_date: dt.date, posti
         return None
     draft = EntryDraft(ENTRY_ID_PREFIX + number, issue_date, tuple(postings), description[:500], SOURCE_TYPE, number,
                        metadata)
-    posted = PostingReport(all_or_nothing=True, results=[])
-    writer.post_batch([draft], posted)
-    outcome = posted.results[0]
-    if outcome.status != ACCEPTED:
-        raise LedgerError(*(p.under(number) for p in outcome.problems or
-                            (Problem(E_INVALID, "entry", f"entry {draft.external_id} exists already"),)))
-    return outcome.entry_seq
+    return post_single(writer, draft, number)
 
 
 def _invoice(conn: Connection, writer: JournalWriter, rules: RuleSet, cid: int, company: str, run_id: int, customer_id: int,

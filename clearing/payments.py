@@ -20,8 +20,8 @@ from clearing.statements import DUE_FROM, DUE_TO, Statement, statement_in
 from ledger import audit
 from ledger.database import Database
 from ledger.money import AmountError, format_amount, parse_amount
-from ledger.posting import JournalWriter, PostingReport, audit_post
-from ledger.records import ACCEPTED, E_CONFLICT, E_INVALID, EntryDraft, LedgerError, PostingDraft, Problem
+from ledger.posting import JournalWriter, audit_post, post_single
+from ledger.records import E_CONFLICT, E_INVALID, EntryDraft, LedgerError, PostingDraft, Problem
 
 BANK = "Assets:Bank"
 SOURCE_TYPE = "settlement_payment"
@@ -77,11 +77,6 @@ def _post(conn, statement: Statement, amount: int, day: dt.date, external_id: st
     draft = EntryDraft(external_id, day, postings,
                        f"{what} {partner} against {statement.number}{f' ({reference})' if reference else ''}"[:500],
                        SOURCE_TYPE, statement.number, (("statement", statement.number),))
-    report = PostingReport(all_or_nothing=True, results=[])
-    JournalWriter(conn).post_batch([draft], report)
-    outcome = report.results[0]
-    if outcome.status != ACCEPTED:
-        raise LedgerError(*(p.under(f"the payment against {statement.number}") for p in outcome.problems or
-                            (Problem(E_CONFLICT, "entry", f"entry {external_id} exists already"),)))
-    audit_post(conn, actor, 1, outcome.entry_seq, outcome.entry_seq)
-    return outcome.entry_seq
+    entry_seq = post_single(JournalWriter(conn), draft, f"the payment against {statement.number}")
+    audit_post(conn, actor, 1, entry_seq, entry_seq)
+    return entry_seq

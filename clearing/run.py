@@ -42,8 +42,8 @@ from contracts.service import load_contract
 from ledger import audit
 from ledger.database import Database
 from ledger.periods import parse_period
-from ledger.posting import JournalWriter, PostingReport, audit_post
-from ledger.records import ACCEPTED, E_INVALID, E_UNKNOWN_COMPANY, EntryDraft, LedgerError, Problem, show
+from ledger.posting import JournalWriter, audit_post, post_single
+from ledger.records import E_INVALID, E_UNKNOWN_COMPANY, EntryDraft, LedgerError, Problem, show
 from ledger.schema import accounts, closed_periods, companies, journal_entries, postings
 from partners.agreements import Agreement
 from partners.schema import partners
@@ -212,17 +212,13 @@ def _settle(conn: Connection, writer: JournalWriter, rules: RuleSet, agreement: 
                        SOURCE_TYPE, agreement.code,
                        (("agreement", agreement.code), ("kind", kind), ("rule", name),
                         ("window", f"{span[0].isoformat()}/{span[1].isoformat()}")))
-    posted = PostingReport(all_or_nothing=True, results=[])
-    writer.post_batch([draft], posted)
-    outcome = posted.results[0]
-    if outcome.status != ACCEPTED:
-        raise LedgerError(*(p.under(f"clearing of {agreement.code}") for p in outcome.problems))
+    entry_seq = post_single(writer, draft, f"clearing of {agreement.code}")
     partner_id, counterparty_id = (conn.execute(select(companies.c.id).where(companies.c.code == code)).scalar()
                                    for code in (agreement.company, agreement.counterparty))
     conn.execute(insert(clearing_items).values(
         company_id=partner_id, counterparty_id=counterparty_id, agreement=agreement.code, kind=kind,
         window_start=span[0], window_end=span[1], currency=agreement.currency, basis_minor=basis, due_minor=due,
-        amount_minor=change, entry_seq=outcome.entry_seq, recorded_at=dt.datetime.now(dt.UTC), recorded_by=actor[:200]))
+        amount_minor=change, entry_seq=entry_seq, recorded_at=dt.datetime.now(dt.UTC), recorded_by=actor[:200]))
     return ClearingItem(agreement.company, agreement.counterparty, agreement.code, kind, span[0], span[1],
                         agreement.currency, basis, due, change, external_id)
 

@@ -43,6 +43,7 @@ from ledger.records import (
     E_NOT_POSTED,
     REJECTED,
     EntryDraft,
+    LedgerError,
     Outcome,
     Problem,
     Refused,
@@ -214,6 +215,19 @@ def post_entries(
             if progress:
                 progress(report.total)
     return report
+
+
+def post_single(writer: JournalWriter, draft: EntryDraft, what: str) -> int:
+    """Post one entry a use case builds (an invoice, a payment, a cancellation, a clearing
+    item) inside the caller's transaction; returns its journal position, or raises
+    LedgerError with the problems named under ``what``. The caller audits."""
+    report = PostingReport(all_or_nothing=True, results=[])
+    writer.post_batch([draft], report)
+    outcome = report.results[0]
+    if outcome.status != ACCEPTED:
+        raise LedgerError(*(p.under(what) for p in outcome.problems or
+                            (Problem(E_CONFLICT, "entry", f"entry {draft.external_id} exists already"),)))
+    return outcome.entry_seq
 
 
 def audit_post(

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
-from flask import Response, url_for
+from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -13,11 +10,11 @@ from marshmallow import Schema, fields, validate
 from api import database, settings
 from api.auth import POST, READ_ALL, principal, requires
 from api.problems import ApiProblem
-from api.resources.common import enqueue
+from api.resources.common import document_response, enqueue
 from billing import disputes, service
 from billing.credit_notes import issue_credit_note
 from billing.leakage import leakage_report
-from billing.pdf import FontError, fonts, invoice_pdf
+from billing.pdf import invoice_pdf
 from billing.schemas import (
     ApprovalRequestSchema,
     ApprovalSchema,
@@ -200,22 +197,8 @@ class Invoice(MethodView):
         """An invoice with its lines; `format=csv` gives the lines as CSV, `format=pdf` the
         document to send."""
         found = service.get_invoice(database(), number)
-        if args["format"] == "pdf":
-            config = settings()
-            try:
-                document = invoice_pdf(found, fonts(config.pdf_font, config.pdf_font_bold))
-            except FontError as exc:
-                raise ApiProblem(503, str(exc), code="pdf_font_unavailable") from None
-            return Response(document, mimetype="application/pdf",
-                            headers={"Content-Disposition": f'attachment; filename="{found.number}.pdf"'})
-        if args["format"] == "csv":
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(service.CSV_COLUMNS)
-            writer.writerows(service.csv_rows(found))
-            return Response(out.getvalue(), mimetype="text/csv",
-                            headers={"Content-Disposition": f'attachment; filename="{found.number}.csv"'})
-        return found
+        return document_response(found.number, args["format"], lambda font: invoice_pdf(found, font),
+                                 service.CSV_COLUMNS, lambda: service.csv_rows(found)) or found
 
 
 @blp.route("/invoices/<number>/credit-notes")

@@ -4,18 +4,14 @@ exist)."""
 
 from __future__ import annotations
 
-import csv
-import io
-
-from flask import Response, url_for
+from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api import database, settings
+from api import database
 from api.auth import POST, READ, principal, requires
 from api.problems import ApiProblem
-from api.resources.common import enqueue
-from billing.pdf import FontError, fonts
+from api.resources.common import document_response, enqueue
 from clearing import statements as service
 from clearing.payments import record_payment
 from clearing.pdf import statement_pdf
@@ -114,22 +110,8 @@ class Statement(MethodView):
         """A statement with its lines and payments; `format=csv` the lines, `format=pdf` the
         document."""
         found = _visible(number)
-        if args["format"] == "pdf":
-            config = settings()
-            try:
-                document = statement_pdf(found, fonts(config.pdf_font, config.pdf_font_bold))
-            except FontError as exc:
-                raise ApiProblem(503, str(exc), code="pdf_font_unavailable") from None
-            return Response(document, mimetype="application/pdf",
-                            headers={"Content-Disposition": f'attachment; filename="{found.number}.pdf"'})
-        if args["format"] == "csv":
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(service.CSV_COLUMNS)
-            writer.writerows(service.csv_rows(found))
-            return Response(out.getvalue(), mimetype="text/csv",
-                            headers={"Content-Disposition": f'attachment; filename="{found.number}.csv"'})
-        return found
+        return document_response(found.number, args["format"], lambda font: statement_pdf(found, font),
+                                 service.CSV_COLUMNS, lambda: service.csv_rows(found)) or found
 
 
 @blp.route("/statements/<number>/lines/<int:line_no>/entries")

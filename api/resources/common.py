@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from marshmallow import Schema, fields, validate
 
 from api.problems import ApiProblem
@@ -80,3 +82,26 @@ def batch_body(name: str) -> tuple[list, bool]:
         raise ApiProblem(422, f"mode is {ALL_OR_NOTHING} or {PARTIAL}", code="invalid_value",
                          errors=[Problem("invalid_value", "mode", f"must be {ALL_OR_NOTHING} or {PARTIAL}")])
     return records, mode == ALL_OR_NOTHING
+
+
+def document_response(number: str, fmt: str, render_pdf, columns, rows) -> Response | None:
+    """An invoice's or statement's PDF (rendered with the configured fonts) or its lines as
+    CSV, as an attachment named after its number; None for JSON (the caller's schema)."""
+    from billing.pdf import FontError, fonts
+
+    if fmt == "pdf":
+        config = current_app.extensions["ecoledger"]["settings"]
+        try:
+            document = render_pdf(fonts(config.pdf_font, config.pdf_font_bold))
+        except FontError as exc:
+            raise ApiProblem(503, str(exc), code="pdf_font_unavailable") from None
+        return Response(document, mimetype="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'})
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows(rows())
+        return Response(out.getvalue(), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{number}.csv"'})
+    return None
