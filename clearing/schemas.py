@@ -124,3 +124,37 @@ class ClearingReportSchema(Schema):
 class ClearingItemArgsSchema(Schema):
     partner = fields.String(load_default=None, validate=validate.Length(1, 32))
     period = fields.String(load_default=None, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+
+
+class ConsolidatedLineSchema(Schema):
+    account = fields.String()
+    currency = fields.String()
+    group = money_field("group_minor")
+    eliminated = money_field("eliminated_minor")
+    consolidated = money_field("consolidated_minor")
+
+
+class EliminationSchema(Schema):
+    company = fields.String()
+    counterparty = fields.String(allow_none=True, metadata={"description": "null: intercompany revenue or cost"})
+    account = fields.String()
+    currency = fields.String()
+    amount = money_field("amount_minor")
+
+
+class DifferenceSchema(Schema):
+    what = fields.String(metadata={"description": "the pair A/B whose positions do not cancel, or intercompany P&L"})
+    currency = fields.String()
+    amount = money_field("amount_minor")
+
+
+class ConsolidationSchema(Schema):
+    as_of = fields.Date(allow_none=True)
+    group = fields.List(fields.String(), metadata={"description": "the operator entities"})
+    lines = fields.List(fields.Nested(ConsolidatedLineSchema))
+    eliminations = fields.List(fields.Nested(EliminationSchema))
+    differences = fields.List(fields.Nested(DifferenceSchema), metadata={"description": "empty when everything cancels"})
+
+
+class ConsolidationArgsSchema(Schema):
+    as_of = fields.Date(load_default=None)

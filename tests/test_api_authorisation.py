@@ -65,6 +65,7 @@ MATRIX = {
     ("GET", "/invoices/<number>"): INTERNAL,
     ("POST", "/invoices/<number>/credit-notes"): WRITERS,
     ("POST", "/clearing-runs"): WRITERS,
+    ("GET", "/consolidation"): INTERNAL,
     ("GET", "/clearing/items"): EVERYONE,
     ("GET", "/statements"): EVERYONE,
     ("POST", "/statements"): WRITERS,

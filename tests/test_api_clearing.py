@@ -72,3 +72,12 @@ def test_clearing_runs_through_the_api(eco_api):  # noqa: F811
     assert api.call("partner", "GET", "/clearing/items").get_json() == []  # another partner's: none
     bad = api.call("controller", "POST", "/clearing-runs", json={"period": "2026-13"})
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "period"
+
+
+def test_consolidation_through_the_api(eco_api):  # noqa: F811
+    api = eco_api
+    response = api.call("auditor", "GET", "/consolidation", query_string={"as_of": "2026-10-31"})
+    assert response.status_code == 200 and response.get_json()["group"] == ["OPEE", "OPFI"]
+    assert api.call("partner", "GET", "/consolidation").status_code == 403
+    bad = api.call("auditor", "GET", "/consolidation", query_string={"as_of": "yesterday"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "as_of"

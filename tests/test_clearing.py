@@ -133,7 +133,7 @@ def test_statements_from_the_cli(cli, tmp_path):
     assert cli("verify")[0] == 0
 
 
-@pytest.mark.parametrize("command", [["clearing"], ["clearing", "run"], ["clearing", "items"],
+@pytest.mark.parametrize("command", [["consolidate"], ["clearing"], ["clearing", "run"], ["clearing", "items"],
                                      ["statement"], ["statement", "issue"], ["statement", "list"],
                                      ["statement", "show"], ["statement", "entries"], ["payment"],
                                      ["payment", "record"]])
@@ -243,6 +243,11 @@ def test_clearing_runs_from_the_cli_and_as_a_job(cli, tmp_path):
     assert out.splitlines()[1].startswith("FIXR,OPFI,") and ",minimum_guarantee,2026-10-01,2026-10-31," in out
     code, _, err = cli("clearing", "run", "--period", "2026-10", "--partner", "NOPE")
     assert code == 1 and "no partner 'NOPE'" in err
+    # The demo's two operator entities, consolidated: nothing intercompany is posted yet.
+    code, out, _ = cli("consolidate", "--as-of", "2026-10-31", "--format", "json")
+    group = json.loads(out)
+    assert code == 0 and group["group"] == ["OPEE", "OPFI"] and group["differences"] == []
+    assert cli("consolidate")[0] == 0
     assert cli("verify")[0] == 0
 
 
@@ -298,3 +303,37 @@ def test_statements_follow_the_books_whatever_the_order(eco_factory, data):  # n
     for statement in statements.values():
         assert statement.opening_minor + sum(line.amount_minor for line in statement.lines) == statement.closing_minor
     assert verify(db).ok
+
+
+def test_consolidation_eliminates_intercompany_and_reports_what_does_not_cancel(eco):
+    from clearing.consolidation import consolidate
+    from ledger import companies
+
+    from helpers import entry, post
+
+    companies.add_company(eco, "OPEE", "Operator Estonia", "EUR", actor="t", roles=["operator"],
+                          open_date=dt.date(2026, 1, 1))
+    run(eco, MONTH)
+    # The service desk entity charges the billing entity its cost plus 8%.
+    report = post(eco, entry("tp-10", "2026-10-31",
+                             ("OPEE", "Assets:Ecosystem:DueFrom", "5400.00", "EUR", {"counterparty": "OPFI"}),
+                             ("OPEE", "Income:Intercompany", "-5400.00"),
+                             ("OPFI", "Expenses:Intercompany", "5400.00"),
+                             ("OPFI", "Liabilities:Ecosystem:DueTo", "-5400.00", "EUR", {"counterparty": "OPEE"})))
+    assert report.ok
+    group = consolidate(eco, as_of=dt.date(2026, 10, 31))
+    assert group.group == ["OPEE", "OPFI"] and group.differences == []
+    lines = {line.account: line for line in group.lines}
+    assert (lines["Income:Intercompany"].group_minor, lines["Income:Intercompany"].consolidated_minor) == (-540000, 0)
+    # The vendor's and reseller's positions are not the group's own: they stay.
+    due_to = lines["Liabilities:Ecosystem:DueTo"]
+    assert (due_to.group_minor, due_to.eliminated_minor, due_to.consolidated_minor) == (-540000 - 38340, -540000, -38340)
+    assert sum(line.consolidated_minor for line in group.lines) == 0
+    # Booked by one entity only: the difference is reported, not hidden.
+    post(eco, entry("tp-one-sided", "2026-10-31",
+                    ("OPEE", "Assets:Ecosystem:DueFrom", "100.00", "EUR", {"counterparty": "OPFI"}),
+                    ("OPEE", "Income:Intercompany", "-100.00")))
+    unmatched = consolidate(eco)
+    assert [(d.what, d.amount_minor) for d in unmatched.differences] == [("OPEE/OPFI", 10000),
+                                                                          ("intercompany P&L", -10000)]
+    assert sum(line.consolidated_minor for line in unmatched.lines) == 0  # the two differences offset

@@ -9,16 +9,19 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api import database
-from api.auth import POST, READ, principal, requires
+from api.auth import POST, READ, READ_ALL, principal, requires
 from api.problems import ApiProblem
 from api.resources.common import document_response, enqueue
 from clearing import statements as service
+from clearing.consolidation import consolidate
 from clearing.payments import record_payment
 from clearing.pdf import statement_pdf
 from clearing.run import list_items
 from clearing.schemas import (
     ClearingItemArgsSchema,
     ClearingItemSchema,
+    ConsolidationArgsSchema,
+    ConsolidationSchema,
     IssueReportSchema,
     IssueRequestSchema,
     LineEntriesSchema,
@@ -72,6 +75,17 @@ class ClearingItems(MethodView):
         if own is not None and args["partner"] not in (None, own):
             return []
         return list_items(database(), partner=own or args["partner"], period=args["period"])
+
+
+@blp.route("/consolidation")
+class Consolidation(MethodView):
+    @requires(READ_ALL)
+    @blp.arguments(ConsolidationArgsSchema, location="query")
+    @blp.response(200, ConsolidationSchema)
+    def get(self, args):
+        """The operator entities' trial balance with intercompany eliminations; what does not
+        cancel is listed in `differences`."""
+        return consolidate(database(), as_of=args["as_of"])
 
 
 @blp.route("/statements")

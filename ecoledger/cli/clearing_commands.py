@@ -1,19 +1,22 @@
-"""Clearing: clearing run|items, statement issue|list|show|entries, payment record."""
+"""Clearing: clearing run|items, statement issue|list|show|entries, payment record, consolidate."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from billing.pdf import FontError, fonts
 from clearing import statements as service
+from clearing.consolidation import consolidate
 from clearing.payments import record_payment
 from clearing.pdf import statement_pdf
 from clearing.run import list_items, run_clearing
 from clearing.schemas import (
     ClearingItemSchema,
     ClearingReportSchema,
+    ConsolidationSchema,
     IssueReportSchema,
     StatementSchema,
     StatementSummarySchema,
@@ -26,9 +29,41 @@ PDF = "pdf"
 
 
 def register(main: click.Group) -> None:
+    main.add_command(consolidate_command)
     main.add_command(clearing)
     main.add_command(statement)
     main.add_command(payment)
+
+
+@click.command("consolidate")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Balances at the end of this day. [default: now]")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def consolidate_command(app, as_of, fmt) -> None:
+    """The operator entities' trial balance with intercompany eliminations (positions
+    between them, intercompany revenue and cost). What does not cancel is reported and the
+    command exits 1."""
+    group = consolidate(app.database(), as_of=as_of and as_of.date())
+    if fmt == JSON:
+        emit_json(ConsolidationSchema().dump(group))
+    elif fmt == CSV:
+        emit_csv(["account", "currency", "group", "eliminated", "consolidated"],
+                 [(line.account, line.currency, format_amount(line.group_minor, line.currency),
+                   format_amount(line.eliminated_minor, line.currency),
+                   format_amount(line.consolidated_minor, line.currency)) for line in group.lines])
+    else:
+        emit_table(["Account", "Cur", "Group", "Eliminated", "Consolidated"],
+                   [(line.account, line.currency, format_amount(line.group_minor, line.currency),
+                     format_amount(line.eliminated_minor, line.currency),
+                     format_amount(line.consolidated_minor, line.currency)) for line in group.lines],
+                   title=f"Consolidated trial balance of {', '.join(group.group)}"
+                         f"{f' as of {group.as_of}' if group.as_of else ''}",
+                   right=["Group", "Eliminated", "Consolidated"])
+        for difference in group.differences:
+            click.echo(f"not eliminated: {difference.what} {format_amount(difference.amount_minor, difference.currency)} "
+                       f"{difference.currency}", err=True)
+    if group.differences:
+        sys.exit(1)
 
 
 @click.group()
