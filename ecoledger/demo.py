@@ -18,6 +18,7 @@ from typing import Any
 from billing.credit_notes import issue_credit_note
 from billing.disputes import open_dispute, resolve_dispute
 from billing.service import get_invoice, run_billing
+from clearing.consolidation import consolidate
 from clearing.payments import record_payment
 from clearing.run import run_clearing
 from clearing.statements import get_statement, issue_statements
@@ -303,3 +304,8 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     paid = record_payment(db, vendor, format_amount(get_statement(db, vendor).closing_minor, "EUR"),
                           day=dt.date(2026, 11, 20), actor=actor, reference="SEPA payout 2026-11")
     say(f"   the payout to FIXR is recorded (ecoledger payment record): {vendor} is {paid.status}")
+    group = consolidate(db, as_of=MONTH_END)
+    eliminated = sum(abs(item.amount_minor) for item in group.eliminations) // 2
+    say(f"   the group ({', '.join(group.group)}) consolidated (ecoledger consolidate): EUR "
+        f"{format_amount(eliminated, 'EUR')} of intercompany positions and transfer prices eliminated, "
+        f"{len(group.differences)} differences")
