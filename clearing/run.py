@@ -15,7 +15,12 @@ period):
   computes the commission on the window's volume (the counterparty's revenue and deferred
   revenue from the components the reseller sold, as their events, usage lines and invoices
   posted it) by the tiers, marginal or retroactive, and posts the difference from what was
-  accrued (``commission_tiers``).
+  accrued (``commission_tiers``);
+- ``reseller_commission`` with ``clawback_days``: each credit the counterparty granted in the
+  window on what the reseller sold (a credit or SLA event, a credit note) takes back the
+  commission on it at the accrual rate, one item per credit (``clawback``). A credit note
+  counts when it is issued within ``clawback_days`` of the invoice it credits; a credit event
+  has no original charge to measure from and always counts.
 
 Idempotent: each item records what it posted, and a run posts only the difference between
 what is due now and what earlier runs posted for the same agreement, window and kind. Running
@@ -29,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import Connection, func, insert, select
 
@@ -50,6 +55,8 @@ from partners.schema import partners
 from partners.service import agreements_of
 
 RULES = {"vendor_share": "clearing_vendor_true_up", "reseller_commission": "clearing_commission_true_up"}
+CLAWBACK_RULE = "clearing_commission_clawback"
+CREDIT_ACCOUNT = "Income:Adjustments"
 ROLE = {"vendor_share": "vendor", "reseller_commission": "reseller"}
 SOURCE_TYPE = "clearing"
 NOT_EARNINGS = ("settlement_payment", SOURCE_TYPE)  # position postings that are not earned in the window
@@ -100,6 +107,8 @@ def run_clearing(db: Database, period: str, *, rules: RuleSet, actor: str, partn
                         report.unchanged += 1
                     else:
                         report.items.append(item)
+                if agreement.kind == "reseller_commission" and version.terms.get("clawback_days") is not None:
+                    report.items += _clawbacks(conn, writer, rules, agreement, version.terms, found, actor)
         if writer.first_seq is not None:
             audit_post(conn, actor, writer.last_seq - writer.first_seq + 1, writer.first_seq, writer.last_seq)
         audit.record(conn, actor=actor, action="clearing.run", target=f"{partner or '*'} {period}", details={
@@ -132,8 +141,9 @@ def _due(conn: Connection, agreement: Agreement, terms: dict, span: tuple[dt.dat
             due.append(("minimum_guarantee", earned, guarantee_top_up(earned, guarantee)))
     elif terms.get("tiers"):
         volume = _volume(conn, agreement, span)
-        # what the events accrued at the first tier's rate, without earlier tier true-ups
-        accrued = _earned(conn, agreement, span) - _posted(conn, agreement, "commission_tiers", span[0])
+        # what the events accrued at the first tier's rate, without earlier tier true-ups and
+        # clawbacks (a credit's clawback is its own item, not a change of the volume's tier)
+        accrued = _earned(conn, agreement, span) - _posted(conn, agreement, ("commission_tiers", "clawback"), span[0])
         commission = tiered_commission(volume, terms["tiers"], terms.get("tier_mode") or "marginal")
         due.append(("commission_tiers", volume, commission - accrued))
     return due
@@ -155,15 +165,17 @@ def _earned(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date
                e.source_type != "settlement_payment")).scalar())
 
 
-def _posted(conn: Connection, agreement: Agreement, kind: str, window_start: dt.date) -> int:
+def _posted(conn: Connection, agreement: Agreement, kinds: str | tuple[str, ...], window_start: dt.date) -> int:
+    """What clearing items of ``kinds`` posted for the agreement's window."""
     c = clearing_items.c
+    kinds = (kinds,) if isinstance(kinds, str) else kinds
     return int(conn.execute(select(func.coalesce(func.sum(c.amount_minor), 0)).where(
-        c.agreement == agreement.code, c.kind == kind, c.window_start == window_start)).scalar())
+        c.agreement == agreement.code, c.kind.in_(kinds), c.window_start == window_start)).scalar())
 
 
-def _volume(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date]) -> int:
-    """The counterparty's revenue and deferred revenue in the window from the (contract,
-    service) pairs whose components the reseller sold."""
+def _sold(conn: Connection, agreement: Agreement) -> set[tuple[str, str]]:
+    """The (contract, service) pairs of the counterparty's contracts whose components the
+    reseller sold."""
     sold = set()
     for code in conn.execute(select(contracts.c.code).join(companies, companies.c.id == contracts.c.billing_company_id)
                              .where(companies.c.code == agreement.counterparty)).scalars():
@@ -171,6 +183,13 @@ def _volume(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date
         sold |= {(contract.code, component["service"]) for version in contract.versions
                  for component in version.components
                  if component["type"] in SOLD_COMPONENTS and component.get("reseller") == agreement.company}
+    return sold
+
+
+def _volume(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date]) -> int:
+    """The counterparty's revenue and deferred revenue in the window from the (contract,
+    service) pairs whose components the reseller sold."""
+    sold = _sold(conn, agreement)
     if not sold:
         return 0
     p, e, a = postings.c, journal_entries.c, accounts.c
@@ -192,13 +211,19 @@ def _settle(conn: Connection, writer: JournalWriter, rules: RuleSet, agreement: 
     change = due - _posted(conn, agreement, kind, span[0])
     if change == 0:
         return None
-    name = RULES[agreement.kind]
+    return _post_item(conn, writer, rules, agreement, kind, span, basis, due, change, actor, RULES[agreement.kind])
+
+
+def _post_item(conn: Connection, writer: JournalWriter, rules: RuleSet, agreement: Agreement, kind: str,
+               span: tuple[dt.date, dt.date], basis: int, due: int, change: int, actor: str, name: str, *,
+               source_entry: str | None = None, contract: str | None = None) -> ClearingItem:
+    """Post one clearing item through rule ``name`` (with its mirror postings) and record it."""
     if name not in rules.rules:
         raise LedgerError(Problem(E_INVALID, "rules", f"the posting rules ({rules.source}) have no {name!r} rule; "
                                   "clearing runs post through it"))
     parties = {"billing": agreement.counterparty, "vendor": None, "reseller": None, ROLE[agreement.kind]: agreement.company}
     try:
-        drafts = posting_drafts(rules.rules[name], Context(change, Decimal(1), parties, {}, {}),
+        drafts = posting_drafts(rules.rules[name], Context(change, Decimal(1), parties, {"contract": contract}, {}),
                                 agreement.currency)
     except RuleError as exc:
         raise LedgerError(Problem(E_INVALID, "rules", str(exc))) from None
@@ -207,20 +232,72 @@ def _settle(conn: Connection, writer: JournalWriter, rules: RuleSet, agreement: 
         clearing_items.c.window_start == span[0])).scalar()
     external_id = f"clearing:{agreement.code}:{kind}:{span[0].isoformat()}:{count + 1}"
     day = _posting_day(conn, (agreement.company, agreement.counterparty), span[1])
+    about = f" of {source_entry}" if source_entry else ""
     draft = EntryDraft(external_id, day, tuple(drafts),
-                       f"Clearing {agreement.code}: {kind.replace('_', ' ')} for {span[0]} to {span[1]}",
+                       f"Clearing {agreement.code}: {kind.replace('_', ' ')}{about} for {span[0]} to {span[1]}"[:500],
                        SOURCE_TYPE, agreement.code,
                        (("agreement", agreement.code), ("kind", kind), ("rule", name),
-                        ("window", f"{span[0].isoformat()}/{span[1].isoformat()}")))
+                        ("window", f"{span[0].isoformat()}/{span[1].isoformat()}"),
+                        *((("credit", source_entry[:200]),) if source_entry else ())))
     entry_seq = post_single(writer, draft, f"clearing of {agreement.code}")
     partner_id, counterparty_id = (conn.execute(select(companies.c.id).where(companies.c.code == code)).scalar()
                                    for code in (agreement.company, agreement.counterparty))
     conn.execute(insert(clearing_items).values(
         company_id=partner_id, counterparty_id=counterparty_id, agreement=agreement.code, kind=kind,
         window_start=span[0], window_end=span[1], currency=agreement.currency, basis_minor=basis, due_minor=due,
-        amount_minor=change, entry_seq=entry_seq, recorded_at=dt.datetime.now(dt.UTC), recorded_by=actor[:200]))
+        amount_minor=change, entry_seq=entry_seq, source_entry=source_entry, recorded_at=dt.datetime.now(dt.UTC),
+        recorded_by=actor[:200]))
     return ClearingItem(agreement.company, agreement.counterparty, agreement.code, kind, span[0], span[1],
                         agreement.currency, basis, due, change, external_id)
+
+
+def _clawbacks(conn: Connection, writer: JournalWriter, rules: RuleSet, agreement: Agreement, terms: dict,
+               span: tuple[dt.date, dt.date], actor: str) -> list[ClearingItem]:
+    """One clawback per credit in the window on what the reseller sold, not clawed back yet."""
+    sold = _sold(conn, agreement)
+    if not sold:
+        return []
+    rate = Decimal(terms.get("percent") or sorted(terms["tiers"], key=lambda t: t["from_minor"])[0]["percent"])
+    p, e, a = postings.c, journal_entries.c, accounts.c
+    query = (select(e.external_id, e.effective_date, e.metadata_json, p.amount_minor, p.dimensions)
+             .join(journal_entries, e.id == p.entry_id).join(accounts, a.id == p.account_id)
+             .join(companies, companies.c.id == a.company_id)
+             .where(companies.c.code == agreement.counterparty, a.name == CREDIT_ACCOUNT,
+                    p.currency == agreement.currency, p.effective_date >= span[0], p.effective_date <= span[1],
+                    e.source_type.in_(("contract_event", "invoice")))
+             .order_by(e.id, p.line_no))
+    credits: dict[str, list] = {}
+    for external_id, day, metadata, amount, dimensions in conn.execute(query):
+        found = json.loads(dimensions) if dimensions else {}
+        if (found.get("contract"), found.get("service")) not in sold:
+            continue
+        credit = credits.setdefault(external_id, [day, metadata, 0, found.get("contract")])
+        credit[2] += amount  # a credit debits revenue adjustments
+    items = []
+    c = clearing_items.c
+    for external_id, (day, metadata, credited, contract) in credits.items():
+        if credited <= 0 or not _within(conn, metadata, day, terms["clawback_days"]):
+            continue
+        if conn.execute(select(c.id).where(c.agreement == agreement.code, c.kind == "clawback",
+                                           c.source_entry == external_id)).first():
+            continue
+        clawback = -int((Decimal(credited) * rate / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        if clawback:
+            items.append(_post_item(conn, writer, rules, agreement, "clawback", span, credited, clawback, clawback,
+                                    actor, CLAWBACK_RULE, source_entry=external_id, contract=contract))
+    return items
+
+
+def _within(conn: Connection, metadata: str | None, day: dt.date, clawback_days: int) -> bool:
+    """Whether a credit falls inside the clawback window: a credit note within
+    ``clawback_days`` of the invoice it credits; a credit event always."""
+    credited = (json.loads(metadata) if metadata else {}).get("credits")
+    if credited is None:
+        return True
+    from billing.schema import invoices
+
+    issued = conn.execute(select(invoices.c.issue_date).where(invoices.c.number == credited)).scalar()
+    return issued is None or (day - issued).days <= clawback_days
 
 
 def _posting_day(conn: Connection, codes: tuple[str, str], day: dt.date) -> dt.date:

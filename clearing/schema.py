@@ -89,7 +89,8 @@ statement_payments = Table(
 )
 
 # What a clearing run posted for a partner's agreement and period: a true-up of a minimum
-# guarantee, a fixed cost, or a commission over the period's volume. A period can have
+# guarantee, a fixed cost, a commission over the period's volume, or the clawback of a
+# commission on one credit. A period can have
 # several items of a kind: a later run posts only the difference from what earlier ones did
 # (a late usage line changes the volume), so their sum is always what is due.
 clearing_items = Table(
@@ -107,9 +108,11 @@ clearing_items = Table(
     Column("due_minor", BigInteger, nullable=False),  # what the agreement gives for the window
     Column("amount_minor", BigInteger, nullable=False),  # posted by this item
     Column("entry_seq", BigInteger, nullable=False),
+    Column("source_entry", String(255), nullable=True),  # clawback: the credit's entry
     Column("recorded_at", UTCDateTime, nullable=False),
     Column("recorded_by", String(200), nullable=False),
-    CheckConstraint("kind IN ('minimum_guarantee', 'fixed_cost', 'commission_tiers')", name="kind_known"),
+    CheckConstraint("kind IN ('minimum_guarantee', 'fixed_cost', 'commission_tiers', 'clawback')", name="kind_known"),
+    CheckConstraint("(kind = 'clawback') = (source_entry IS NOT NULL)", name="clawback_names_its_credit"),
 )
 Index("ix_clearing_items_window", clearing_items.c.company_id, clearing_items.c.agreement, clearing_items.c.window_start)
 

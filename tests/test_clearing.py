@@ -337,3 +337,42 @@ def test_consolidation_eliminates_intercompany_and_reports_what_does_not_cancel(
     assert [(d.what, d.amount_minor) for d in unmatched.differences] == [("OPEE/OPFI", 10000),
                                                                           ("intercompany P&L", -10000)]
     assert sum(line.consolidated_minor for line in unmatched.lines) == 0  # the two differences offset
+
+
+def test_credits_inside_the_window_claw_back_the_commission_each_its_own_item(eco):
+    from billing.credit_notes import issue_credit_note
+    from billing.service import run_billing
+    from clearing.run import list_items, run_clearing
+    from contracts import service
+    from partners.service import onboard_partner
+
+    tier = {**TIER, "agreements": [{**TIER["agreements"][0], "versions": [
+        {**TIER["agreements"][0]["versions"][0],
+         "terms": {**TIER["agreements"][0]["versions"][0]["terms"], "clawback_days": 30}}]}]}
+    onboard_partner(eco, tier, actor="t")
+    service.save_contract(eco, {"code": "SD-T", "customer": "ACME", "billing_company": "OPFI", "currency": "EUR",
+                                "start": "2026-10-01", "components": [
+                                    {"code": "REPAIR", "type": "usage", "service": "onsite-repair", "price_plan": "REPAIR",
+                                     "reseller": "TIER"}]}, actor="t")
+    events = [{"id": "act-t", "type": "activated", "contract": "SD-T", "date": "2026-10-01"},
+              {"id": "goodwill-t", "type": "credit", "contract": "SD-T", "date": "2026-10-20", "amount": "50.00",
+               "component": "REPAIR", "reason": "late visit"}]
+    assert import_events(eco, list(enumerate(events)), rules=RULES, actor="t").accepted == 2
+    run(eco, [{**MONTH[3], "id": "t1", "contract": "SD-T"}, {**MONTH[3], "id": "t2", "contract": "SD-T",
+                                                              "timestamp": "2026-10-21T10:00:00Z"}])  # 480.00
+    october = run_clearing(eco, "2026-10", rules=RULES, actor="t", partner="TIER")
+    assert [(i.kind, i.basis_minor, i.amount_minor) for i in october.items] == [("clawback", 5000, -250)]  # 5% of 50.00
+    assert run_clearing(eco, "2026-10", rules=RULES, actor="t", partner="TIER").items == []  # once per credit
+    invoice = run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t").invoices[0]
+    issue_credit_note(eco, invoice, line_no=1, amount="100.00", reason="within the window", rules=RULES, actor="t",
+                      day=dt.date(2026, 11, 20))
+    issue_credit_note(eco, invoice, line_no=1, amount="40.00", reason="too late to claw back", rules=RULES, actor="t",
+                      day=dt.date(2026, 12, 5))
+    november = run_clearing(eco, "2026-11", rules=RULES, actor="t", partner="TIER")
+    assert [(i.kind, i.amount_minor) for i in november.items] == [("clawback", -500)]
+    assert run_clearing(eco, "2026-12", rules=RULES, actor="t", partner="TIER").items == []  # 35 days after the invoice
+    assert [i.kind for i in list_items(eco, partner="TIER")] == ["clawback", "clawback"]
+    issue_statements(eco, "2026-11", partner="TIER", actor="t")
+    [statement] = list_statements(eco, partner="TIER", period="2026-11")
+    assert amounts(get_statement(eco, statement.number)) == [("SD-T", "clearing_commission_clawback", 1, "-5.00")]
+    assert verify(eco).ok
