@@ -20,7 +20,13 @@ period):
   window on what the reseller sold (a credit or SLA event, a credit note) takes back the
   commission on it at the accrual rate, one item per credit (``clawback``). A credit note
   counts when it is issued within ``clawback_days`` of the invoice it credits; a credit event
-  has no original charge to measure from and always counts.
+  has no original charge to measure from and always counts;
+- ``transfer_price`` between operator entities (the agreement's company provides, its
+  counterparty buys): ``cost_plus`` charges the provider's costs of the window (its
+  ``Expenses`` accounts, intercompany ones left out) plus ``markup_percent``,
+  ``pass_through`` the costs as they are, and ``resale_minus`` the buyer's revenue from the
+  contract components the provider delivers (as their vendor) less ``margin_percent``
+  (``transfer_price``, posted as intercompany revenue and cost).
 
 Idempotent: each item records what it posted, and a run posts only the difference between
 what is due now and what earlier runs posted for the same agreement, window and kind. Running
@@ -54,10 +60,11 @@ from partners.agreements import Agreement
 from partners.schema import partners
 from partners.service import agreements_of
 
-RULES = {"vendor_share": "clearing_vendor_true_up", "reseller_commission": "clearing_commission_true_up"}
+RULES = {"vendor_share": "clearing_vendor_true_up", "reseller_commission": "clearing_commission_true_up",
+         "transfer_price": "clearing_transfer_price"}
 CLAWBACK_RULE = "clearing_commission_clawback"
 CREDIT_ACCOUNT = "Income:Adjustments"
-ROLE = {"vendor_share": "vendor", "reseller_commission": "reseller"}
+ROLE = {"vendor_share": "vendor", "reseller_commission": "reseller", "transfer_price": "provider"}
 SOURCE_TYPE = "clearing"
 NOT_EARNINGS = ("settlement_payment", SOURCE_TYPE)  # position postings that are not earned in the window
 COMMISSIONABLE_SOURCES = ("usage_line", "contract_event", "invoice")
@@ -139,6 +146,12 @@ def _due(conn: Connection, agreement: Agreement, terms: dict, span: tuple[dt.dat
             earned = _earned(conn, agreement, span) - _posted(conn, agreement, "minimum_guarantee", span[0])
             guarantee = terms["minimum_guarantee_minor"]
             due.append(("minimum_guarantee", earned, guarantee_top_up(earned, guarantee)))
+    elif agreement.kind == "transfer_price":
+        basis = _costs(conn, agreement.company, agreement.currency, span) if terms["method"] != "resale_minus" else (
+            _resale(conn, agreement, span))
+        factor = {"cost_plus": 1 + Decimal(terms.get("markup_percent") or 0) / 100, "pass_through": Decimal(1),
+                  "resale_minus": 1 - Decimal(terms.get("margin_percent") or 0) / 100}[terms["method"]]
+        due.append(("transfer_price", basis, int((basis * factor).quantize(Decimal(1), rounding=ROUND_HALF_UP))))
     elif terms.get("tiers"):
         volume = _volume(conn, agreement, span)
         # what the events accrued at the first tier's rate, without earlier tier true-ups and
@@ -173,24 +186,50 @@ def _posted(conn: Connection, agreement: Agreement, kinds: str | tuple[str, ...]
         c.agreement == agreement.code, c.kind.in_(kinds), c.window_start == window_start)).scalar())
 
 
-def _sold(conn: Connection, agreement: Agreement) -> set[tuple[str, str]]:
-    """The (contract, service) pairs of the counterparty's contracts whose components the
-    reseller sold."""
-    sold = set()
+def _costs(conn: Connection, company: str, currency: str, span: tuple[dt.date, dt.date]) -> int:
+    """A company's costs in the window: its expense accounts, intercompany ones left out (the
+    transfer price itself is one)."""
+    p, a = postings.c, accounts.c
+    return int(conn.execute(
+        select(func.coalesce(func.sum(p.amount_minor), 0)).join(accounts, a.id == p.account_id)
+        .join(companies, companies.c.id == a.company_id)
+        .where(companies.c.code == company, a.name.like("Expenses:%"), a.name != "Expenses:Intercompany",
+               p.currency == currency, p.effective_date >= span[0], p.effective_date <= span[1])).scalar())
+
+
+def _resale(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date]) -> int:
+    """The buyer's revenue in the window from the components the provider delivers."""
+    return _revenue(conn, agreement, _delivered(conn, agreement, "vendor"), span)
+
+
+def _delivered(conn: Connection, agreement: Agreement, role: str) -> set[tuple[str, str]]:
+    """The (contract, service) pairs of the counterparty's contracts whose components name
+    the agreement's company in ``role`` (vendor or reseller)."""
+    found = set()
     for code in conn.execute(select(contracts.c.code).join(companies, companies.c.id == contracts.c.billing_company_id)
                              .where(companies.c.code == agreement.counterparty)).scalars():
         contract = load_contract(conn, code)
-        sold |= {(contract.code, component["service"]) for version in contract.versions
-                 for component in version.components
-                 if component["type"] in SOLD_COMPONENTS and component.get("reseller") == agreement.company}
-    return sold
+        found |= {(contract.code, component["service"]) for version in contract.versions
+                  for component in version.components
+                  if component["type"] in SOLD_COMPONENTS and component.get(role) == agreement.company}
+    return found
+
+
+def _sold(conn: Connection, agreement: Agreement) -> set[tuple[str, str]]:
+    """The (contract, service) pairs whose components the reseller sold."""
+    return _delivered(conn, agreement, "reseller")
 
 
 def _volume(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date]) -> int:
     """The counterparty's revenue and deferred revenue in the window from the (contract,
     service) pairs whose components the reseller sold."""
-    sold = _sold(conn, agreement)
-    if not sold:
+    return _revenue(conn, agreement, _sold(conn, agreement), span)
+
+
+def _revenue(conn: Connection, agreement: Agreement, pairs: set[tuple[str, str]], span: tuple[dt.date, dt.date]) -> int:
+    """The counterparty's revenue and deferred revenue in the window from ``pairs``, as the
+    usage lines, events and invoices posted it."""
+    if not pairs:
         return 0
     p, e, a = postings.c, journal_entries.c, accounts.c
     query = (select(p.amount_minor, p.dimensions).join(journal_entries, e.id == p.entry_id)
@@ -198,12 +237,12 @@ def _volume(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date
              .where(companies.c.code == agreement.counterparty, a.name.in_(COMMISSIONABLE_ACCOUNTS),
                     p.currency == agreement.currency, p.effective_date >= span[0], p.effective_date <= span[1],
                     e.source_type.in_(COMMISSIONABLE_SOURCES)))
-    volume = 0
+    revenue = 0
     for amount, dimensions in conn.execute(query):
         found = json.loads(dimensions) if dimensions else {}
-        if (found.get("contract"), found.get("service")) in sold:
-            volume -= amount  # revenue is credited
-    return volume
+        if (found.get("contract"), found.get("service")) in pairs:
+            revenue -= amount  # revenue is credited
+    return revenue
 
 
 def _settle(conn: Connection, writer: JournalWriter, rules: RuleSet, agreement: Agreement, kind: str,
@@ -221,7 +260,8 @@ def _post_item(conn: Connection, writer: JournalWriter, rules: RuleSet, agreemen
     if name not in rules.rules:
         raise LedgerError(Problem(E_INVALID, "rules", f"the posting rules ({rules.source}) have no {name!r} rule; "
                                   "clearing runs post through it"))
-    parties = {"billing": agreement.counterparty, "vendor": None, "reseller": None, ROLE[agreement.kind]: agreement.company}
+    parties = {"billing": agreement.counterparty, "vendor": None, "reseller": None, "provider": None,
+               ROLE[agreement.kind]: agreement.company}
     try:
         drafts = posting_drafts(rules.rules[name], Context(change, Decimal(1), parties, {"contract": contract}, {}),
                                 agreement.currency)

@@ -111,7 +111,8 @@ clearing_items = Table(
     Column("source_entry", String(255), nullable=True),  # clawback: the credit's entry
     Column("recorded_at", UTCDateTime, nullable=False),
     Column("recorded_by", String(200), nullable=False),
-    CheckConstraint("kind IN ('minimum_guarantee', 'fixed_cost', 'commission_tiers', 'clawback')", name="kind_known"),
+    CheckConstraint("kind IN ('minimum_guarantee', 'fixed_cost', 'commission_tiers', 'clawback', 'transfer_price')",
+                    name="kind_known"),
     CheckConstraint("(kind = 'clawback') = (source_entry IS NOT NULL)", name="clawback_names_its_credit"),
 )
 Index("ix_clearing_items_window", clearing_items.c.company_id, clearing_items.c.agreement, clearing_items.c.window_start)

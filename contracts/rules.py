@@ -58,9 +58,12 @@ from ledger.records import PostingDraft
 RULES_DIR = Path(__file__).resolve().parents[1] / "config"
 DEFAULT_RULES = RULES_DIR / "posting_rules.yaml"
 
-ROLES = ("billing", "vendor", "reseller")
-OPTIONAL_ROLES = ("vendor", "reseller")
-COMPANY_ROLE_OF = {"billing": "operator", "vendor": "vendor", "reseller": "reseller"}
+# billing: the operator entity the event or period is about; vendor, reseller: partners on
+# the contract component; provider: another operator entity selling to the billing one
+# (transfer prices).
+ROLES = ("billing", "vendor", "reseller", "provider")
+OPTIONAL_ROLES = ("vendor", "reseller", "provider")
+COMPANY_ROLE_OF = {"billing": "operator", "vendor": "vendor", "reseller": "reseller", "provider": "operator"}
 DIMENSIONS = ("customer", "contract", "service", "component")
 VARIABLES = ("amount", "quantity")
 FUNCTIONS = ("vendor_share", "commission", "sla_share")

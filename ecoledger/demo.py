@@ -63,7 +63,6 @@ COMPANIES = [
 CUSTOMERS = {"C-17": "Contoso Retail", "C-23": "Fabrikam Clinics", "C-42": "Tailspin Logistics"}
 SUBSCRIPTION_EUR = Decimal("300.00")
 SERVICE_DESK_COST_EUR = Decimal("5000.00")
-TRANSFER_MARKUP = Decimal("0.08")
 
 
 def _eur(amount: Decimal) -> str:
@@ -119,27 +118,15 @@ def month_of_usage() -> list[dict[str, Any]]:
 
 def month_of_entries() -> list[dict[str, Any]]:
     """October 2026's entries that come from outside ecoledger's own runs, in the
-    interchange format: the service desk's payroll, its transfer price, and the revenue the
-    close (issue 7) will compute, recognised here by hand. Subscriptions and usage are
-    invoiced by the billing run (step 8)."""
+    interchange format: the service desk's payroll and the revenue the close (issue 7) will
+    compute, recognised here by hand. Subscriptions and usage are invoiced by the billing
+    run (step 8); the service desk's transfer price is charged by the clearing run (step 9)."""
     entries: list[dict[str, Any]] = []
-    # The Estonian entity runs the service desk and charges the billing entity cost plus 8%.
-    transfer = SERVICE_DESK_COST_EUR * (1 + TRANSFER_MARKUP)
     entries.append(
         _entry(
             "payroll-OPEE-2026-10", MONTH_END, "Service desk staff costs October", "payroll",
             _line("OPEE", "Expenses:CostOfServices", SERVICE_DESK_COST_EUR),
             _line("OPEE", "Assets:Bank", -SERVICE_DESK_COST_EUR),
-        )
-    )
-    entries.append(
-        _entry(
-            "transfer-price-OPEE-OPFI-2026-10", MONTH_END, "Service desk October, cost plus 8%",
-            "intercompany",
-            _line("OPFI", "Expenses:Intercompany", transfer, counterparty="OPEE"),
-            _line("OPFI", "Liabilities:Ecosystem:DueTo", -transfer, counterparty="OPEE"),
-            _line("OPEE", "Assets:Ecosystem:DueFrom", transfer, counterparty="OPFI"),
-            _line("OPEE", "Income:Intercompany", -transfer, counterparty="OPFI"),
         )
     )
     for customer in CUSTOMERS:
@@ -262,7 +249,17 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     say(f"   credit note {note.number} takes EUR {format_amount(-note.total_minor, 'EUR')} off {first.number} "
         f"(ecoledger invoice credit); invoices keep their numbers, credit notes have their own")
 
-    say(f"\n9. Closing {PERIOD} for every company: the month now refuses postings")
+    cleared = run_clearing(db, PERIOD, rules=load_rules(), actor=actor)
+    say(f"\n9. Clearing run for {PERIOD} (ecoledger clearing run): what only the whole month tells, posted with")
+    say("   mirror entries: the service desk's transfer price (OPEE's costs plus 8%, charged to OPFI); FIXR's 60% share")
+    say("   is above its EUR 2,000.00 monthly guarantee, and CHNL's commission tiers run over the quarter")
+    for item in cleared.items:
+        say(f"   {item.partner} {item.kind.replace('_', ' ')}: EUR {format_amount(item.amount_minor, item.currency)} "
+            f"on {format_amount(item.basis_minor, item.currency)} ({item.entry})")
+    again_cleared = run_clearing(db, PERIOD, rules=load_rules(), actor=actor)
+    say(f"   the same run again: {len(again_cleared.items)} items (nothing new)")
+
+    say(f"\n10. Closing {PERIOD} for every company: the month now refuses postings")
     for code, _, _ in COMPANIES:
         periods.close_period(db, code, PERIOD, actor=actor)
     late = _entry(
@@ -281,13 +278,7 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     say(f"   a usage line of {line.usage_date} arriving now is posted on {line.posted_date}, marked late "
         "(usage_late_policy first_open_period)")
 
-    cleared = run_clearing(db, PERIOD, rules=load_rules(), actor=actor)
-    say(f"\n10. Clearing run for {PERIOD} (ecoledger clearing run): {len(cleared.items)} true-ups posted, "
-        f"{cleared.unchanged} with nothing new: FIXR's 60% share is above")
-    say("   its EUR 2,000.00 monthly guarantee, and CHNL's commission tiers run over the quarter (trued up in December)")
-    for item in cleared.items:
-        say(f"   {item.partner} {item.kind}: {format_amount(item.amount_minor, item.currency)} ({item.entry})")
-    say(f"   Settlement statements for {PERIOD}, from each partner's own books (ecoledger statement issue|show):")
+    say(f"\n11. Settlement statements for {PERIOD}, from each partner's own books (ecoledger statement issue|show):")
     say("   opening position, the month's shares and commissions per contract and rule, closing and amount due")
     issued = issue_statements(db, PERIOD, actor=actor)
     for number in issued.issued:

@@ -376,3 +376,38 @@ def test_credits_inside_the_window_claw_back_the_commission_each_its_own_item(ec
     [statement] = list_statements(eco, partner="TIER", period="2026-11")
     assert amounts(get_statement(eco, statement.number)) == [("SD-T", "clearing_commission_clawback", 1, "-5.00")]
     assert verify(eco).ok
+
+
+OPEE = {
+    "code": "OPEE", "name": "Operator Estonia", "currency": "EUR", "roles": ["operator"], "open_date": "2026-01-01",
+    "api_key": False,
+    "agreements": [{"code": "OPEE-TP", "kind": "transfer_price", "counterparty": "OPFI", "versions": [
+        {"version": 1, "effective_from": "2026-01-01", "terms": {"method": "cost_plus", "markup_percent": "8"}}]}],
+}
+
+
+def test_a_transfer_price_is_charged_from_the_providers_costs_and_eliminated(eco):
+    from clearing.consolidation import consolidate
+    from clearing.run import run_clearing
+    from partners.service import onboard_partner
+
+    from helpers import entry, post
+
+    onboard_partner(eco, OPEE, actor="t")
+    post(eco, entry("payroll-10", "2026-10-31", ("OPEE", "Expenses:CostOfServices", "5000.00"),
+                    ("OPEE", "Assets:Bank", "-5000.00")))
+    first = run_clearing(eco, "2026-10", rules=RULES, actor="t", partner="OPEE")
+    assert [(i.kind, i.basis_minor, i.due_minor, i.amount_minor) for i in first.items] == [
+        ("transfer_price", 500000, 540000, 540000)]  # cost plus 8%
+    assert postings(eco, "clearing:OPEE-TP:transfer_price:2026-10-01:1") == [
+        ("OPFI", "Expenses:Intercompany", "5400.00", None), ("OPFI", "Liabilities:Ecosystem:DueTo", "-5400.00", "OPEE"),
+        ("OPEE", "Assets:Ecosystem:DueFrom", "5400.00", "OPFI"), ("OPEE", "Income:Intercompany", "-5400.00", None)]
+    assert run_clearing(eco, "2026-10", rules=RULES, actor="t", partner="OPEE").items == []
+    post(eco, entry("overtime-10", "2026-10-31", ("OPEE", "Expenses:CostOfServices", "250.00"),
+                    ("OPEE", "Assets:Bank", "-250.00")))
+    later = run_clearing(eco, "2026-10", rules=RULES, actor="t", partner="OPEE")
+    assert [(i.basis_minor, i.due_minor, i.amount_minor) for i in later.items] == [(525000, 567000, 27000)]
+    group = consolidate(eco, as_of=dt.date(2026, 10, 31))
+    assert group.differences == [] and {line.account: line.consolidated_minor for line in group.lines}[
+        "Income:Intercompany"] == 0
+    assert verify(eco).ok

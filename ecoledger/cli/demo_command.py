@@ -71,18 +71,19 @@ def demo_command(url: str, beancount_out: str) -> None:
     customers, loaded from an ecosystem file; October 2026's outside entries posted, contract
     events posted through the posting rules, a month of usage lines rated and posted, a
     billing run invoicing fees and usage, a dispute and a credit note, a mistake reversed, the
-    month closed, a late usage line posted in the next open period, and each partner's
-    settlement statement with a payout recorded. Then: a trial
+    month cleared (the transfer price between the operator's entities) and closed, a late usage
+    line posted in the next open period, each partner's settlement statement with a payout
+    recorded, and the group consolidated. Then: a trial
     balance per company, `verify`, and a beancount export loaded back with beancount.
     """
     db = _fresh(url)
     try:
         click.echo(f"ecoledger demo in {url}\n")
         demo.run(db, click.echo)
-        click.echo("\n11. Trial balances, October 2026")
+        click.echo("\n12. Trial balances, October 2026")
         for code, _, _ in demo.COMPANIES:
             print_trial_balance(reports.trial_balance(db, company=code))
-        click.echo("12. Verify, as a job: every invariant recomputed from the stored rows")
+        click.echo("13. Verify, as a job: every invariant recomputed from the stored rows")
         verified = _run_job(db, "verify", {})
         result = verified.result or {}
         failed = [name for name, count in result.get("counts", {}).items() if count]
@@ -93,7 +94,7 @@ def demo_command(url: str, beancount_out: str) -> None:
             + ("OK" if result.get("ok") else f"FAILED ({', '.join(failed) or verified.error})")
         )
         target = Path(beancount_out).resolve()
-        click.echo(f"\n13. Beancount as the independent check: an export job writes {beancount_out}")
+        click.echo(f"\n14. Beancount as the independent check: an export job writes {beancount_out}")
         exported = _run_job(db, "export-beancount", {"out": str(target)})
         summary = exported.result or {}
         _, errors, _ = loader.load_file(str(target)) if exported.status == "succeeded" else (None, ["export failed"], None)

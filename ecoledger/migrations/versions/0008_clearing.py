@@ -122,7 +122,7 @@ def upgrade() -> None:
     sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('recorded_by', sa.String(length=200), nullable=False),
     sa.CheckConstraint("(kind = 'clawback') = (source_entry IS NOT NULL)", name=op.f('ck_clearing_items_clawback_names_its_credit')),
-    sa.CheckConstraint("kind IN ('minimum_guarantee', 'fixed_cost', 'commission_tiers', 'clawback')", name=op.f('ck_clearing_items_kind_known')),
+    sa.CheckConstraint("kind IN ('minimum_guarantee', 'fixed_cost', 'commission_tiers', 'clawback', 'transfer_price')", name=op.f('ck_clearing_items_kind_known')),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_clearing_items_company_id_companies')),
     sa.ForeignKeyConstraint(['counterparty_id'], ['companies.id'], name=op.f('fk_clearing_items_counterparty_id_companies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_clearing_items'))
