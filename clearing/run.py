@@ -271,7 +271,7 @@ def _post_item(conn: Connection, writer: JournalWriter, rules: RuleSet, agreemen
         clearing_items.c.agreement == agreement.code, clearing_items.c.kind == kind,
         clearing_items.c.window_start == span[0])).scalar()
     external_id = f"clearing:{agreement.code}:{kind}:{span[0].isoformat()}:{count + 1}"
-    day = _posting_day(conn, (agreement.company, agreement.counterparty), span[1])
+    day = posting_day(conn, (agreement.company, agreement.counterparty), span[1])
     about = f" of {source_entry}" if source_entry else ""
     draft = EntryDraft(external_id, day, tuple(drafts),
                        f"Clearing {agreement.code}: {kind.replace('_', ' ')}{about} for {span[0]} to {span[1]}"[:500],
@@ -340,8 +340,8 @@ def _within(conn: Connection, metadata: str | None, day: dt.date, clawback_days:
     return issued is None or (day - issued).days <= clawback_days
 
 
-def _posting_day(conn: Connection, codes: tuple[str, str], day: dt.date) -> dt.date:
-    """``day``, or the first day after the latest close of either company."""
+def posting_day(conn: Connection, codes: tuple[str, ...], day: dt.date) -> dt.date:
+    """``day``, or the first day after the latest close of any of the companies."""
     closed = conn.execute(select(func.max(closed_periods.c.end_date)).join(
         companies, companies.c.id == closed_periods.c.company_id).where(companies.c.code.in_(codes))).scalar()
     return day if closed is None or day > closed else closed + _ONE_DAY

@@ -117,7 +117,27 @@ clearing_items = Table(
 )
 Index("ix_clearing_items_window", clearing_items.c.company_id, clearing_items.c.agreement, clearing_items.c.window_start)
 
+# A netting run's novation of a partner's position with one operator entity to the netting
+# centre, per currency; what disputes withhold stays with the entity.
+netting_items = Table(
+    "netting_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cycle", String(7), nullable=False),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),  # the partner
+    Column("counterparty_id", Integer, ForeignKey("companies.id"), nullable=False),  # the entity it was with
+    Column("centre_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),  # the position moved (> 0: owed to the partner)
+    Column("withheld_minor", BigInteger, nullable=False),  # left with the entity: disputed
+    Column("entry_seq", BigInteger, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+)
+Index("ix_netting_items_cycle", netting_items.c.cycle, netting_items.c.company_id)
+
 protect("clearing_items", ("UPDATE", "DELETE"), "clearing items are posted; a later run adjusts them")
+protect("netting_items", ("UPDATE", "DELETE"), "netting is posted; reverse its entry instead")
 protect("settlement_statements", ("UPDATE", "DELETE"), "issued statements never change; issue a new version")
 protect("statement_lines", ("UPDATE", "DELETE"), "issued statements never change; issue a new version")
 protect("statement_postings", ("UPDATE", "DELETE"), "issued statements never change; issue a new version")

@@ -158,3 +158,36 @@ class ConsolidationSchema(Schema):
 
 class ConsolidationArgsSchema(Schema):
     as_of = fields.Date(load_default=None)
+
+
+class NettingMoveSchema(Schema):
+    partner = fields.String()
+    counterparty = fields.String(metadata={"description": "the entity the position was with"})
+    currency = fields.String()
+    amount = money_field("amount_minor")
+    withheld = money_field("withheld_minor")
+    entry = fields.String()
+
+
+class NetPositionSchema(Schema):
+    participant = fields.String()
+    currency = fields.String()
+    amount = money_field("amount_minor")
+    direction = fields.Function(lambda p: "receive" if p.amount_minor > 0 else "pay",
+                                metadata={"description": "receive: the centre pays the participant"})
+
+
+class NettingReportSchema(Schema):
+    cycle = fields.String()
+    centre = fields.String()
+    moves = fields.List(fields.Nested(NettingMoveSchema))
+    positions = fields.List(fields.Nested(NetPositionSchema), metadata={
+        "description": "each participant's one amount per currency with the centre"})
+
+
+class NettingRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    cycle = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    centre = fields.String(required=True, validate=[validate.Length(1, 32), CODE])

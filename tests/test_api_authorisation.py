@@ -66,6 +66,7 @@ MATRIX = {
     ("POST", "/invoices/<number>/credit-notes"): WRITERS,
     ("POST", "/clearing-runs"): WRITERS,
     ("GET", "/consolidation"): INTERNAL,
+    ("POST", "/netting-runs"): WRITERS,
     ("GET", "/clearing/items"): EVERYONE,
     ("GET", "/statements"): EVERYONE,
     ("POST", "/statements"): WRITERS,

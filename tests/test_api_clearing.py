@@ -81,3 +81,16 @@ def test_consolidation_through_the_api(eco_api):  # noqa: F811
     assert api.call("partner", "GET", "/consolidation").status_code == 403
     bad = api.call("auditor", "GET", "/consolidation", query_string={"as_of": "yesterday"})
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "as_of"
+
+
+def test_netting_through_the_api(eco_api):  # noqa: F811
+    api = eco_api
+    assert upload(api, jsonl(LINE)).status_code == 201
+    response = api.call("controller", "POST", "/netting-runs", json={"cycle": "2026-10", "centre": "OPEE"})
+    assert response.status_code == 200, response.get_json()
+    report = response.get_json()
+    assert [(m["partner"], m["counterparty"]) for m in report["moves"]] == [("FIXR", "OPFI")]
+    assert [(p["participant"], p["direction"]) for p in report["positions"]] == [("FIXR", "receive")]
+    bad = api.call("controller", "POST", "/netting-runs", json={"cycle": "2026-10", "centre": "FIXR"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "centre"
+    assert api.call("auditor", "POST", "/netting-runs", json={"cycle": "2026-10", "centre": "OPEE"}).status_code == 403

@@ -133,7 +133,7 @@ def test_statements_from_the_cli(cli, tmp_path):
     assert cli("verify")[0] == 0
 
 
-@pytest.mark.parametrize("command", [["consolidate"], ["clearing"], ["clearing", "run"], ["clearing", "items"],
+@pytest.mark.parametrize("command", [["netting"], ["netting", "run"], ["consolidate"], ["clearing"], ["clearing", "run"], ["clearing", "items"],
                                      ["statement"], ["statement", "issue"], ["statement", "list"],
                                      ["statement", "show"], ["statement", "entries"], ["payment"],
                                      ["payment", "record"]])
@@ -243,6 +243,11 @@ def test_clearing_runs_from_the_cli_and_as_a_job(cli, tmp_path):
     assert out.splitlines()[1].startswith("FIXR,OPFI,") and ",minimum_guarantee,2026-10-01,2026-10-31," in out
     code, _, err = cli("clearing", "run", "--period", "2026-10", "--partner", "NOPE")
     assert code == 1 and "no partner 'NOPE'" in err
+    code, out, _ = cli("netting", "run", "--cycle", "2026-10", "--centre", "OPFI", "--format", "json")
+    netted = json.loads(out)
+    assert code == 0 and netted["moves"] == [] and netted["centre"] == "OPFI"  # every position is with OPFI already
+    code, _, err = cli("netting", "run", "--cycle", "2026-10", "--centre", "FIXR")
+    assert code == 1 and "not an operator entity" in err
     # The demo's two operator entities, consolidated: nothing intercompany is posted yet.
     code, out, _ = cli("consolidate", "--as-of", "2026-10-31", "--format", "json")
     group = json.loads(out)
@@ -410,4 +415,40 @@ def test_a_transfer_price_is_charged_from_the_providers_costs_and_eliminated(eco
     group = consolidate(eco, as_of=dt.date(2026, 10, 31))
     assert group.differences == [] and {line.account: line.consolidated_minor for line in group.lines}[
         "Income:Intercompany"] == 0
+    assert verify(eco).ok
+
+
+def test_netting_moves_every_position_to_the_centre_and_withholds_disputed_items(eco):
+    from billing import disputes
+    from clearing.netting import run_netting
+    from ledger import companies
+
+    from helpers import entry, post
+
+    companies.add_company(eco, "OPEE", "Operator Estonia", "EUR", actor="t", roles=["operator"],
+                          open_date=dt.date(2026, 1, 1))
+    run(eco, MONTH)  # FIXR earns 365.40 from OPFI (108.00 of it on d3), RESL 18.00 (all of it on d3)
+    assert post(eco, entry("desk-visit", "2026-10-30",  # OPEE owes FIXR for a visit, RESL owes OPEE a fee
+                           ("OPEE", "Expenses:CostOfServices", "200.00"),
+                           ("OPEE", "Liabilities:Ecosystem:DueTo", "-200.00", "EUR", {"counterparty": "FIXR"}),
+                           ("FIXR", "Assets:Ecosystem:DueFrom", "200.00", "EUR", {"counterparty": "OPEE"}),
+                           ("FIXR", "Income:Ecosystem", "-200.00"),
+                           ("RESL", "Liabilities:Ecosystem:DueTo", "-50.00", "EUR", {"counterparty": "OPEE"}),
+                           ("RESL", "Assets:Bank", "50.00"),
+                           ("OPEE", "Assets:Ecosystem:DueFrom", "50.00", "EUR", {"counterparty": "RESL"}),
+                           ("OPEE", "Income:Adjustments", "-50.00"))).ok
+    disputes.open_dispute(eco, "d3", "night work not ordered", actor="t")
+    with pytest.raises(LedgerError, match="not an operator entity"):
+        run_netting(eco, "2026-10", centre="FIXR", actor="t")
+    report = run_netting(eco, "2026-10", centre="OPEE", actor="t")
+    assert [(m.partner, m.counterparty, m.amount_minor, m.withheld_minor) for m in report.moves] == [
+        ("FIXR", "OPFI", 25740, 10800)]  # RESL's 18.00 is all disputed: nothing of it moves
+    assert [(p.participant, p.amount_minor) for p in report.positions] == [("FIXR", 45740), ("RESL", -5000)]
+    entry_postings = postings(eco, report.moves[0].entry)
+    assert ("OPEE", "Assets:Ecosystem:DueFrom", "257.40", "OPFI") in entry_postings  # OPFI now owes the centre
+    assert run_netting(eco, "2026-10", centre="OPEE", actor="t").moves == []  # nothing new
+    disputes.resolve_dispute(eco, "d3", "accept", rules=RULES, actor="t")
+    released = run_netting(eco, "2026-10", centre="OPEE", actor="t")
+    assert [(m.partner, m.amount_minor) for m in released.moves] == [("FIXR", 10800), ("RESL", 1800)]
+    assert [(p.participant, p.amount_minor) for p in released.positions] == [("FIXR", 56540), ("RESL", -3200)]
     assert verify(eco).ok

@@ -14,6 +14,7 @@ from api.problems import ApiProblem
 from api.resources.common import document_response, enqueue
 from clearing import statements as service
 from clearing.consolidation import consolidate
+from clearing.netting import run_netting
 from clearing.payments import record_payment
 from clearing.pdf import statement_pdf
 from clearing.run import list_items
@@ -25,6 +26,8 @@ from clearing.schemas import (
     IssueReportSchema,
     IssueRequestSchema,
     LineEntriesSchema,
+    NettingReportSchema,
+    NettingRequestSchema,
     PaymentRequestSchema,
     StatementFormatArgsSchema,
     StatementListArgsSchema,
@@ -75,6 +78,18 @@ class ClearingItems(MethodView):
         if own is not None and args["partner"] not in (None, own):
             return []
         return list_items(database(), partner=own or args["partner"], period=args["period"])
+
+
+@blp.route("/netting-runs")
+class NettingRuns(MethodView):
+    @requires(POST)
+    @blp.arguments(NettingRequestSchema)
+    @blp.response(200, NettingReportSchema)
+    def post(self, body):
+        """Net a cycle through a netting centre: each netting partner's positions with the
+        other entities move to the centre, per currency (disputed usage withheld). Answers
+        the moves and each participant's one amount per currency."""
+        return run_netting(database(), body["cycle"], centre=body["centre"], actor=principal().actor)
 
 
 @blp.route("/consolidation")

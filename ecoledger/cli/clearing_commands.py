@@ -1,4 +1,4 @@
-"""Clearing: clearing run|items, statement issue|list|show|entries, payment record, consolidate."""
+"""Clearing: clearing run|items, netting run, statement issue|list|show|entries, payment record, consolidate."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 from billing.pdf import FontError, fonts
 from clearing import statements as service
 from clearing.consolidation import consolidate
+from clearing.netting import run_netting
 from clearing.payments import record_payment
 from clearing.pdf import statement_pdf
 from clearing.run import list_items, run_clearing
@@ -18,6 +19,7 @@ from clearing.schemas import (
     ClearingReportSchema,
     ConsolidationSchema,
     IssueReportSchema,
+    NettingReportSchema,
     StatementSchema,
     StatementSummarySchema,
 )
@@ -29,10 +31,41 @@ PDF = "pdf"
 
 
 def register(main: click.Group) -> None:
+    main.add_command(netting)
     main.add_command(consolidate_command)
     main.add_command(clearing)
     main.add_command(statement)
     main.add_command(payment)
+
+
+@click.group()
+def netting() -> None:
+    """Netting: every partner's positions with the operator's entities moved to one centre."""
+
+
+@netting.command("run")
+@click.option("--cycle", required=True, help="The month, as YYYY-MM: positions at its end are netted.")
+@click.option("--centre", required=True, help="The netting centre: an operator entity, the central counterparty.")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def netting_run(app, cycle, centre, fmt) -> None:
+    """Move each netting partner's positions with the other entities to the centre, per
+    currency, so that it has one amount to pay or receive. Disputed usage is withheld.
+    Running a cycle again moves nothing new."""
+    report = run_netting(app.database(), cycle, centre=centre, actor=app.actor)
+    if fmt == JSON:
+        emit_json(NettingReportSchema().dump(report))
+        return
+    click.echo(f"netting {cycle} via {centre}: {len(report.moves)} positions moved")
+    for move in report.moves:
+        withheld = (f", {format_amount(move.withheld_minor, move.currency)} withheld (disputed)"
+                    if move.withheld_minor else "")
+        click.echo(f"  {move.partner} with {move.counterparty}: {format_amount(move.amount_minor, move.currency)} "
+                   f"{move.currency}{withheld}")
+    emit_table(["Participant", "Cur", "Amount", "Direction"],
+               [(p.participant, p.currency, format_amount(p.amount_minor, p.currency),
+                 "receives" if p.amount_minor > 0 else "pays") for p in report.positions],
+               title=f"Net positions with {centre}", right=["Amount"])
 
 
 @click.command("consolidate")

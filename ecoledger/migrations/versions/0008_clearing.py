@@ -1,4 +1,4 @@
-"""Clearing: clearing items (true-ups a clearing run posted), settlement statements (versioned, with their lines and the postings each line
+"""Clearing: clearing items (true-ups a clearing run posted), netting items, settlement statements (versioned, with their lines and the postings each line
 sums) and the payments recorded against them; triggers keep them immutable.
 
 Revision ID: 0008
@@ -18,6 +18,8 @@ branch_labels = None
 depends_on = None
 
 SQLITE_TRIGGERS = [
+    "CREATE TRIGGER netting_items_no_update BEFORE UPDATE ON netting_items BEGIN SELECT RAISE(ABORT, 'netting_items: netting is posted; reverse its entry instead'); END",
+    "CREATE TRIGGER netting_items_no_delete BEFORE DELETE ON netting_items BEGIN SELECT RAISE(ABORT, 'netting_items: netting is posted; reverse its entry instead'); END",
     "CREATE TRIGGER clearing_items_no_update BEFORE UPDATE ON clearing_items BEGIN SELECT RAISE(ABORT, 'clearing_items: clearing items are posted; a later run adjusts them'); END",
     "CREATE TRIGGER clearing_items_no_delete BEFORE DELETE ON clearing_items BEGIN SELECT RAISE(ABORT, 'clearing_items: clearing items are posted; a later run adjusts them'); END",
     "CREATE TRIGGER settlement_statements_no_update BEFORE UPDATE ON settlement_statements BEGIN SELECT RAISE(ABORT, 'settlement_statements: issued statements never change; issue a new version'); END",
@@ -31,6 +33,9 @@ SQLITE_TRIGGERS = [
 ]
 
 POSTGRESQL_TRIGGERS = [
+    "CREATE TRIGGER netting_items_no_update BEFORE UPDATE ON netting_items FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('netting is posted; reverse its entry instead')",
+    "CREATE TRIGGER netting_items_no_delete BEFORE DELETE ON netting_items FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('netting is posted; reverse its entry instead')",
+    "CREATE TRIGGER netting_items_no_truncate BEFORE TRUNCATE ON netting_items FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('netting is posted; reverse its entry instead')",
     "CREATE TRIGGER clearing_items_no_update BEFORE UPDATE ON clearing_items FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('clearing items are posted; a later run adjusts them')",
     "CREATE TRIGGER clearing_items_no_delete BEFORE DELETE ON clearing_items FOR EACH ROW EXECUTE FUNCTION ecoledger_refuse_change('clearing items are posted; a later run adjusts them')",
     "CREATE TRIGGER clearing_items_no_truncate BEFORE TRUNCATE ON clearing_items FOR EACH STATEMENT EXECUTE FUNCTION ecoledger_refuse_change('clearing items are posted; a later run adjusts them')",
@@ -128,11 +133,29 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_clearing_items'))
     )
     op.create_index('ix_clearing_items_window', 'clearing_items', ['company_id', 'agreement', 'window_start'], unique=False)
+    op.create_table('netting_items',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('cycle', sa.String(length=7), nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('counterparty_id', sa.Integer(), nullable=False),
+    sa.Column('centre_id', sa.Integer(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('withheld_minor', sa.BigInteger(), nullable=False),
+    sa.Column('entry_seq', sa.BigInteger(), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('recorded_by', sa.String(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['centre_id'], ['companies.id'], name=op.f('fk_netting_items_centre_id_companies')),
+    sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_netting_items_company_id_companies')),
+    sa.ForeignKeyConstraint(['counterparty_id'], ['companies.id'], name=op.f('fk_netting_items_counterparty_id_companies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_netting_items'))
+    )
+    op.create_index('ix_netting_items_cycle', 'netting_items', ['cycle', 'company_id'], unique=False)
     statements = SQLITE_TRIGGERS if op.get_bind().dialect.name == "sqlite" else POSTGRESQL_TRIGGERS
     for statement in statements:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in ("clearing_items", "statement_payments", "statement_postings", "statement_lines", "settlement_statements"):
+    for table in ("netting_items", "clearing_items", "statement_payments", "statement_postings", "statement_lines", "settlement_statements"):
         op.drop_table(table)
