@@ -1,7 +1,8 @@
 """Settlement statements: what each partner earned and owes, and why, per period.
 
 A statement is drawn from the partner's own books, for one counterparty (an operator entity
-it has an agreement with), one period (YYYY-MM) and one currency. The partner's *position*
+it has a position with: by its agreements, or a netting centre), one period (YYYY-MM) and
+one currency. The partner's *position*
 with the counterparty is the sum of its ``Assets:Ecosystem:DueFrom`` and
 ``Liabilities:Ecosystem:DueTo`` postings whose ``counterparty`` dimension names it: positive
 when the counterparty owes the partner. Every posting rule that accrues a share, a
@@ -39,7 +40,7 @@ from ledger.money import format_amount
 from ledger.periods import parse_period
 from ledger.records import E_NOT_FOUND, E_UNKNOWN_COMPANY, LedgerError, Problem, show
 from ledger.schema import accounts, companies, journal_entries, postings
-from partners.schema import agreements, partners
+from partners.schema import partners
 
 DUE_FROM, DUE_TO = "Assets:Ecosystem:DueFrom", "Liabilities:Ecosystem:DueTo"
 POSITION_ACCOUNTS = (DUE_FROM, DUE_TO)
@@ -134,10 +135,12 @@ def _position_accounts(conn: Connection, company_id: int) -> list[int]:
 
 
 def _counterparties(conn: Connection, partner_id: int) -> list[tuple[int, str]]:
-    """The operator entities the partner has agreements with."""
-    return [tuple(row) for row in conn.execute(
-        select(companies.c.id, companies.c.code).join(agreements, agreements.c.counterparty_id == companies.c.id)
-        .where(agreements.c.company_id == partner_id).distinct().order_by(companies.c.code))]
+    """The operator entities the partner may have a position with: those of its agreements,
+    and any other (a netting centre takes positions over); only those with postings get a
+    statement."""
+    return [(cid, code) for cid, code, roles in conn.execute(
+        select(companies.c.id, companies.c.code, companies.c.roles).order_by(companies.c.code))
+            if "operator" in (roles or []) and cid != partner_id]
 
 
 def with_counterparty(counterparty: str):

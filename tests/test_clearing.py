@@ -452,3 +452,18 @@ def test_netting_moves_every_position_to_the_centre_and_withholds_disputed_items
     assert [(m.partner, m.amount_minor) for m in released.moves] == [("FIXR", 10800), ("RESL", 1800)]
     assert [(p.participant, p.amount_minor) for p in released.positions] == [("FIXR", 56540), ("RESL", -3200)]
     assert verify(eco).ok
+
+
+def test_after_netting_the_partner_gets_a_statement_with_the_centre(eco):
+    from clearing.netting import run_netting
+    from ledger import companies
+
+    companies.add_company(eco, "OPEE", "Operator Estonia", "EUR", actor="t", roles=["operator"],
+                          open_date=dt.date(2026, 1, 1))
+    run(eco, MONTH)
+    run_netting(eco, "2026-10", centre="OPEE", actor="t")
+    issued = issue_statements(eco, "2026-10", partner="FIXR", actor="t").issued
+    assert issued == ["ST-FIXR-OPEE-2026-10-EUR-1", "ST-FIXR-OPFI-2026-10-EUR-1"]
+    with_centre, with_entity = (get_statement(eco, number) for number in issued)
+    assert amounts(with_centre) == [("", "netting", 1, "365.40")]
+    assert with_entity.closing_minor == 0 and ("", "netting", 1, "-365.40") in amounts(with_entity)
