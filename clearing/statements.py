@@ -167,7 +167,7 @@ def _issue(conn: Connection, partner_id: int, partner: str, counterparty_id: int
             select(p.entry_id, p.line_no, p.amount_minor, p.dimensions, e.source_type, e.metadata_json)
             .join(journal_entries, e.id == p.entry_id)
             .where(*where, p.effective_date >= start, p.effective_date <= end).order_by(p.entry_id, p.line_no)):
-        contract = json.loads(dimensions).get("contract", "")
+        contract = (json.loads(dimensions) if dimensions else {}).get("contract", "")
         kind = (json.loads(metadata).get("rule") if metadata else None) or source_type
         groups[(contract, kind)].append((entry_id, line_no, amount))
     lines = [StatementLine(n, contract, kind, len(items), sum(a for _, _, a in items))
