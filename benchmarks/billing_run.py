@@ -15,20 +15,14 @@ Figures are recorded in docs/benchmarks.md. Timings are reported, never asserted
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rate_and_post_usage import build_ecosystem, in_child, peak_rss_mb, usage_lines  # noqa: E402
-
-from ledger.database import scratch_postgres_schema  # noqa: E402
+from rate_and_post_usage import build_ecosystem, over_usage_file, peak_rss_mb  # noqa: E402
 
 AGGREGATE = (
     "SELECT c.customer_id, u.contract_id, u.component, sum(u.quantity_micro), sum(u.amount_minor), count(*) "
@@ -73,23 +67,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200_000, help="usage lines (default 200,000)")
     parser.add_argument("--database", help="PostgreSQL URL (a fresh schema); default: SQLite in a temp dir")
     args = parser.parse_args()
-    workdir = tempfile.mkdtemp(prefix="ecoledger-billing-bench-")
-    path = os.path.join(workdir, "usage.jsonl")
-    with open(path, "w") as out:
-        for record in usage_lines(args.lines):
-            out.write(json.dumps(record) + "\n")
-    cleanups = []
-    if args.database:
-        url, drop = scratch_postgres_schema(args.database, prefix="bench")
-        cleanups.append(drop)
-    else:
-        url = f"sqlite:///{workdir}/{uuid.uuid4().hex}.db"
-    try:
-        result = in_child(run, url, path, args.lines)
-    finally:
-        for cleanup in cleanups:
-            cleanup()
-        os.remove(path)
+    result = over_usage_file(args.lines, "ecoledger-billing-bench-", args.database, run)
     backend = "postgresql" if args.database else "sqlite"
     print(f"billing_run: {args.lines:,} posted usage lines of 200 contracts, {backend}")
     print(f"  baseline: one SQL aggregate per customer and component      {result['aggregate']:8.2f} s")

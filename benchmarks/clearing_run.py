@@ -18,20 +18,14 @@ Figures are recorded in docs/benchmarks.md. Timings are reported, never asserted
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rate_and_post_usage import CONTRACTS, FIRST_DAY, in_child, peak_rss_mb, usage_lines  # noqa: E402
-
-from ledger.database import scratch_postgres_schema  # noqa: E402
+from rate_and_post_usage import CONTRACTS, FIRST_DAY, over_usage_file, peak_rss_mb  # noqa: E402
 
 AGGREGATE = (
     "SELECT p.account_id, p.dimensions, sum(p.amount_minor), count(*) FROM postings p "
@@ -110,30 +104,17 @@ def run(url: str, path: str, count: int) -> dict:
             "rss_mb": peak_rss_mb()}
 
 
+def _technicians(record: dict) -> dict:
+    """The plan of this benchmark has one driver: every visit by a technician."""
+    return {**record, "attributes": {"employee_level": "technician"}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=200_000, help="usage lines (default 200,000)")
     parser.add_argument("--database", help="PostgreSQL URL (a fresh schema); default: SQLite in a temp dir")
     args = parser.parse_args()
-    workdir = tempfile.mkdtemp(prefix="ecoledger-clearing-bench-")
-    path = os.path.join(workdir, "usage.jsonl")
-    with open(path, "w") as out:
-        for record in usage_lines(args.lines):
-            record.pop("attributes", None)
-            record["attributes"] = {"employee_level": "technician"}
-            out.write(json.dumps(record) + "\n")
-    cleanups = []
-    if args.database:
-        url, drop = scratch_postgres_schema(args.database, prefix="bench")
-        cleanups.append(drop)
-    else:
-        url = f"sqlite:///{workdir}/{uuid.uuid4().hex}.db"
-    try:
-        result = in_child(run, url, path, args.lines)
-    finally:
-        for cleanup in cleanups:
-            cleanup()
-        os.remove(path)
+    result = over_usage_file(args.lines, "ecoledger-clearing-bench-", args.database, run, shape=_technicians)
     backend = "postgresql" if args.database else "sqlite"
     print(f"clearing_run: {args.lines:,} posted usage lines, 200 partners, {backend}")
     print(f"  baseline: one SQL aggregate of the partners' positions       {result['aggregate']:8.2f} s")

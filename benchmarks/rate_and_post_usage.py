@@ -194,6 +194,29 @@ def run_baseline_postgresql(url: str, count: int) -> dict:
     return {"seconds": seconds, "rss_mb": peak_rss_mb(), "entries": count}
 
 
+def over_usage_file(count: int, prefix: str, database: str | None, run, shape=None) -> dict:
+    """Write ``count`` usage lines to a JSON-lines file (each record passed through
+    ``shape``), then call ``run(url, path, count)`` in a fresh process on a fresh database
+    (a scratch PostgreSQL schema, or SQLite in a temp dir); clean up after."""
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    path = os.path.join(workdir, "usage.jsonl")
+    with open(path, "w") as out:
+        for record in usage_lines(count):
+            out.write(json.dumps(shape(record) if shape else record) + "\n")
+    cleanups = []
+    if database:
+        url, drop = scratch_postgres_schema(database, prefix="bench")
+        cleanups.append(drop)
+    else:
+        url = f"sqlite:///{workdir}/{uuid.uuid4().hex}.db"
+    try:
+        return in_child(run, url, path, count)
+    finally:
+        for cleanup in cleanups:
+            cleanup()
+        os.remove(path)
+
+
 def in_child(function, *args) -> dict:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(function, args)
