@@ -45,7 +45,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import Connection, func, insert, select
 
 from clearing.schema import clearing_items
-from clearing.statements import POSITION_ACCOUNTS, with_counterparty
+from clearing.statements import POSITION_ACCOUNTS, partner_rows, with_counterparty
 from clearing.terms import guarantee_top_up, tiered_commission, window
 from contracts.rules import Context, RuleError, RuleSet, posting_drafts
 from contracts.schema import contracts
@@ -54,10 +54,9 @@ from ledger import audit
 from ledger.database import Database
 from ledger.periods import parse_period
 from ledger.posting import JournalWriter, audit_post, post_single
-from ledger.records import E_INVALID, E_UNKNOWN_COMPANY, EntryDraft, LedgerError, Problem, show
+from ledger.records import E_INVALID, EntryDraft, LedgerError, Problem
 from ledger.schema import accounts, closed_periods, companies, journal_entries, postings
 from partners.agreements import Agreement
-from partners.schema import partners
 from partners.service import agreements_of
 
 RULES = {"vendor_share": "clearing_vendor_true_up", "reseller_commission": "clearing_commission_true_up",
@@ -66,7 +65,6 @@ CLAWBACK_RULE = "clearing_commission_clawback"
 CREDIT_ACCOUNT = "Income:Adjustments"
 ROLE = {"vendor_share": "vendor", "reseller_commission": "reseller", "transfer_price": "provider"}
 SOURCE_TYPE = "clearing"
-NOT_EARNINGS = ("settlement_payment", SOURCE_TYPE)  # position postings that are not earned in the window
 COMMISSIONABLE_SOURCES = ("usage_line", "contract_event", "invoice")
 COMMISSIONABLE_ACCOUNTS = ("Income:Usage", "Income:Subscriptions", "Income:OneOff", "Liabilities:ContractLiabilities")
 SOLD_COMPONENTS = ("usage", "recurring_fee", "one_off_fee")
@@ -100,7 +98,7 @@ def run_clearing(db: Database, period: str, *, rules: RuleSet, actor: str, partn
     report = ClearingReport(period)
     with db.write() as conn:
         writer = JournalWriter(conn)
-        for code in _partners(conn, partner):
+        for _, code, _ in partner_rows(conn, partner):
             for agreement in agreements_of(conn, code):
                 if agreement.kind not in RULES:
                     continue
@@ -121,16 +119,6 @@ def run_clearing(db: Database, period: str, *, rules: RuleSet, actor: str, partn
         audit.record(conn, actor=actor, action="clearing.run", target=f"{partner or '*'} {period}", details={
             "items": len(report.items), "unchanged": report.unchanged})
     return report
-
-
-def _partners(conn: Connection, code: str | None) -> list[str]:
-    query = select(companies.c.code).join(partners, partners.c.company_id == companies.c.id).order_by(companies.c.code)
-    if code is not None:
-        query = query.where(companies.c.code == code)
-    found = list(conn.execute(query).scalars())
-    if code is not None and not found:
-        raise LedgerError(Problem(E_UNKNOWN_COMPANY, "partner", f"no partner {show(code)}"))
-    return found
 
 
 def _due(conn: Connection, agreement: Agreement, terms: dict, span: tuple[dt.date, dt.date]) -> list[tuple[str, int, int]]:

@@ -104,7 +104,7 @@ def issue_statements(db: Database, period: str, *, actor: str, partner: str | No
     start, end = parse_period(period)
     report = IssueReport(period)
     with db.write() as conn:
-        for partner_id, code, terms_days in _partners(conn, partner):
+        for partner_id, code, terms_days in partner_rows(conn, partner):
             accounts_of = _position_accounts(conn, partner_id)
             if not accounts_of:
                 continue
@@ -118,7 +118,9 @@ def issue_statements(db: Database, period: str, *, actor: str, partner: str | No
     return report
 
 
-def _partners(conn: Connection, code: str | None) -> list[tuple[int, str, int]]:
+def partner_rows(conn: Connection, code: str | None) -> list[tuple[int, str, int]]:
+    """(company id, code, payment terms in days) of every partner, or of ``code`` (a
+    LedgerError when it is no partner)."""
     query = (select(companies.c.id, companies.c.code, partners.c.payment_terms_days)
              .join(partners, partners.c.company_id == companies.c.id).order_by(companies.c.code))
     if code is not None:
