@@ -45,7 +45,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import Connection, func, insert, select
 
 from clearing.schema import clearing_items
-from clearing.statements import POSITION_ACCOUNTS, partner_rows, with_counterparty
+from clearing.statements import partner_rows, position_accounts, with_counterparty
 from clearing.terms import guarantee_top_up, tiered_commission, window
 from contracts.rules import Context, RuleError, RuleSet, posting_drafts
 from contracts.schema import contracts
@@ -150,18 +150,13 @@ def _due(conn: Connection, agreement: Agreement, terms: dict, span: tuple[dt.dat
     return due
 
 
-def _position_accounts(conn: Connection, company: str) -> list[int]:
-    return list(conn.execute(select(accounts.c.id).join(companies, companies.c.id == accounts.c.company_id)
-                             .where(companies.c.code == company, accounts.c.name.in_(POSITION_ACCOUNTS))).scalars())
-
-
 def _earned(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date]) -> int:
     """The partner's position movements with the counterparty in the window, payments left
     out (clearing items included: callers take out their own kind)."""
     p, e = postings.c, journal_entries.c
     return int(conn.execute(
         select(func.coalesce(func.sum(p.amount_minor), 0)).join(journal_entries, e.id == p.entry_id)
-        .where(p.account_id.in_(_position_accounts(conn, agreement.company)), p.currency == agreement.currency,
+        .where(p.account_id.in_(position_accounts(conn, agreement.company)), p.currency == agreement.currency,
                with_counterparty(agreement.counterparty), p.effective_date >= span[0], p.effective_date <= span[1],
                e.source_type != "settlement_payment")).scalar())
 

@@ -105,7 +105,7 @@ def issue_statements(db: Database, period: str, *, actor: str, partner: str | No
     report = IssueReport(period)
     with db.write() as conn:
         for partner_id, code, terms_days in partner_rows(conn, partner):
-            accounts_of = _position_accounts(conn, partner_id)
+            accounts_of = position_accounts(conn, code)
             if not accounts_of:
                 continue
             for counterparty_id, counterparty in _counterparties(conn, partner_id):
@@ -131,9 +131,10 @@ def partner_rows(conn: Connection, code: str | None) -> list[tuple[int, str, int
     return [tuple(row) for row in rows]
 
 
-def _position_accounts(conn: Connection, company_id: int) -> list[int]:
-    return list(conn.execute(select(accounts.c.id).where(accounts.c.company_id == company_id,
-                                                         accounts.c.name.in_(POSITION_ACCOUNTS))).scalars())
+def position_accounts(conn: Connection, company: str) -> list[int]:
+    """The ids of a company's position accounts (due from, due to)."""
+    return list(conn.execute(select(accounts.c.id).join(companies, companies.c.id == accounts.c.company_id)
+                             .where(companies.c.code == company, accounts.c.name.in_(POSITION_ACCOUNTS))).scalars())
 
 
 def _counterparties(conn: Connection, partner_id: int) -> list[tuple[int, str]]:
