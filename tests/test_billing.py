@@ -716,7 +716,7 @@ def test_open_balances_are_previewed_approved_then_invoiced(eco):
     assert verify(eco).ok
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_disputes_caps_and_credit_notes_keep_the_books_whole(eco_factory, data):  # noqa: F811 (the fixture)
     """Imports, disputes and their resolutions, budget caps, billing runs and credit notes

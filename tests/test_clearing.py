@@ -256,7 +256,7 @@ def test_clearing_runs_from_the_cli_and_as_a_job(cli, tmp_path):
     assert cli("verify")[0] == 0
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_statements_follow_the_books_whatever_the_order(eco_factory, data):  # noqa: F811 (the fixture)
     """Usage, statements, clearing runs and payments in random order over two months: every
