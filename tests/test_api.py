@@ -338,3 +338,12 @@ def test_unknown_routes_and_methods_are_problems(api):
     problem(api.call("auditor", "GET", "/nope"), 404)
     problem(api.call("auditor", "DELETE", "/companies"), 405)
     assert json.loads(api.call("auditor", "GET", "/nope").get_data())["instance"] == "/nope"
+
+
+def test_a_nul_character_in_the_address_is_refused_naming_the_field(api):
+    """Found by schemathesis on PostgreSQL: GET /entries?company=%00... answered 500."""
+    response = api.call("operator_admin", "GET", "/entries", query_string={"company": "\x00OPFI"})
+    assert response.status_code == 422 and response.get_json()["errors"][0]["field"] == "company"
+    response = api.call("operator_admin", "GET", "/invoices/OPFI%00-000001")
+    assert response.status_code == 422 and response.get_json()["errors"][0]["field"] == "number"
+    assert api.call(None, "GET", "/entries", query_string={"company": "\x00"}).status_code == 401  # keys first
