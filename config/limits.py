@@ -73,3 +73,7 @@ JOB_RESULT_BYTES_MAX = 1_048_576
 
 # Progress is written to the jobs table at most this often; cancellation is seen as soon.
 JOB_PROGRESS_WRITE_SECONDS = 0.5
+
+# Revenue schedules: the months from a contract's start to the last month scheduled (its
+# end, or the day asked for). A contract or request beyond it is refused with the field.
+REVREC_SCHEDULE_MONTHS_MAX = 120

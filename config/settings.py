@@ -118,6 +118,13 @@ class Settings:
     pdf_font: str = ""
     pdf_font_bold: str = ""
 
+    # Revenue recognition (revrec/): the standalone selling price table (YAML; see
+    # revrec/ssp.py), empty: the shipped config/ssp.yaml; and the day-count policy spreading
+    # a billing period's revenue over its months: "actual_days" (by the days of the period in
+    # each month) or "equal_months" (each whole month alike, part months by their days).
+    ssp_table: str = ""
+    revrec_day_count: str = "actual_days"
+
     # `ecoledger serve`: where the API listens, and how many processes (each with
     # api_threads threads) answer. Bind 0.0.0.0 only behind a TLS-terminating proxy.
     api_host: str = "127.0.0.1"

@@ -53,13 +53,13 @@ _NEEDS = {
 }
 _ALLOWED = {
     "recurring_fee": {"amount", "timing", "proration"},
-    "one_off_fee": {"amount"},
+    "one_off_fee": {"amount", "recognition"},
     "usage": {"price_plan", "budget"},
     "discount": {"percent", "applies_to"},
     "minimum_commitment": {"amount"},
     "prepayment": {"amount"},
 }
-_OPTIONAL_FIELDS = {"amount", "timing", "proration", "price_plan", "percent", "applies_to", "budget"}
+_OPTIONAL_FIELDS = {"amount", "timing", "proration", "price_plan", "percent", "applies_to", "budget", "recognition"}
 
 
 PRICE_MODELS = ("per_unit", "graduated", "volume", "package", "percentage", "allowance")
@@ -225,6 +225,24 @@ class CustomerSchema(Strict):
     cost_centre = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
 
 
+class RecognitionSchema(Strict):
+    """The accounting judgement on how a one-off fee is recognised (IFRS 15), with its
+    reason: ``point_in_time`` when the fee buys a distinct good or service delivered on its
+    date (the default), ``over_time`` over ``months`` of the service it relates to when it
+    buys nothing distinct (an up-front fee, 15.B48-B51)."""
+
+    pattern = fields.String(required=True, validate=validate.OneOf(["point_in_time", "over_time"]))
+    months = fields.Integer(strict=True, validate=validate.Range(1, 600),
+                            metadata={"description": "over_time: the months of service the fee relates to"})
+    reason = fields.String(required=True, validate=validate.Length(1, 500),
+                           metadata={"description": "why: the judgement, for the auditors"})
+
+    @validates_schema(skip_on_field_errors=True)
+    def _months_with_over_time(self, data: dict, **_: Any) -> None:
+        if (data["pattern"] == "over_time") != (data.get("months") is not None):
+            raise ValidationError({"months": ["required with over_time, and only with it"]})
+
+
 class ComponentSchema(Strict):
     code = fields.String(required=True, validate=LOCAL_CODE)
     type = fields.String(required=True, validate=validate.OneOf(COMPONENT_TYPES))
@@ -238,6 +256,8 @@ class ComponentSchema(Strict):
                              metadata={"description": "components a discount applies to; default all"})
     budget = Money(metadata={"description": "usage: the customer's budget per rating period; alerts when "
                                             "rated usage reaches the alert thresholds of it"})
+    recognition = fields.Nested(RecognitionSchema, metadata={
+        "description": "one_off_fee: the judgement on its recognition pattern, with the reason"})
     vendor = fields.String(load_default=None, allow_none=True, validate=CODE)
     reseller = fields.String(load_default=None, allow_none=True, validate=CODE)
 

@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
 from billing.credit_notes import issue_credit_note
 from billing.disputes import open_dispute, resolve_dispute
 from billing.service import get_invoice, run_billing
@@ -30,8 +32,11 @@ from ledger import periods, posting, reversal
 from ledger.database import Database
 from ledger.interchange import read_json_lines
 from ledger.money import format_amount
+from revrec.close import run_close
+from revrec.ssp import load_ssp_table
 from usage.lines import RawLine
 from usage.queries import list_lines
+from usage.schema import usage_rejects
 from usage.service import Options, import_usage
 
 MONTH_START = dt.date(2026, 10, 1)
@@ -74,6 +79,15 @@ def _line(company: str, account: str, amount: Decimal, **dimensions: str) -> dic
     if dimensions:
         line["dimensions"] = dimensions
     return line
+
+
+def _accept_open_rejects(db: Database) -> dict[str, str]:
+    """The demo's usage file has lines rejected on purpose (step 7): the controller accepts
+    them with a reason rather than leave the close blocked."""
+    with db.read() as conn:
+        open_rejects = conn.execute(select(func.count()).select_from(usage_rejects)
+                                    .where(usage_rejects.c.status == "open")).scalar()
+    return {"usage": "rejected demo lines are test data, explained in step 7"} if open_rejects else {}
 
 
 def _entry(entry_id: str, day: dt.date, description: str, source: str, *lines: dict) -> dict[str, Any]:
@@ -259,9 +273,22 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     again_cleared = run_clearing(db, PERIOD, rules=load_rules(), actor=actor)
     say(f"   the same run again: {len(again_cleared.items)} items (nothing new)")
 
-    say(f"\n10. Closing {PERIOD} for every company: the month now refuses postings")
+    say(f"\n10. The controller's close of {PERIOD} for OPFI (ecoledger close run): readiness checks, the IFRS 15")
+    say("   recognition batch and the lock, in one transaction; the other companies' books are locked too")
+    closed = run_close(db, "OPFI", PERIOD, ssp=load_ssp_table(), day_count="actual_days", actor=actor,
+                       accept=_accept_open_rejects(db))
+    for check in closed.checks:
+        accepted = f" (accepted by {check.accepted_by}: {check.reason})" if check.accepted_by else ""
+        say(f"   {check.name}: {check.status}, {check.detail}{accepted}")
+    for item in closed.recognitions:
+        say(f"   {item.contract}: revenue EUR {format_amount(item.revenue_minor, item.currency)} recognised, "
+            f"{format_amount(item.released_minor, item.currency)} released from the contract liability, "
+            f"{format_amount(item.accrued_minor, item.currency)} accrued as a contract asset")
+    say(f"   batch {closed.batch}: {len(closed.recognitions)} entries (ecoledger revrec schedule --contract SD-C-17 "
+        "shows the allocation: the set-up fee's share by standalone selling price)")
     for code, _, _ in COMPANIES:
-        periods.close_period(db, code, PERIOD, actor=actor)
+        if code != "OPFI":
+            periods.close_period(db, code, PERIOD, actor=actor)
     late = _entry(
         "usage-late-1", dt.date(2026, 10, 30), "Late usage line", "usage",
         _line("OPFI", "Assets:Receivables:Unbilled", Decimal("95.00"), customer="C-17"),

@@ -8,6 +8,7 @@ import contracts.schema  # noqa: F401  (registers customers, contracts and contr
 import jobs.schema  # noqa: F401  (registers the jobs table)
 import ledger.schema  # noqa: F401  (registers the ledger tables)
 import partners.schema  # noqa: F401  (registers partners and agreements)
+import revrec.schema  # noqa: F401  (registers the close runs)
 import usage.schema  # noqa: F401  (registers usage imports, lines, rejects, counters, alerts)
 from ledger.schema import metadata
 

@@ -267,6 +267,36 @@ def run_clearing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     return ClearingReportSchema().dump(report)
 
 
+CLOSE_CHECKS = ("usage", "billing", "clearing", "verify", "ssp")  # as revrec.close.CHECKS
+
+
+class CloseParams(Schema):
+    company = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    accept = fields.Dict(keys=fields.String(validate=validate.OneOf(CLOSE_CHECKS)),
+                         values=fields.String(validate=validate.Length(1, 2000)), load_default=dict,
+                         metadata={"description": "failed readiness checks accepted: check name -> reason"})
+
+
+def run_close_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """The controller's close of a company's month. A blocked close fails the job with its
+    checks; closing a closed month changes nothing."""
+    from revrec.close import BLOCKED, run_close
+    from revrec.policy import policies
+    from revrec.schemas import CloseReportSchema
+
+    settings, _ = _settings_and_rules()
+    policy = policies(settings)
+    ctx.progress(0, None, f"closing {params['company']} {params['period']}")
+    report = run_close(ctx.db, params["company"], params["period"], ssp=policy.ssp, day_count=policy.day_count,
+                       actor=ctx.actor, accept=params.get("accept") or {})
+    result = CloseReportSchema().dump(report)
+    if report.outcome == BLOCKED:
+        failed = [check.name for check in report.checks if check.status == "failed"]
+        raise JobFailed(f"the close is blocked by failed checks: {', '.join(failed)}", result)
+    return result
+
+
 # Rejections kept in an import job's result; all of them are in the rejects store.
 JOB_OUTCOMES_KEPT = 100
 
@@ -312,6 +342,15 @@ KINDS: dict[str, JobKind] = {
             dedup_key=lambda params: f"clearing-run:{params['period']}:{params.get('partner') or '*'}",
             # one clearing run at a time: items are posted as differences from earlier ones
             partition_key=lambda params: "clearing",
+        ),
+        JobKind(
+            "close",
+            "the controller's close of a company's month: readiness checks, recognition batch, lock",
+            CloseParams,
+            run_close_job,
+            dedup_key=lambda params: f"close:{params['company']}:{params['period']}",
+            # one close per company at a time: runs are numbered and periods close in order
+            partition_key=lambda params: f"close:{params['company']}",
         ),
         JobKind(
             "usage-period-alerts",

@@ -168,6 +168,22 @@ closed_periods = Table(
     CheckConstraint("end_date >= start_date", name="dates_ordered"),
 )
 
+# A closed period reopened by the controller's close (revrec): who, when, why, and which
+# close it undid (the closed_at of the closed_periods row). The database lets a closed
+# period's row be deleted only once its reopening is recorded here.
+period_reopenings = Table(
+    "period_reopenings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("closed_at", UTCDateTime, nullable=False),
+    Column("closed_by", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("reopened_at", UTCDateTime, nullable=False),
+    Column("reopened_by", String(200), nullable=False),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,
@@ -192,9 +208,26 @@ PROTECTED_TABLES = {
     "closed_periods": (("UPDATE", "DELETE"), "closed periods are reopened only by the audited close"),
     "companies": (("DELETE",), "companies are never deleted; offboard them instead"),
     "accounts": (("DELETE",), "accounts are never deleted; close them instead"),
+    "period_reopenings": (("UPDATE", "DELETE"), "reopenings are a record of what happened"),
 }
 # table -> the one kind of UPDATE its trigger lets through, as a condition on OLD and NEW.
 UPDATE_ALLOWED_WHEN: dict[str, str] = {}
+# table -> {dialect: condition on OLD} under which its DELETE trigger lets a row go. A closed
+# period goes only when its reopening is recorded (PostgreSQL allows no subquery in a
+# trigger's WHEN, so it asks a function).
+DELETE_ALLOWED_WHEN: dict[str, dict[str, str]] = {
+    "closed_periods": {
+        "sqlite": "EXISTS (SELECT 1 FROM period_reopenings r WHERE r.company_id = OLD.company_id "
+                  "AND r.period = OLD.period AND r.closed_at = OLD.closed_at)",
+        "postgresql": "ecoledger_reopening_recorded(OLD.company_id, OLD.period, OLD.closed_at)",
+    },
+}
+POSTGRESQL_REOPENING_FUNCTION = """\
+CREATE FUNCTION ecoledger_reopening_recorded(p_company integer, p_period varchar, p_closed timestamptz) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM period_reopenings r
+                   WHERE r.company_id = p_company AND r.period = p_period AND r.closed_at = p_closed)
+$$"""
 
 
 def protect(table: str, verbs: tuple[str, ...], why: str, *, update_allowed_when: str | None = None) -> None:
@@ -219,11 +252,14 @@ def protection_ddl(dialect: str, tables: list[str] | None = None) -> list[str]:
     they call first."""
     tables = list(PROTECTED_TABLES) if tables is None else tables
     statements = [POSTGRESQL_REFUSE_FUNCTION] if dialect == "postgresql" and "journal_entries" in tables else []
+    if dialect == "postgresql" and "closed_periods" in tables:
+        statements.append(POSTGRESQL_REOPENING_FUNCTION)
     for table in tables:
         verbs, why = PROTECTED_TABLES[table]
         for verb in verbs:
             name = f"{table}_no_{verb.lower()}"
-            allowed = UPDATE_ALLOWED_WHEN.get(table) if verb == "UPDATE" else None
+            allowed = UPDATE_ALLOWED_WHEN.get(table) if verb == "UPDATE" else (
+                DELETE_ALLOWED_WHEN.get(table, {}).get(dialect))
             if dialect == "sqlite":
                 when = f"WHEN NOT ({allowed}) " if allowed else ""
                 statements.append(

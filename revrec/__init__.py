@@ -1,2 +1,3 @@
-"""IFRS 15 revenue recognition and the controller's period close (issue 7). Not built yet;
-period closing itself is ``ledger.periods``."""
+"""IFRS 15 revenue recognition and the controller's period close (issue 7): standalone
+selling prices (ssp), allocation, schedules, the close and its reopening. Period locking
+itself is ``ledger.periods``."""

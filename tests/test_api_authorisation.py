@@ -65,6 +65,10 @@ MATRIX = {
     ("GET", "/invoices/<number>"): INTERNAL,
     ("POST", "/invoices/<number>/credit-notes"): WRITERS,
     ("POST", "/clearing-runs"): WRITERS,
+    ("GET", "/contracts/<code>/schedule"): INTERNAL,
+    ("POST", "/closes"): WRITERS,
+    ("GET", "/closes/<company>/<period>"): INTERNAL,
+    ("POST", "/closes/<company>/<period>/reopen"): WRITERS,
     ("GET", "/consolidation"): INTERNAL,
     ("POST", "/netting-runs"): WRITERS,
     ("GET", "/clearing/items"): EVERYONE,
@@ -127,7 +131,7 @@ def filled(api):
     """Values for the path parameters: resources the partner (VEND) may see."""
     job = api.call("partner", "POST", "/exports/beancount", json={}).get_json()
     spare = issue_key(api.db, name="spare", role="auditor", actor="test").key.id
-    return {"<number>": "OPFI-000001", "<int:import_id>": "1", "<code>": "VEND", "<name>": "Income:Ecosystem", "<period>": "2026-09", "<path:entry_id>": "shared",
+    return {"<number>": "OPFI-000001", "<int:import_id>": "1", "<code>": "VEND", "<company>": "VEND", "<name>": "Income:Ecosystem", "<period>": "2026-09", "<path:entry_id>": "shared",
             "<job_id>": job["id"], "<key_id>": spare, "<int:line_no>": "1"}
 
 

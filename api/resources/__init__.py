@@ -13,10 +13,11 @@ from api.resources import (
     jobs,
     ledgerwide,
     partners,
+    revrec,
     usage,
 )
 
 
 def register(api) -> None:
-    for module in (health, companies, partners, contracts, usage, billing, clearing, ledgerwide, entries, jobs, access):
+    for module in (health, companies, partners, contracts, usage, billing, clearing, revrec, ledgerwide, entries, jobs, access):
         api.register_blueprint(module.blp)

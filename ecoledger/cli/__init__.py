@@ -94,9 +94,10 @@ from ecoledger.cli import (  # noqa: E402
     ledger_commands,
     partner_commands,
     period_commands,
+    revrec_commands,
     usage_commands,
 )
 
 for module in (ledger_commands, chart_commands, period_commands, partner_commands, contract_commands, usage_commands,
-               billing_commands, clearing_commands, job_commands, api_commands, demo_command):
+               billing_commands, clearing_commands, revrec_commands, job_commands, api_commands, demo_command):
     module.register(main)

@@ -1,0 +1,465 @@
+"""The controller's period close, per company and month, and its reopening.
+
+A close run:
+
+1. cuts off at the period's last day: entries dated after it play no part;
+2. recomputes every contract's schedule (revrec/schedule.py) through the period;
+3. runs the readiness checks: ``usage`` (no rejected usage line left unresolved),
+   ``billing`` (a billing run for the period), ``clearing`` (a clearing run for the period,
+   when partners have agreements with the company), ``verify`` (the ledger verifies clean)
+   and ``ssp`` (no allocation weighed an obligation at its contract price for want of a
+   standalone selling price). A failed check blocks the close unless the controller accepts
+   it with a reason; the run records who accepted what and why. A blocked run posts nothing;
+4. posts the recognition batch: per contract, one entry dated the period's last day that
+   brings the revenue the ledger holds for the schedule's obligations to what the schedule
+   recognises through the period (deferral release, unbilled accrual, and any catch-up of a
+   change: a change touching a closed period lands here, in the first open one), against
+   the contract liability its fees billed in advance hold, or the contract asset (unbilled)
+   when revenue runs ahead of billing. Entries have stable ids
+   ``revrec:<company>:<period>:<run>:<contract>``; a run that finds nothing to change posts
+   nothing;
+5. locks the period (ledger.periods), in the same transaction as the batch.
+
+Running the close of a closed period again changes nothing. Reopening the latest closed
+period needs a reason: it records the reopening (the database lets a closed period go only
+then), posts the delta batch of what changed since the close, and is audited; the next
+close run locks it again.
+
+What the close leaves alone: usage revenue (recognised as the usage posts: variable
+consideration allocated to its period), charges and credits of other events, credit notes,
+and prepayments (a contract liability released by drawdowns, not by time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections import defaultdict
+
+from sqlalchemy import Connection, and_, func, insert, select
+
+from billing.schema import billing_runs, invoice_lines, invoices
+from contracts.events import status_changes
+from contracts.schema import contract_events, contracts, customers
+from contracts.service import Contract, load_contract
+from ledger import audit
+from ledger.database import Database
+from ledger.periods import lock_period, parse_period, reopen_period
+from ledger.posting import JournalWriter, audit_post, post_single
+from ledger.queries import company_id
+from ledger.records import E_INVALID, EntryDraft, LedgerError, PostingDraft, Problem, show
+from ledger.schema import accounts, audit_log, closed_periods, companies, journal_entries, postings
+from partners.schema import agreements
+from revrec.schedule import (
+    CONTRACT_PRICE,
+    ONE_OFF,
+    SUBSCRIPTIONS,
+    Charge,
+    Schedule,
+    contract_schedule,
+)
+from revrec.schema import revrec_closes
+from revrec.ssp import SspTable
+from usage.schema import usage_rejects
+
+CHECKS = ("usage", "billing", "clearing", "verify", "ssp")  # jobs.kinds.CLOSE_CHECKS names them too
+PASSED, FAILED, ACCEPTED = "passed", "failed", "accepted"
+CLOSED, BLOCKED, REOPENED = "closed", "blocked", "reopened"
+SOURCE_TYPE = "revrec_close"
+LIABILITY = "Liabilities:ContractLiabilities"
+CONTRACT_ASSET = "Assets:Receivables:Unbilled"
+REVENUE_ACCOUNTS = (SUBSCRIPTIONS, ONE_OFF)
+CHARGE_EVENTS = ("activated", "amended", "terminated")
+REASON_CHARS_MAX = 2000
+
+
+@dataclasses.dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+    accepted_by: str | None = None
+    reason: str | None = None
+
+
+@dataclasses.dataclass
+class Recognition:
+    """What one contract's entry of a batch posts."""
+
+    contract: str
+    currency: str
+    revenue_minor: int  # recognised by this entry (credit to revenue, as a positive amount)
+    released_minor: int  # taken from the contract liability
+    accrued_minor: int  # added to the contract asset
+    entry: str
+
+
+@dataclasses.dataclass
+class CloseReport:
+    company: str
+    period: str
+    run_no: int
+    outcome: str  # closed, blocked, reopened, already_closed
+    checks: list[Check]
+    batch: str | None = None
+    recognitions: list[Recognition] = dataclasses.field(default_factory=list)
+    contracts: int = 0
+
+    @property
+    def recognised(self) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for item in self.recognitions:
+            totals[item.currency] += item.revenue_minor
+        return dict(sorted(totals.items()))
+
+
+@dataclasses.dataclass
+class CloseRun:
+    run_no: int
+    outcome: str
+    checks: list[Check]
+    batch: str | None
+    entries: int
+    recognised: dict[str, int]
+    reason: str | None
+    acted_at: dt.datetime
+    acted_by: str
+
+
+@dataclasses.dataclass
+class CloseStatus:
+    company: str
+    period: str
+    status: str  # open or closed
+    closed_at: dt.datetime | None
+    closed_by: str | None
+    runs: list[CloseRun]
+
+
+# -- the close -------------------------------------------------------------------------------
+
+
+def run_close(db: Database, company: str, period: str, *, ssp: SspTable, day_count: str, actor: str,
+              accept: dict[str, str] | None = None, verify_report=None) -> CloseReport:
+    """Run the close of ``company``'s ``period``. ``accept`` maps a check's name to the
+    reason the controller accepts it failing. ``verify_report`` lets a caller that has just
+    verified the ledger pass its report instead of verifying again."""
+    start, end = parse_period(period)
+    accept = _acceptances(accept or {})
+    with db.read() as conn:
+        cid = company_id(conn, company)
+        closed = conn.execute(select(closed_periods.c.closed_at).where(
+            closed_periods.c.company_id == cid, closed_periods.c.period == period)).first()
+        if closed is not None:
+            return CloseReport(company, period, _runs(conn, cid, period), "already_closed", [])
+        schedules = _schedules(conn, cid, end, period, ssp, day_count)
+        checks = _readiness(conn, db, cid, company, period, schedules, verify_report)
+    for check in checks:
+        if check.status == FAILED and check.name in accept:
+            check.status, check.accepted_by, check.reason = ACCEPTED, actor[:200], accept[check.name]
+    with db.write() as conn:
+        run_no = _runs(conn, cid, period) + 1
+        if any(check.status == FAILED for check in checks):
+            report = CloseReport(company, period, run_no, BLOCKED, checks, contracts=len(schedules))
+            _record(conn, cid, report, actor, None)
+            audit.record(conn, actor=actor, action="close.blocked", target=f"{company} {period}",
+                         details={"failed": [c.name for c in checks if c.status == FAILED]})
+            return report
+        report = CloseReport(company, period, run_no, CLOSED, checks, contracts=len(schedules))
+        _post_batch(conn, report, cid, schedules, end, actor)
+        lock_period(conn, company, period, actor=actor)
+        _record(conn, cid, report, actor, None)
+        audit.record(conn, actor=actor, action="close.run", target=f"{company} {period}", details={
+            "run": run_no, "entries": len(report.recognitions), "recognised": report.recognised,
+            "accepted": {c.name: c.reason for c in checks if c.status == ACCEPTED}})
+    return report
+
+
+def reopen_close(db: Database, company: str, period: str, *, reason: str, ssp: SspTable, day_count: str,
+                 actor: str) -> CloseReport:
+    """Reopen the company's latest closed period and post the delta batch of what changed
+    since its close (nothing, when nothing did). The next close run locks it again."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise LedgerError(Problem(E_INVALID, "reason", "reopening a closed period needs a reason"))
+    if len(reason) > REASON_CHARS_MAX:
+        raise LedgerError(Problem(E_INVALID, "reason", f"longer than {REASON_CHARS_MAX} characters"))
+    _, end = parse_period(period)
+    with db.write() as conn:
+        cid = company_id(conn, company)
+        reopen_period(conn, company, period, reason=reason, actor=actor)
+        schedules = _schedules(conn, cid, end, period, ssp, day_count)
+        report = CloseReport(company, period, _runs(conn, cid, period) + 1, REOPENED, [], contracts=len(schedules))
+        _post_batch(conn, report, cid, schedules, end, actor)
+        _record(conn, cid, report, actor, reason)
+        audit.record(conn, actor=actor, action="close.reopen", target=f"{company} {period}", details={
+            "reason": reason, "run": report.run_no, "entries": len(report.recognitions),
+            "recognised": report.recognised})
+    return report
+
+
+def close_status(db: Database, company: str, period: str) -> CloseStatus:
+    parse_period(period)
+    with db.read() as conn:
+        cid = company_id(conn, company)
+        closed = conn.execute(select(closed_periods.c.closed_at, closed_periods.c.closed_by).where(
+            closed_periods.c.company_id == cid, closed_periods.c.period == period)).first()
+        c = revrec_closes.c
+        runs = [CloseRun(row.run_no, row.outcome, [Check(**check) for check in json.loads(row.checks)], row.batch,
+                         row.entries, json.loads(row.recognised), row.reason, row.acted_at, row.acted_by)
+                for row in conn.execute(select(revrec_closes).where(c.company_id == cid, c.period == period)
+                                        .order_by(c.run_no))]
+    return CloseStatus(company, period, "closed" if closed else "open", closed.closed_at if closed else None,
+                       closed.closed_by if closed else None, runs)
+
+
+def _acceptances(accept: dict[str, str]) -> dict[str, str]:
+    cleaned = {}
+    for name, reason in accept.items():
+        if name not in CHECKS:
+            raise LedgerError(Problem(E_INVALID, "accept", f"no readiness check {show(name)}; checks: {', '.join(CHECKS)}"))
+        reason = (reason or "").strip()
+        if not reason:
+            raise LedgerError(Problem(E_INVALID, f"accept.{name}", "accepting a failed check needs a reason"))
+        if len(reason) > REASON_CHARS_MAX:
+            raise LedgerError(Problem(E_INVALID, f"accept.{name}", f"longer than {REASON_CHARS_MAX} characters"))
+        cleaned[name] = reason
+    return cleaned
+
+
+def _runs(conn: Connection, cid: int, period: str) -> int:
+    c = revrec_closes.c
+    return conn.execute(select(func.coalesce(func.max(c.run_no), 0)).where(c.company_id == cid, c.period == period)
+                        ).scalar()
+
+
+def _record(conn: Connection, cid: int, report: CloseReport, actor: str, reason: str | None) -> None:
+    conn.execute(insert(revrec_closes).values(
+        company_id=cid, period=report.period, run_no=report.run_no, outcome=report.outcome,
+        checks=json.dumps([dataclasses.asdict(c) for c in report.checks], sort_keys=True),
+        batch=report.batch if report.recognitions else None, entries=len(report.recognitions),
+        recognised=json.dumps(report.recognised, sort_keys=True), reason=reason,
+        acted_at=dt.datetime.now(dt.UTC), acted_by=actor[:200]))
+
+
+# -- readiness -------------------------------------------------------------------------------
+
+
+def _readiness(conn: Connection, db: Database, cid: int, company: str, period: str, schedules: dict,
+               verify_report) -> list[Check]:
+    return [_usage_check(conn), _billing_check(conn, cid, period, schedules), _clearing_check(conn, company, period),
+            _verify_check(db, verify_report), _ssp_check(schedules)]
+
+
+def _usage_check(conn: Connection) -> Check:
+    count = conn.execute(select(func.count()).select_from(usage_rejects).where(usage_rejects.c.status == "open")
+                         ).scalar()
+    if count:
+        return Check("usage", FAILED, f"{count} rejected usage line{'s' if count != 1 else ''} not resolved "
+                                      "(ecoledger usage rejects): correct and re-import, or accept")
+    return Check("usage", PASSED, "every usage line imported is posted, a duplicate, or resolved")
+
+
+def _billing_check(conn: Connection, cid: int, period: str, schedules: dict) -> Check:
+    runs = conn.execute(select(func.count()).select_from(billing_runs).where(
+        billing_runs.c.company_id == cid, billing_runs.c.period == period)).scalar()
+    if runs:
+        return Check("billing", PASSED, f"{runs} billing run{'s' if runs != 1 else ''} for {period}")
+    if not schedules:
+        return Check("billing", PASSED, "no contracts to bill")
+    return Check("billing", FAILED, f"no billing run for {period} (ecoledger billing run)")
+
+
+def _clearing_check(conn: Connection, company: str, period: str) -> Check:
+    partnered = conn.execute(select(func.count()).select_from(agreements).join(
+        companies, companies.c.id == agreements.c.counterparty_id).where(companies.c.code == company)).scalar()
+    if not partnered:
+        return Check("clearing", PASSED, "no partner agreements with this company")
+    a = audit_log.c
+    ran = conn.execute(select(func.count()).select_from(audit_log).where(
+        a.action == "clearing.run", a.target.like(f"% {period}"))).scalar()
+    if ran:
+        return Check("clearing", PASSED, f"cleared for {period}")
+    return Check("clearing", FAILED, f"no clearing run for {period} (ecoledger clearing run)")
+
+
+def _verify_check(db: Database, report) -> Check:
+    if report is None:
+        from ledger.verify import verify
+
+        report = verify(db)
+    if report.ok:
+        return Check("verify", PASSED, f"{report.entries} entries verified")
+    count = sum(report.counts.values())
+    return Check("verify", FAILED, f"{count} violation{'s' if count != 1 else ''}: "
+                                   f"{', '.join(sorted(report.counts))} (ecoledger verify)")
+
+
+def _ssp_check(schedules: dict) -> Check:
+    weighed = sorted({code for code, (_, schedule) in schedules.items() for window in schedule.windows
+                      if len([o for o in window.obligations if o.ssp_method != "modification"]) > 1
+                      for o in window.obligations if o.ssp_method == CONTRACT_PRICE})
+    if weighed:
+        shown = ", ".join(weighed[:10]) + (f" and {len(weighed) - 10} more" if len(weighed) > 10 else "")
+        return Check("ssp", FAILED, f"{len(weighed)} contract{'s' if len(weighed) != 1 else ''} allocated at contract "
+                                    f"prices for want of a standalone selling price: {shown} (config/ssp.yaml)")
+    return Check("ssp", PASSED, "every allocation used the standalone selling price table")
+
+
+# -- schedules and the ledger ----------------------------------------------------------------
+
+
+def _schedules(conn: Connection, cid: int, end: dt.date, period: str, ssp: SspTable, day_count: str
+               ) -> dict[str, tuple[Contract, Schedule]]:
+    """Every contract the company bills that started by the period's end, with its schedule."""
+    found = {}
+    charges = _charges(conn, cid, end)
+    codes = conn.execute(select(contracts.c.code).where(contracts.c.billing_company_id == cid,
+                                                        contracts.c.start_date <= end).order_by(contracts.c.code))
+    for code in codes.scalars().all():
+        contract = load_contract(conn, code)
+        segment = ssp.segment(_customer_chain(conn, contract.customer))
+        schedule = contract_schedule(contract, status_changes(conn, contract.id), charges.get(code, []), ssp, segment,
+                                     through=end, day_count=day_count)
+        found[code] = (contract, schedule)
+    return found
+
+
+def schedule_of(db: Database, code: str, *, through: dt.date, ssp: SspTable, day_count: str) -> Schedule:
+    """One contract's schedule, as the close would compute it through ``through``."""
+    with db.read() as conn:
+        contract = load_contract(conn, code)
+        cid = conn.execute(select(contracts.c.billing_company_id).where(contracts.c.code == code)).scalar()
+        segment = ssp.segment(_customer_chain(conn, contract.customer))
+        return contract_schedule(contract, status_changes(conn, contract.id), _charges(conn, cid, through).get(code, []),
+                                 ssp, segment, through=through, day_count=day_count)
+
+
+def _customer_chain(conn: Connection, code: str) -> tuple[str, ...]:
+    chain, seen = [], set()
+    parent = customers.alias("parent")
+    while code is not None and code not in seen:
+        seen.add(code)
+        chain.append(code)
+        code = conn.execute(select(parent.c.code).select_from(customers).outerjoin(
+            parent, parent.c.id == customers.c.parent_id).where(customers.c.code == code)).scalar()
+    return tuple(chain)
+
+
+def _charges(conn: Connection, cid: int, end: dt.date) -> dict[str, list[Charge]]:
+    """The fixed charges contract events posted up to ``end``, per contract: one-off fees
+    of activations (revenue), and fee differences of amendments and terminations (deferred)."""
+    p, e, a, ev = postings.c, journal_entries.c, accounts.c, contract_events.c
+    query = (select(contracts.c.code, ev.type, p.effective_date, p.dimensions, p.amount_minor)
+             .select_from(postings).join(journal_entries, e.id == p.entry_id).join(accounts, a.id == p.account_id)
+             .join(contract_events, and_(ev.id == e.source_id, e.source_type == "contract_event"))
+             .join(contracts, contracts.c.id == ev.contract_id)
+             .where(a.company_id == cid, p.effective_date <= end, ev.type.in_(CHARGE_EVENTS),
+                    a.name.in_((ONE_OFF, LIABILITY)))
+             .order_by(e.id, p.line_no))
+    found: dict[str, list[Charge]] = defaultdict(list)
+    for code, kind, day, dimensions, amount in conn.execute(query):
+        service = (json.loads(dimensions) if dimensions else {}).get("service") or ""
+        found[code].append(Charge(kind, day, service, -amount))  # charges credit revenue or the liability
+    return found
+
+
+def _billed(conn: Connection, cid: int, end: dt.date) -> dict[str, list]:
+    """Per contract: fees invoiced in advance (deferred) and in arrears (revenue per
+    service), on invoices issued up to ``end``."""
+    l, i = invoice_lines.c, invoices.c
+    query = (select(contracts.c.code, l.component, l.service, l.period_start, l.amount_minor)
+             .select_from(invoice_lines).join(invoices, i.id == l.invoice_id)
+             .join(contracts, contracts.c.id == l.contract_id)
+             .where(i.company_id == cid, i.document_type == "invoice", i.issue_date <= end, l.kind == "fee"))
+    found: dict[str, dict] = {}
+    for code, component, service, period_start, amount in conn.execute(query):
+        found.setdefault(code, []).append((component, service, period_start, amount))
+    return found
+
+
+def _closed_positions(conn: Connection, cid: int) -> dict[str, dict]:
+    """What earlier close batches posted, per contract: revenue per (service, account), the
+    contract liability released and the contract asset accrued."""
+    p, e, a = postings.c, journal_entries.c, accounts.c
+    query = (select(p.dimensions, a.name, p.amount_minor).select_from(postings)
+             .join(journal_entries, e.id == p.entry_id).join(accounts, a.id == p.account_id)
+             .where(a.company_id == cid, e.source_type == SOURCE_TYPE))
+    found: dict[str, dict] = defaultdict(lambda: {"revenue": defaultdict(int), "released": 0, "accrued": 0})
+    for dimensions, account, amount in conn.execute(query):
+        dims = json.loads(dimensions) if dimensions else {}
+        position = found[dims.get("contract", "")]
+        if account == LIABILITY:
+            position["released"] += amount
+        elif account == CONTRACT_ASSET:
+            position["accrued"] += amount
+        else:
+            position["revenue"][(dims.get("service", ""), account)] -= amount
+    return found
+
+
+def _post_batch(conn: Connection, report: CloseReport, cid: int, schedules: dict, end: dt.date, actor: str) -> None:
+    report.batch = f"revrec:{report.company}:{report.period}:{report.run_no}"
+    billed = _billed(conn, cid, end)
+    closed = _closed_positions(conn, cid)
+    writer = JournalWriter(conn)
+    for code, (contract, schedule) in schedules.items():
+        recognition = _recognition(contract, schedule, report, billed.get(code, []), closed.get(code))
+        if recognition is None:
+            continue
+        draft, item = recognition
+        post_single(writer, draft, f"the close of {code}")
+        report.recognitions.append(item)
+    if writer.first_seq is not None:
+        audit_post(conn, actor, writer.last_seq - writer.first_seq + 1, writer.first_seq, writer.last_seq)
+
+
+def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, billed: list, closed: dict | None
+                 ) -> tuple[EntryDraft, Recognition] | None:
+    target = schedule.recognised(report.period)
+    timing = {c["code"]: c.get("timing") for v in contract.versions for c in v.components}
+    direct: dict[tuple[str, str], int] = defaultdict(int)  # revenue billing and events posted
+    deferred = 0  # what fees billed in advance and fee differences hold in the contract liability
+    for component, service, _, amount in billed:
+        if timing.get(component) == "in_arrears":
+            direct[(service, SUBSCRIPTIONS)] += amount
+        else:
+            deferred += amount
+    for window in schedule.windows:
+        for obligation in window.obligations:
+            if obligation.ssp_method == "modification":
+                deferred += obligation.stated_minor
+            elif obligation.account == ONE_OFF:
+                direct[(obligation.service, ONE_OFF)] += obligation.stated_minor
+    earlier = closed or {"revenue": {}, "released": 0, "accrued": 0}
+    changes = {}
+    for key in sorted(set(target) | set(direct) | set(earlier["revenue"])):
+        change = target.get(key, 0) - direct.get(key, 0) - earlier["revenue"].get(key, 0)
+        if change:
+            changes[key] = change
+    total = sum(earlier["revenue"].values()) + sum(changes.values())  # all the close has recognised, after this
+    accrued = max(total - deferred, 0)
+    released = total - accrued
+    release, accrue = released - earlier["released"], accrued - earlier["accrued"]
+    if not changes and not release and not accrue:
+        return None
+    company = report.company
+    lines = [PostingDraft(company, account, -change, contract.currency,
+                          (("contract", contract.code), ("service", service)))
+             for (service, account), change in changes.items()]
+    if release:
+        lines.append(PostingDraft(company, LIABILITY, release, contract.currency, (("contract", contract.code),)))
+    if accrue:
+        lines.append(PostingDraft(company, CONTRACT_ASSET, accrue, contract.currency,
+                                  (("contract", contract.code), ("customer", contract.customer))))
+    entry = f"{report.batch}:{contract.code}"
+    draft = EntryDraft(entry, report_day(report), tuple(lines),
+                       f"Revenue recognition of {contract.code} for {report.period} (close run {report.run_no})"[:500],
+                       SOURCE_TYPE, report.batch, (("contract", contract.code), ("period", report.period),
+                                                   ("run", str(report.run_no))))
+    return draft, Recognition(contract.code, contract.currency, sum(changes.values()), release, accrue, entry)
+
+
+def report_day(report: CloseReport) -> dt.date:
+    return parse_period(report.period)[1]

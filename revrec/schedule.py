@@ -1,0 +1,289 @@
+"""A contract's revenue schedule under IFRS 15. Pure: a function of the contract, its status
+events, the charges its events posted, the standalone selling price table and the policies.
+
+**Performance obligations** come from the contract's components:
+
+- a ``recurring_fee`` is a series of distinct service periods (15.22(b)), satisfied over time
+  and recognised ratably over each billing period, spread over the months by the day-count
+  policy (``actual_days`` or ``equal_months``);
+- a ``one_off_fee`` charged when the contract starts is satisfied at a point in time (its
+  date), unless the contract records the judgement that it is not a distinct good
+  (``recognition: {pattern: over_time, months: N, reason: ...}``: an up-front fee recognised
+  over the N months of service it relates to, 15.B48-B51);
+- ``usage`` is variable consideration allocated entirely to the period the usage relates to
+  (15.84-85, B63): the usage posting recognises it, and the schedule does not restate it.
+
+**Transaction price and allocation.** The contract is enforceable one billing period at a
+time (a party may end it at the period's end), so each billing period is an allocation
+window: its fixed consideration is the fees billed for it (as billing computes them: the
+version in force, proration, discounts) and the one-off fees charged in it. Within a window
+the price is allocated by relative standalone selling price with largest remainder
+(revrec/allocation.py); a discount naming components (``applies_to``) stays with them
+(15.82), one that does not is spread over every obligation of the window (15.81). An
+obligation without a price in the table is weighed at its contract price, and the schedule
+says so (``ssp_method: contract_price``): the close asks the controller to accept that.
+
+**Modifications.** An amendment or termination inside a billing period posts the prorated
+difference (contracts/events.py); the schedule recognises it from its date to the period's
+end (prospective, 15.21(a)). Amendments from a period's start are new fees of later windows.
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import NamedTuple
+
+from billing.fees import fees_due
+from config.limits import REVREC_SCHEDULE_MONTHS_MAX
+from contracts.billing_periods import MONTHS_OF
+from contracts.service import Contract
+from ledger.periods import period_of
+from ledger.records import E_INVALID, LedgerError, Problem
+from revrec.allocation import allocate, split
+from revrec.ssp import SspTable
+
+ACTUAL_DAYS, EQUAL_MONTHS = "actual_days", "equal_months"
+DAY_COUNTS = (ACTUAL_DAYS, EQUAL_MONTHS)
+SUBSCRIPTIONS, ONE_OFF = "Income:Subscriptions", "Income:OneOff"
+SERIES, POINT_IN_TIME, OVER_TIME = "series", "point_in_time", "over_time"
+CONTRACT_PRICE = "contract_price"
+_ONE_DAY = dt.timedelta(days=1)
+
+
+class Charge(NamedTuple):
+    """A fixed charge a contract event posted: ``activated`` (one-off fees, revenue when
+    posted) or ``amended``/``terminated`` (the prorated difference of a fee billed in
+    advance, deferred)."""
+
+    event_type: str
+    day: dt.date
+    service: str
+    amount_minor: int
+
+
+@dataclasses.dataclass
+class Obligation:
+    """One obligation of one allocation window."""
+
+    component: str
+    service: str
+    pattern: str  # series, point_in_time, over_time
+    account: str  # the revenue account it is recognised in
+    first_day: dt.date  # recognised from (and, point in time, on) this day
+    last_day: dt.date
+    stated_minor: int  # before discounts
+    discount_minor: int
+    ssp_weight: Fraction  # the standalone selling price for this window, in minor units
+    ssp_method: str
+    allocated_minor: int = 0
+    deferred: bool = False  # billed in advance or a deferred event difference: held as a contract liability
+
+
+@dataclasses.dataclass
+class Window:
+    start: dt.date
+    end: dt.date
+    obligations: list[Obligation]
+
+
+class Line(NamedTuple):
+    """Revenue the schedule recognises in one month for one obligation of one window."""
+
+    component: str
+    service: str
+    account: str
+    window_start: dt.date
+    month: str  # YYYY-MM
+    amount_minor: int
+
+
+@dataclasses.dataclass
+class Schedule:
+    contract: str
+    currency: str
+    day_count: str
+    windows: list[Window]
+    lines: list[Line]
+
+    def recognised(self, through: str) -> dict[tuple[str, str], int]:
+        """Cumulative revenue per (service, account) in the months up to ``through``."""
+        totals: dict[tuple[str, str], int] = {}
+        for line in self.lines:
+            if line.month <= through:
+                key = (line.service, line.account)
+                totals[key] = totals.get(key, 0) + line.amount_minor
+        return totals
+
+
+def contract_schedule(contract: Contract, status_changes: Sequence[tuple[dt.date, str]], charges: Sequence[Charge],
+                      ssp: SspTable, segment: str, *, through: dt.date, day_count: str = ACTUAL_DAYS) -> Schedule:
+    """The schedule of every billing period that starts on or before ``through``, and of
+    the whole term when the contract has an end date (what remains to be recognised)."""
+    if day_count not in DAY_COUNTS:
+        raise ValueError(f"day count {day_count!r} is not one of {', '.join(DAY_COUNTS)}")
+    horizon = contract.end if contract.end is not None else through
+    months = (horizon.year - contract.start.year) * 12 + horizon.month - contract.start.month
+    if months > REVREC_SCHEDULE_MONTHS_MAX:
+        field = "end" if contract.end is not None else "through"
+        raise LedgerError(Problem(E_INVALID, field, f"{contract.code}: schedules reach at most "
+                                  f"{REVREC_SCHEDULE_MONTHS_MAX} months from the contract's start ({contract.start}); "
+                                  f"{horizon} is {months} months after it"))
+    terminated = next((day for day, kind in status_changes if kind == "terminated"), None)
+    if terminated is not None:
+        horizon = min(horizon, terminated)
+    windows: dict[tuple[dt.date, dt.date], Window] = {}
+    for fee in _fees(contract, status_changes, horizon):
+        window = windows.setdefault((fee.period_start, fee.period_end), Window(fee.period_start, fee.period_end, []))
+        months = Fraction(MONTHS_OF[contract.billing_frequency] * fee.charged_days, fee.period_days)
+        price = ssp.price(fee.component["service"], segment, contract.currency, fee.terms_day)
+        window.obligations.append(Obligation(
+            fee.component["code"], fee.component["service"], SERIES, SUBSCRIPTIONS, max(fee.period_start, contract.start),
+            fee.period_end, fee.gross_minor, fee.discount_minor, *_weight(price, months, fee.gross_minor),
+            deferred=fee.timing == "in_advance"))
+    extra: list[Obligation] = []
+    for charge in charges:
+        if charge.event_type == "activated":
+            component = _one_off(contract, charge)
+            window = _window_of(windows, contract, charge.day)
+            judged = (component or {}).get("recognition") or {}
+            price = ssp.price(charge.service, segment, contract.currency, charge.day)
+            code = component["code"] if component else charge.service
+            if judged.get("pattern") == OVER_TIME:
+                last = _add_months(charge.day, int(judged["months"])) - _ONE_DAY
+                obligation = Obligation(code, charge.service, OVER_TIME, ONE_OFF, charge.day, last, charge.amount_minor,
+                                        0, *_weight(price, Fraction(1), charge.amount_minor))
+            else:
+                obligation = Obligation(code, charge.service, POINT_IN_TIME, ONE_OFF, charge.day, charge.day,
+                                        charge.amount_minor, 0, *_weight(price, Fraction(1), charge.amount_minor))
+            window.obligations.append(obligation)
+        elif charge.event_type in ("amended", "terminated"):
+            # the prorated difference of a fee: recognised from the change to the period's end
+            window = _window_of(windows, contract, charge.day)
+            code = next((o.component for o in window.obligations if o.service == charge.service), charge.service)
+            extra.append(Obligation(code, charge.service, SERIES, SUBSCRIPTIONS, charge.day, window.end,
+                                    charge.amount_minor, 0, Fraction(0), "modification", charge.amount_minor, True))
+            window.obligations.append(extra[-1])
+    ordered = [windows[key] for key in sorted(windows)]
+    for window in ordered:
+        _allocate(window, contract, [o for o in window.obligations if not any(o is e for e in extra)])
+    lines = [line for window in ordered for obligation in window.obligations
+             for line in _recognise(obligation, window, day_count)]
+    return Schedule(contract.code, contract.currency, day_count, ordered, lines)
+
+
+def _fees(contract: Contract, status_changes, horizon: dt.date):
+    month = contract.start.replace(day=1)
+    # in-arrears periods end up to a billing period after the horizon's start
+    stop = _add_months(horizon.replace(day=1), MONTHS_OF[contract.billing_frequency])
+    while month <= stop:
+        last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+        for fee in fees_due(contract, status_changes, month, last):
+            if fee.period_start <= horizon:
+                yield fee
+        month = last + _ONE_DAY
+
+
+def _weight(price, months: Fraction, stated_minor: int) -> tuple[Fraction, str]:
+    if price is None:
+        return Fraction(stated_minor), CONTRACT_PRICE
+    if price.method == "residual":
+        return Fraction(-1), "residual"  # computed in _allocate
+    per = months if price.per == "month" else Fraction(1)
+    return Fraction(price.amount_minor) * per, price.method
+
+
+def _allocate(window: Window, contract: Contract, obligations: list[Obligation]) -> None:
+    if not obligations:
+        return
+    stated = [o.stated_minor for o in obligations]
+    price = sum(stated) - sum(o.discount_minor for o in obligations)
+    residual = [o for o in obligations if o.ssp_method == "residual"]
+    if residual:
+        # 15.79(c): what the price leaves after the others' standalone selling prices
+        left = max(Fraction(price) - sum((o.ssp_weight for o in obligations if o.ssp_method != "residual"), Fraction(0)),
+                   Fraction(0))
+        for obligation, part in zip(residual, split(int(left), [1] * len(residual)), strict=True):
+            obligation.ssp_weight = Fraction(part)
+    targeted = _targeted(contract, window)
+    discounts = []
+    for index, obligation in enumerate(obligations):
+        if obligation.discount_minor:
+            to = [index] if obligation.component in targeted else list(range(len(obligations)))
+            discounts.append((obligation.discount_minor, to))
+    weights = _integer_weights([o.ssp_weight for o in obligations])
+    for obligation, part in zip(obligations, allocate(stated, weights, discounts), strict=True):
+        obligation.allocated_minor = part
+
+
+def _targeted(contract: Contract, window: Window) -> set[str]:
+    """Components whose discounts name them (``applies_to``): those discounts stay with them."""
+    version = contract.version_at(max(window.start, contract.start))
+    return {code for c in version.components if c["type"] == "discount" for code in (c.get("applies_to") or ())}
+
+
+def _integer_weights(weights: list[Fraction]) -> list[int]:
+    """Fractional SSPs scaled to integers with the same proportions."""
+    denominator = 1
+    for weight in weights:
+        denominator = denominator * weight.denominator // _gcd(denominator, weight.denominator)
+    return [int(w * denominator) for w in weights]
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def _recognise(obligation: Obligation, window: Window, day_count: str) -> list[Line]:
+    amount = obligation.allocated_minor
+    if not amount:
+        return []
+    if obligation.pattern == POINT_IN_TIME:
+        return [Line(obligation.component, obligation.service, obligation.account, window.start,
+                     period_of(obligation.first_day), amount)]
+    months = month_weights(obligation.first_day, obligation.last_day, day_count)
+    parts = split(amount, [w for _, w in months])
+    return [Line(obligation.component, obligation.service, obligation.account, window.start, month, part)
+            for (month, _), part in zip(months, parts, strict=True) if part]
+
+
+def month_weights(first: dt.date, last: dt.date, day_count: str) -> list[tuple[str, Fraction]]:
+    """The months ``first``..``last`` touches, each with its weight: its days in the span
+    (actual_days), or its share of a month (equal_months: a whole month 1, a part month its
+    days over the month's days)."""
+    result = []
+    month = first.replace(day=1)
+    while month <= last:
+        days_in = calendar.monthrange(month.year, month.month)[1]
+        start, end = max(first, month), min(last, month.replace(day=days_in))
+        days = (end - start).days + 1
+        result.append((period_of(month), Fraction(days) if day_count == ACTUAL_DAYS else Fraction(days, days_in)))
+        month = month.replace(day=days_in) + _ONE_DAY
+    return result
+
+
+def _window_of(windows: dict, contract: Contract, day: dt.date) -> Window:
+    for (start, end), window in windows.items():
+        if start <= day <= end:
+            return window
+    from contracts.billing_periods import billing_period
+
+    span = billing_period(day, start=contract.start, frequency=contract.billing_frequency,
+                          billing_day=contract.billing_day)
+    return windows.setdefault(span, Window(span[0], span[1], []))
+
+
+def _one_off(contract: Contract, charge: Charge) -> dict | None:
+    version = contract.version_at(charge.day)
+    return next((c for c in version.components if c["type"] == "one_off_fee" and c["service"] == charge.service), None)
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))

@@ -1,0 +1,130 @@
+"""JSON shapes of schedules and close runs (CLI and API), and the API's requests."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from ledger.money import format_amount
+from ledger.periods import PERIOD_PATTERN
+from revrec.close import CHECKS, REASON_CHARS_MAX
+
+CODE = validate.Regexp(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$", error="a company code")
+PERIOD = validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM")
+
+
+def _amount(value: int, currency: str) -> str:
+    return format_amount(value, currency)
+
+
+class ScheduleSchema(Schema):
+    contract = fields.String()
+    currency = fields.String()
+    day_count = fields.String(metadata={"description": "actual_days or equal_months"})
+    windows = fields.Method("_windows", metadata={"description": "allocation windows (billing periods) with their "
+                                                                 "obligations and the price allocated to each"})
+    lines = fields.Method("_lines", metadata={"description": "revenue recognised per obligation and month"})
+
+    def _windows(self, schedule) -> list[dict]:
+        return [{"start": w.start.isoformat(), "end": w.end.isoformat(), "obligations": [
+            {"component": o.component, "service": o.service, "pattern": o.pattern, "account": o.account,
+             "first_day": o.first_day.isoformat(), "last_day": o.last_day.isoformat(),
+             "stated": _amount(o.stated_minor, schedule.currency),
+             "discount": _amount(o.discount_minor, schedule.currency),
+             "ssp": None if o.ssp_method == "modification" else _amount(int(o.ssp_weight), schedule.currency),
+             "ssp_method": o.ssp_method, "allocated": _amount(o.allocated_minor, schedule.currency),
+             "deferred": o.deferred} for o in w.obligations]} for w in schedule.windows]
+
+    def _lines(self, schedule) -> list[dict]:
+        return [{"component": line.component, "service": line.service, "account": line.account,
+                 "window_start": line.window_start.isoformat(), "month": line.month,
+                 "amount": _amount(line.amount_minor, schedule.currency)} for line in schedule.lines]
+
+
+class CheckSchema(Schema):
+    name = fields.String()
+    status = fields.String(metadata={"description": "passed, failed or accepted"})
+    detail = fields.String()
+    accepted_by = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
+class RecognitionEntrySchema(Schema):
+    contract = fields.String()
+    currency = fields.String()
+    revenue = fields.Method("_revenue", metadata={"description": "revenue this entry recognised (negative: reversed)"})
+    released = fields.Method("_released", metadata={"description": "taken from the contract liability"})
+    accrued = fields.Method("_accrued", metadata={"description": "added to the contract asset (unbilled)"})
+    entry = fields.String()
+
+    def _revenue(self, item) -> str:
+        return format_amount(item.revenue_minor, item.currency)
+
+    def _released(self, item) -> str:
+        return format_amount(item.released_minor, item.currency)
+
+    def _accrued(self, item) -> str:
+        return format_amount(item.accrued_minor, item.currency)
+
+
+class CloseReportSchema(Schema):
+    company = fields.String()
+    period = fields.String()
+    run_no = fields.Integer()
+    outcome = fields.String(metadata={"description": "closed, blocked, reopened or already_closed"})
+    checks = fields.List(fields.Nested(CheckSchema))
+    batch = fields.String(allow_none=True, metadata={"description": "the recognition batch: its entries' ids start so"})
+    contracts = fields.Integer(metadata={"description": "contracts whose schedules were recomputed"})
+    recognitions = fields.List(fields.Nested(RecognitionEntrySchema))
+    recognised = fields.Method("_recognised", metadata={"description": "revenue recognised per currency"})
+
+    def _recognised(self, report) -> dict[str, str]:
+        return {currency: format_amount(amount, currency) for currency, amount in report.recognised.items()}
+
+
+class CloseRunSchema(Schema):
+    run_no = fields.Integer()
+    outcome = fields.String()
+    checks = fields.List(fields.Nested(CheckSchema))
+    batch = fields.String(allow_none=True)
+    entries = fields.Integer()
+    recognised = fields.Method("_recognised")
+    reason = fields.String(allow_none=True, metadata={"description": "a reopening's reason"})
+    acted_at = fields.DateTime()
+    acted_by = fields.String()
+
+    def _recognised(self, run) -> dict[str, str]:
+        return {currency: format_amount(amount, currency) for currency, amount in run.recognised.items()}
+
+
+class CloseStatusSchema(Schema):
+    company = fields.String()
+    period = fields.String()
+    status = fields.String(metadata={"description": "open or closed"})
+    closed_at = fields.DateTime(allow_none=True)
+    closed_by = fields.String(allow_none=True)
+    runs = fields.List(fields.Nested(CloseRunSchema))
+
+
+class CloseRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    company = fields.String(required=True, validate=[validate.Length(1, 32), CODE])
+    period = fields.String(required=True, validate=PERIOD)
+    accept = fields.Dict(keys=fields.String(validate=validate.OneOf(CHECKS)),
+                         values=fields.String(validate=validate.Length(1, REASON_CHARS_MAX)), load_default=dict,
+                         metadata={"description": "failed readiness checks accepted, each with the reason"})
+
+
+class ReopenRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(required=True, validate=validate.Length(1, REASON_CHARS_MAX))
+
+
+class ScheduleArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    through = fields.Date(load_default=None, metadata={"description": "recognised through this day; default today"})

@@ -1,0 +1,376 @@
+"""IFRS 15 revenue recognition and the controller's close: allocation (the Illustrative
+Examples' numbers), schedules, the close's checks, batch, lock and reopening."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select
+
+from billing import service as billing
+from contracts import service
+from contracts.events import import_events
+from contracts.rules import load_rules
+from jobs.runner import JobTiming, execute
+from ledger import companies, reports
+from ledger.records import LedgerError
+from ledger.schema import closed_periods, postings
+from ledger.verify import verify
+from revrec.allocation import allocate, split
+from revrec.close import close_status, reopen_close, run_close, schedule_of
+from revrec.schedule import month_weights
+from revrec.ssp import parse_ssp_table
+
+RULES = load_rules()
+SSP_TEXT = """
+prices:
+  - {service: desk, currency: EUR, effective_from: 2026-01-01, amount: "300.00", per: month, method: observable}
+  - {service: onboarding, currency: EUR, effective_from: 2026-01-01, amount: "200.00", per: unit,
+     method: expected_cost_plus_margin}
+"""
+SSP = parse_ssp_table(SSP_TEXT, "test")
+
+
+# -- allocation: IFRS 15 Illustrative Example 34 ---------------------------------------------
+
+
+def test_example_34_a_discount_is_allocated_by_relative_standalone_selling_price():
+    # Products A, B and C with standalone selling prices 40, 55 and 45 are sold together
+    # for 100: the discount of 40 goes to all three in proportion (29, 39 and 32 rounded
+    # in the example; to the cent, with the parts adding up to 100 exactly).
+    assert allocate([4000, 5500, 4500], [4000, 5500, 4500], [(4000, [0, 1, 2])]) == [2857, 3929, 3214]
+
+
+def test_example_34_a_discount_evidenced_for_some_products_stays_with_them():
+    # B and C are regularly sold together for 60: the whole discount is theirs (15.82), A
+    # keeps its standalone price 40, and B and C share 60 by their prices: 33 and 27.
+    assert allocate([4000, 5500, 4500], [4000, 5500, 4500], [(4000, [1, 2])]) == [4000, 3300, 2700]
+
+
+@given(st.integers(-10**12, 10**12), st.lists(st.integers(0, 10**9), min_size=1, max_size=20).filter(any))
+@settings(max_examples=200, deadline=None)
+def test_a_split_adds_up_to_the_whole_and_each_part_is_within_a_cent_of_its_share(total, weights):
+    parts = split(total, weights)
+    assert sum(parts) == total
+    whole = sum(weights)
+    for part, weight in zip(parts, weights, strict=True):
+        assert abs(Fraction(part) - Fraction(total * weight, whole)) < 1
+
+
+@given(st.lists(st.tuples(st.integers(0, 10**7), st.integers(0, 10**7)), min_size=1, max_size=8),
+       st.integers(0, 10**6), st.data())
+@settings(max_examples=200, deadline=None)
+def test_an_allocation_adds_up_to_the_transaction_price(items, discount, data):
+    stated, ssp = [s for s, _ in items], [w for _, w in items]
+    to = data.draw(st.lists(st.integers(0, len(items) - 1), min_size=1, unique=True))
+    allocated = allocate(stated, ssp, [(discount, to)])
+    assert sum(allocated) == sum(stated) - discount
+
+
+def test_day_count_policies_spread_a_quarter_over_its_months():
+    assert month_weights(dt.date(2026, 1, 1), dt.date(2026, 3, 31), "actual_days") == [
+        ("2026-01", 31), ("2026-02", 28), ("2026-03", 31)]
+    assert month_weights(dt.date(2026, 1, 1), dt.date(2026, 3, 31), "equal_months") == [
+        ("2026-01", 1), ("2026-02", 1), ("2026-03", 1)]
+    assert month_weights(dt.date(2026, 1, 15), dt.date(2026, 2, 14), "equal_months") == [
+        ("2026-01", Fraction(17, 31)), ("2026-02", Fraction(14, 28))]
+
+
+def test_the_ssp_table_names_the_field_of_a_bad_price():
+    with pytest.raises(LedgerError) as caught:
+        parse_ssp_table("prices: [{service: x, currency: EUR, effective_from: 2026-01-01, per: month, "
+                        "method: residual, amount: '1.00'}]", "t")
+    assert caught.value.problems[0].field == "prices.0.amount"
+    with pytest.raises(LedgerError) as caught:
+        parse_ssp_table("prices: [{service: x, currency: EUR, effective_from: 2026-01-01, per: week, "
+                        "method: observable, amount: '1.00'}]", "t")
+    assert caught.value.problems[0].field == "prices.0.per"
+
+
+# -- the ecosystem: an operator billing a desk with a set-up fee -----------------------------
+
+
+def contract(code="C1", setup=None, **extra):
+    components = [{"code": "DESK", "type": "recurring_fee", "service": "desk", "amount": "300.00",
+                   "timing": "in_advance"},
+                  {"code": "SETUP", "type": "one_off_fee", "service": "onboarding", "amount": "150.00",
+                   **({"recognition": setup} if setup else {})}]
+    return {"code": code, "customer": "ACME", "billing_company": "OPFI", "currency": "EUR", "start": "2026-10-01",
+            "components": components, **extra}
+
+
+@pytest.fixture
+def eco(empty_db):
+    companies.add_company(empty_db, "OPFI", "Operator", "EUR", actor="t", roles=["operator"],
+                          open_date=dt.date(2026, 1, 1))
+    service.save_customer(empty_db, {"code": "ACME", "name": "Acme", "billing_company": "OPFI", "currency": "EUR"},
+                          actor="t")
+    return empty_db
+
+
+def start(db, document):
+    service.save_contract(db, document, actor="t")
+    report = import_events(db, enumerate([{"id": f"a-{document['code']}", "type": "activated",
+                                           "contract": document["code"], "date": document["start"]}]),
+                           rules=RULES, actor="t")
+    assert report.accepted == 1, report.outcomes
+
+
+def close(db, period, **kwargs):
+    return run_close(db, "OPFI", period, ssp=SSP, day_count="actual_days", actor="controller:jane", **kwargs)
+
+
+def revenue(db, contract_code=None):
+    """Income:Subscriptions and Income:OneOff of OPFI (of one contract), as positive amounts."""
+    totals = {}
+    for line in reports.trial_balance(db).lines:
+        if line.company == "OPFI" and line.account in ("Income:Subscriptions", "Income:OneOff") and not contract_code:
+            totals[line.account] = -line.balance_minor
+    if contract_code:
+        with db.read() as conn:
+            from ledger.schema import accounts
+
+            for account, amount, dims in conn.execute(
+                    select(accounts.c.name, postings.c.amount_minor, postings.c.dimensions)
+                    .join(accounts, accounts.c.id == postings.c.account_id)
+                    .where(accounts.c.name.in_(("Income:Subscriptions", "Income:OneOff")))):
+                if json.loads(dims or "{}").get("contract") == contract_code:
+                    totals[account] = totals.get(account, 0) - amount
+    return totals
+
+
+def balance(db, account):
+    return sum(line.balance_minor for line in reports.trial_balance(db).lines
+               if line.company == "OPFI" and line.account == account)
+
+
+def test_the_schedule_allocates_the_set_up_fee_by_standalone_selling_price(eco):
+    start(eco, contract())
+    schedule = schedule_of(eco, "C1", through=dt.date(2026, 11, 30), ssp=SSP, day_count="actual_days")
+    first = schedule.windows[0]
+    # 300 + 150 allocated by 300 : 200: the desk 270, the set-up 180
+    assert [(o.component, o.allocated_minor, o.ssp_method) for o in first.obligations] == [
+        ("DESK", 27000, "observable"), ("SETUP", 18000, "expected_cost_plus_margin")]
+    assert [(w.start, [o.allocated_minor for o in w.obligations]) for w in schedule.windows[1:]] == [
+        (dt.date(2026, 11, 1), [30000])]
+    assert schedule.recognised("2026-10") == {("desk", "Income:Subscriptions"): 27000,
+                                              ("onboarding", "Income:OneOff"): 18000}
+    with pytest.raises(LedgerError) as caught:  # bounded: REVREC_SCHEDULE_MONTHS_MAX
+        schedule_of(eco, "C1", through=dt.date(9999, 12, 31), ssp=SSP, day_count="actual_days")
+    assert caught.value.problems[0].field == "through"
+
+
+def test_a_close_releases_deferred_revenue_accrues_the_unbilled_and_locks(eco):
+    start(eco, contract())
+    billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
+    report = close(eco, "2026-10")
+    assert report.outcome == "closed" and [c.status for c in report.checks] == ["passed"] * 5
+    [item] = report.recognitions
+    # 180 - 150 = 30 more one-off revenue and 270 subscription revenue; the 300 billed in
+    # advance is released in full.
+    assert (item.revenue_minor, item.released_minor, item.accrued_minor) == (30000, 30000, 0)
+    assert revenue(eco) == {"Income:Subscriptions": 27000, "Income:OneOff": 18000}
+    assert balance(eco, "Liabilities:ContractLiabilities") == 0
+    # Closing it again changes nothing; the month refuses postings.
+    assert close(eco, "2026-10").outcome == "already_closed"
+    late = import_events(eco, enumerate([{"id": "x1", "type": "one_off_charge", "contract": "C1", "date": "2026-10-20",
+                                          "amount": "10.00", "component": "SETUP"}]), rules=RULES, actor="t")
+    assert late.rejected == 1
+    # November is not billed: the billing check blocks the close and nothing is posted.
+    blocked = close(eco, "2026-11")
+    assert blocked.outcome == "blocked" and [c.name for c in blocked.checks if c.status == "failed"] == ["billing"]
+    assert close_status(eco, "OPFI", "2026-11").status == "open"
+    # Accepted with a reason: November's desk is revenue before it is billed (contract asset).
+    accepted = close(eco, "2026-11", accept={"billing": "November billed with December"})
+    [check] = [c for c in accepted.checks if c.name == "billing"]
+    assert (check.status, check.accepted_by, check.reason) == ("accepted", "controller:jane",
+                                                                "November billed with December")
+    assert (accepted.recognitions[0].revenue_minor, accepted.recognitions[0].accrued_minor) == (30000, 30000)
+    assert balance(eco, "Assets:Receivables:Unbilled") == 30000
+    assert revenue(eco, "C1") == {"Income:Subscriptions": 57000, "Income:OneOff": 18000}
+    runs = close_status(eco, "OPFI", "2026-11").runs
+    assert [(r.run_no, r.outcome, r.entries) for r in runs] == [(1, "blocked", 0), (2, "closed", 1)]
+    assert verify(eco).ok
+
+
+def test_reopening_needs_a_reason_records_it_and_the_next_close_posts_the_delta(eco):
+    start(eco, contract())
+    billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
+    close(eco, "2026-10")
+    close(eco, "2026-11", accept={"billing": "billed later"})
+    with pytest.raises(LedgerError) as caught:
+        reopen_close(eco, "OPFI", "2026-11", reason=" ", ssp=SSP, day_count="actual_days", actor="ctl")
+    assert caught.value.problems[0].field == "reason"
+    with pytest.raises(LedgerError) as caught:  # not the latest closed month
+        reopen_close(eco, "OPFI", "2026-10", reason="fix", ssp=SSP, day_count="actual_days", actor="ctl")
+    assert caught.value.problems[0].field == "period"
+    reopened = reopen_close(eco, "OPFI", "2026-11", reason="November invoice was late", ssp=SSP,
+                            day_count="actual_days", actor="ctl")
+    assert reopened.outcome == "reopened" and reopened.recognitions == []  # nothing changed yet
+    billing.run_billing(eco, "OPFI", "2026-11", rules=RULES, actor="t")
+    again = close(eco, "2026-11")
+    [item] = again.recognitions
+    # billed now: the accrual turns into a release of the invoiced fee, revenue unchanged
+    assert (item.revenue_minor, item.released_minor, item.accrued_minor) == (0, 30000, -30000)
+    assert item.entry == "revrec:OPFI:2026-11:3:C1"
+    assert balance(eco, "Assets:Receivables:Unbilled") == 0
+    status = close_status(eco, "OPFI", "2026-11")
+    assert [(r.outcome, r.reason) for r in status.runs] == [("closed", None), ("reopened", "November invoice was late"),
+                                                              ("closed", None)]
+    with eco.read() as conn:
+        from ledger.schema import audit_log
+
+        reasons = conn.execute(select(audit_log.c.details).where(audit_log.c.action == "close.reopen")).scalars().all()
+    assert [json.loads(d)["reason"] for d in reasons] == ["November invoice was late"]
+    assert verify(eco).ok
+
+
+def test_the_database_keeps_a_closed_period_unless_its_reopening_is_recorded(eco):
+    start(eco, contract())
+    billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
+    close(eco, "2026-10")
+    with pytest.raises(Exception, match="closed_periods"):
+        with eco.write() as conn:
+            conn.execute(delete(closed_periods))
+    assert close_status(eco, "OPFI", "2026-10").status == "closed"
+
+
+def test_an_up_front_fee_that_buys_nothing_distinct_is_recognised_over_its_months(eco):
+    # IFRS 15.B48-B51 (Example 53's reasoning): the set-up activity transfers no service, so
+    # the fee is part of the price of the service and recognised over the months it
+    # relates to. The judgement is the contract's, with its reason.
+    start(eco, contract(setup={"pattern": "over_time", "months": 12, "reason": "set-up transfers nothing distinct"}))
+    billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
+    schedule = schedule_of(eco, "C1", through=dt.date(2026, 10, 31), ssp=SSP, day_count="actual_days")
+    setup = [line for line in schedule.lines if line.component == "SETUP"]
+    assert len(setup) == 12 and sum(line.amount_minor for line in setup) == 18000
+    close(eco, "2026-10")
+    october = sum(line.amount_minor for line in setup if line.month == "2026-10")
+    assert revenue(eco)["Income:OneOff"] == october  # the rest is deferred
+    assert balance(eco, "Liabilities:ContractLiabilities") == -(18000 - october)
+    assert verify(eco).ok
+
+
+def test_usage_revenue_is_left_to_the_usage_postings(eco):
+    from usage.lines import RawLine
+    from usage.service import Options, import_usage
+
+    service.save_price_plan(eco, {"code": "HOURLY", "currency": "EUR", "unit": "hour", "model": "per_unit",
+                                  "unit_price": "95.00"}, actor="t")
+    document = contract()
+    document["components"].append({"code": "HOURS", "type": "usage", "service": "field", "price_plan": "HOURLY"})
+    start(eco, document)
+    line = {"id": "u1", "timestamp": "2026-10-10T10:00:00Z", "contract": "C1", "service": "field", "quantity": "2",
+            "unit": "hour"}
+    report = import_usage(eco, [RawLine("1", "", line)], options=Options(rules=RULES, actor="t"), source="u.jsonl",
+                          file_format="jsonl")
+    assert report.posted == 1, report
+    billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
+    usage_before = balance(eco, "Income:Usage")
+    close(eco, "2026-10")
+    assert balance(eco, "Income:Usage") == usage_before == -19000
+
+
+def test_a_modification_inside_a_period_is_recognised_from_its_date(eco):
+    document = contract()
+    document["amendments"] = [{"version": 2, "effective_from": "2026-10-16", "components": [
+        {"code": "DESK", "type": "recurring_fee", "service": "desk", "amount": "450.00", "timing": "in_advance"},
+        {"code": "SETUP", "type": "one_off_fee", "service": "onboarding", "amount": "150.00"}]}]
+    start(eco, document)
+    import_events(eco, enumerate([{"id": "m1", "type": "amended", "contract": "C1", "date": "2026-10-16",
+                                   "version": 2}]), rules=RULES, actor="t")
+    billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
+    close(eco, "2026-10")
+    # 270 + 180 allocated as before; the upgrade's 150 x 16/31 = 77.42 is October's too
+    assert revenue(eco) == {"Income:Subscriptions": 27000 + 7742, "Income:OneOff": 18000}
+    assert balance(eco, "Liabilities:ContractLiabilities") == 0
+    assert verify(eco).ok
+
+
+def test_an_obligation_without_a_standalone_selling_price_needs_the_controllers_acceptance(eco):
+    document = contract()
+    document["components"][1]["service"] = "unpriced"
+    start(eco, document)
+    billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
+    blocked = close(eco, "2026-10")
+    [ssp] = [c for c in blocked.checks if c.name == "ssp"]
+    assert ssp.status == "failed" and "C1" in ssp.detail
+    assert close(eco, "2026-10", accept={"ssp": "unpriced onboarding at its contract price"}).outcome == "closed"
+    with pytest.raises(LedgerError) as caught:
+        close(eco, "2026-11", accept={"nonsense": "x"})
+    assert caught.value.problems[0].field == "accept"
+
+
+def test_the_ledger_revenue_equals_the_schedules_month_by_month(eco):
+    start(eco, contract("C1"))
+    start(eco, contract("C2", end="2027-03-31", billing={"frequency": "quarterly", "day": 1}))
+    for period in ("2026-10", "2026-11", "2026-12", "2027-01"):
+        billing.run_billing(eco, "OPFI", period, rules=RULES, actor="t")
+        assert close(eco, period).outcome == "closed"
+        end = dt.date.fromisoformat(f"{period}-01")
+        for code in ("C1", "C2"):
+            schedule = schedule_of(eco, code, through=end, ssp=SSP, day_count="actual_days")
+            expected = {}
+            for (_, account), amount in schedule.recognised(period).items():
+                expected[account] = expected.get(account, 0) + amount
+            assert revenue(eco, code) == expected, (period, code)
+    assert verify(eco).ok
+
+
+# -- CLI and API -------------------------------------------------------------------------------
+
+
+def test_close_through_the_cli(ready, tmp_path, monkeypatch):
+    cli = ready
+    (tmp_path / "ssp.yaml").write_text(SSP_TEXT)
+    monkeypatch.setenv("ECOLEDGER_SSP_TABLE", str(tmp_path / "ssp.yaml"))
+    (tmp_path / "eco.json").write_text(json.dumps({
+        "customers": [{"code": "ACME", "name": "Acme", "billing_company": "OPFI", "currency": "EUR"}],
+        "contracts": [contract()]}))
+    assert cli("load", str(tmp_path / "eco.json"))[0] == 0
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"id": "a1", "type": "activated", "contract": "C1", "date": "2026-10-01"}) + "\n")
+    assert cli("import", "events", str(events))[0] == 0
+    code, out, err = cli("close", "run", "--company", "OPFI", "--period", "2026-10")
+    assert code == 1 and "blocked" in err and "billing" in out
+    assert cli("billing", "run", "--company", "OPFI", "--period", "2026-10")[0] == 0
+    code, out, err = cli("close", "run", "--company", "OPFI", "--period", "2026-10", "--format", "json")
+    report = json.loads(out)
+    assert code == 0 and report["outcome"] == "closed" and report["batch"] == "revrec:OPFI:2026-10:2", err
+    code, out, _ = cli("close", "status", "--company", "OPFI", "--period", "2026-10", "--format", "json")
+    assert code == 0 and [r["outcome"] for r in json.loads(out)["runs"]] == ["blocked", "closed"]
+    code, out, _ = cli("revrec", "schedule", "--contract", "C1", "--through", "2026-10-31", "--format", "csv")
+    assert code == 0 and out.splitlines()[0] == "month,component,service,account,window_start,amount"
+    code, _, err = cli("close", "run", "--company", "OPFI", "--period", "2026-11", "--accept", "billing")
+    assert code == 2 and "CHECK=REASON" in err
+    code, out, _ = cli("close", "reopen", "--company", "OPFI", "--period", "2026-10", "--reason", "late credit")
+    assert code == 0 and "reopened OPFI 2026-10" in out
+
+
+def test_close_through_the_api(api):
+    response = api.call("controller", "POST", "/closes", json={"company": "OPFI", "period": "2026-09"})
+    assert response.status_code == 202, response.get_json()
+    settings_ = api.app.extensions["ecoledger"]["settings"]
+    done = execute(api.db, response.get_json()["id"], worker="test", timing=JobTiming(30, 60),
+                   data_dir=settings_.data_path)
+    assert done.status == "succeeded", done.error
+    assert done.result["outcome"] == "closed"
+    status = api.call("auditor", "GET", "/closes/OPFI/2026-09").get_json()
+    assert status["status"] == "closed" and [r["outcome"] for r in status["runs"]] == ["closed"]
+    assert api.call("partner", "GET", "/closes/OPFI/2026-09").status_code == 403
+    assert api.call("auditor", "POST", "/closes/OPFI/2026-09/reopen", json={"reason": "x"}).status_code == 403
+    missing = api.call("controller", "POST", "/closes/OPFI/2026-09/reopen", json={})
+    assert missing.status_code == 422 and missing.get_json()["errors"][0]["field"] == "reason"
+    reopened = api.call("controller", "POST", "/closes/OPFI/2026-09/reopen", json={"reason": "a late invoice"})
+    assert reopened.status_code == 200 and reopened.get_json()["outcome"] == "reopened"
+    bad = api.call("controller", "POST", "/closes", json={"company": "OPFI", "period": "2026-13"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "period"
+    unknown = api.call("controller", "POST", "/closes", json={"company": "OPFI", "period": "2026-10",
+                                                              "accept": {"mood": "fine"}})
+    assert unknown.status_code == 422
+    assert api.call("auditor", "GET", "/contracts/NOPE/schedule").status_code == 404
