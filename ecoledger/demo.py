@@ -33,6 +33,7 @@ from ledger.database import Database
 from ledger.interchange import read_json_lines
 from ledger.money import format_amount
 from revrec.close import run_close
+from revrec.reports import rollforward
 from revrec.ssp import load_ssp_table
 from usage.lines import RawLine
 from usage.queries import list_lines
@@ -66,7 +67,7 @@ COMPANIES = [
     ("CHNL", "ChannelOne AB (reseller)", ("reseller",)),
 ]
 CUSTOMERS = {"C-17": "Contoso Retail", "C-23": "Fabrikam Clinics", "C-42": "Tailspin Logistics"}
-SUBSCRIPTION_EUR = Decimal("300.00")
+COORDINATION_COST_EUR = Decimal("1200.00")
 SERVICE_DESK_COST_EUR = Decimal("5000.00")
 
 
@@ -132,27 +133,21 @@ def month_of_usage() -> list[dict[str, Any]]:
 
 def month_of_entries() -> list[dict[str, Any]]:
     """October 2026's entries that come from outside ecoledger's own runs, in the
-    interchange format: the service desk's payroll and the revenue the close (issue 7) will
-    compute, recognised here by hand. Subscriptions and usage are invoiced by the billing
-    run (step 8); the service desk's transfer price is charged by the clearing run (step 9)."""
-    entries: list[dict[str, Any]] = []
-    entries.append(
+    interchange format: the payroll of the service desk (OPEE) and of field coordination (OPFI). Subscriptions
+    and usage are invoiced by the billing run (step 8), the service desk's transfer price is
+    charged by the clearing run (step 9), and revenue is recognised by the close (step 10)."""
+    return [
         _entry(
             "payroll-OPEE-2026-10", MONTH_END, "Service desk staff costs October", "payroll",
             _line("OPEE", "Expenses:CostOfServices", SERVICE_DESK_COST_EUR),
             _line("OPEE", "Assets:Bank", -SERVICE_DESK_COST_EUR),
-        )
-    )
-    for customer in CUSTOMERS:
-        entries.append(
-            _entry(
-                f"revrec-sub-{customer}-2026-10", MONTH_END, f"Subscription revenue October, {CUSTOMERS[customer]}",
-                "revrec",
-                _line("OPFI", "Liabilities:ContractLiabilities", SUBSCRIPTION_EUR, customer=customer),
-                _line("OPFI", "Income:Subscriptions", -SUBSCRIPTION_EUR, customer=customer),
-            )
-        )
-    return entries
+        ),
+        _entry(
+            "payroll-OPFI-2026-10", MONTH_END, "Field coordination staff costs October", "payroll",
+            _line("OPFI", "Expenses:CostOfServices", COORDINATION_COST_EUR),
+            _line("OPFI", "Assets:Bank", -COORDINATION_COST_EUR),
+        ),
+    ]
 
 
 MISTAKE = _entry(
@@ -189,8 +184,8 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     say(f"   the same file again: {'changes nothing' if not again.changed else 'CHANGED SOMETHING'}")
 
     entries = month_of_entries()
-    say(f"\n2. Posting October 2026 from outside systems: {len(entries)} entries (payroll, the intercompany")
-    say("   transfer price with mirror postings, subscription revenue)")
+    say(f"\n2. Posting October 2026 from outside systems: {len(entries)} payroll entries (the service")
+    say("   desk's staff at OPEE, field coordination at OPFI)")
     report = posting.post_entries(db, read_json_lines(_jsonl(entries)), actor=actor)
     say(f"   {report.accepted} accepted, {report.duplicates} duplicate, {report.rejected} rejected")
 
@@ -286,6 +281,10 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
             f"{format_amount(item.accrued_minor, item.currency)} accrued as a contract asset")
     say(f"   batch {closed.batch}: {len(closed.recognitions)} entries (ecoledger revrec schedule --contract SD-C-17 "
         "shows the allocation: the set-up fee's share by standalone selling price)")
+    rolled = rollforward(db, "OPFI", PERIOD, ssp=load_ssp_table(), day_count="actual_days")
+    say(f"   the contract balances roll forward to EUR {format_amount(rolled.ledger_minor.get('EUR', 0), 'EUR')} in "
+        f"the ledger, difference {format_amount(rolled.difference_minor.get('EUR', 0), 'EUR')} (ecoledger report "
+        "rollforward; also waterfall, disaggregation, rpo)")
     for code, _, _ in COMPANIES:
         if code != "OPFI":
             periods.close_period(db, code, PERIOD, actor=actor)

@@ -294,6 +294,15 @@ def run_close_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     if report.outcome == BLOCKED:
         failed = [check.name for check in report.checks if check.status == "failed"]
         raise JobFailed(f"the close is blocked by failed checks: {', '.join(failed)}", result)
+    if report.outcome == "closed":
+        from billing.pdf import fonts
+        from revrec.disclosure import write_pack
+
+        ctx.progress(0, None, "writing the disclosure pack")
+        pack = write_pack(ctx.db, params["company"], params["period"], report.run_no, ssp=policy.ssp,
+                          day_count=policy.day_count, root=ctx.data_dir, font=fonts(settings.pdf_font,
+                                                                                     settings.pdf_font_bold))
+        result["disclosure_pack"] = {"directory": pack.directory, "files": [f.name for f in pack.files]}
     return result
 
 

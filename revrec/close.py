@@ -153,7 +153,7 @@ def run_close(db: Database, company: str, period: str, *, ssp: SspTable, day_cou
             closed_periods.c.company_id == cid, closed_periods.c.period == period)).first()
         if closed is not None:
             return CloseReport(company, period, _runs(conn, cid, period), "already_closed", [])
-        schedules = _schedules(conn, cid, end, period, ssp, day_count)
+        schedules = company_schedules(conn, cid, end, period, ssp, day_count)
         checks = _readiness(conn, db, cid, company, period, schedules, verify_report)
     for check in checks:
         if check.status == FAILED and check.name in accept:
@@ -189,7 +189,7 @@ def reopen_close(db: Database, company: str, period: str, *, reason: str, ssp: S
     with db.write() as conn:
         cid = company_id(conn, company)
         reopen_period(conn, company, period, reason=reason, actor=actor)
-        schedules = _schedules(conn, cid, end, period, ssp, day_count)
+        schedules = company_schedules(conn, cid, end, period, ssp, day_count)
         report = CloseReport(company, period, _runs(conn, cid, period) + 1, REOPENED, [], contracts=len(schedules))
         _post_batch(conn, report, cid, schedules, end, actor)
         _record(conn, cid, report, actor, reason)
@@ -310,7 +310,7 @@ def _ssp_check(schedules: dict) -> Check:
 # -- schedules and the ledger ----------------------------------------------------------------
 
 
-def _schedules(conn: Connection, cid: int, end: dt.date, period: str, ssp: SspTable, day_count: str
+def company_schedules(conn: Connection, cid: int, end: dt.date, period: str, ssp: SspTable, day_count: str
                ) -> dict[str, tuple[Contract, Schedule]]:
     """Every contract the company bills that started by the period's end, with its schedule."""
     found = {}

@@ -128,3 +128,112 @@ class ScheduleArgsSchema(Schema):
         unknown = RAISE
 
     through = fields.Date(load_default=None, metadata={"description": "recognised through this day; default today"})
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+class WaterfallSchema(Schema):
+    company = fields.String()
+    period = fields.String()
+    currency = fields.String()
+    months = fields.List(fields.String(), metadata={"description": "recognition months; after `period`: scheduled"})
+    cohorts = fields.Method("_cohorts", metadata={"description": "billing period -> month -> amount"})
+    totals = fields.Method("_totals", metadata={"description": "month -> amount"})
+
+    def _cohorts(self, fall) -> dict:
+        return {cohort: {month: format_amount(amount, fall.currency) for month, amount in row.items()}
+                for cohort, row in fall.cohorts.items()}
+
+    def _totals(self, fall) -> dict:
+        return {month: format_amount(amount, fall.currency) for month, amount in fall.totals().items()}
+
+
+def _money(attribute: str, description: str):
+    return fields.Function(lambda obj: format_amount(getattr(obj, attribute), obj.currency),
+                           metadata={"description": description})
+
+
+class RollforwardLineSchema(Schema):
+    contract = fields.String()
+    currency = fields.String()
+    opening = _money("opening_minor", "contract liability (positive) or asset (negative) at the month's start")
+    billed = _money("billed_minor", "consideration invoiced or charged in the month")
+    recognised = _money("recognised_minor", "revenue recognised in the month")
+    from_opening_liability = _money("from_opening_liability_minor", "of which out of the opening contract liability")
+    catch_up = _money("catch_up_minor", "of which other months' revenue caught up by the close")
+    drawn = _money("drawn_minor", "prepaid credit drawn down by invoices")
+    closing = _money("closing_minor", "opening + billed - recognised - drawn")
+
+
+class RollforwardSchema(Schema):
+    company = fields.String()
+    period = fields.String()
+    lines = fields.List(fields.Nested(RollforwardLineSchema))
+    ledger = fields.Method("_ledger", metadata={"description": "per currency: the ledger's contract liabilities less "
+                                                              "contract assets at the month's end"})
+    difference = fields.Method("_difference", metadata={"description": "ledger less the lines' closing; 0.00 when "
+                                                                      "the roll-forward reconciles"})
+
+    def _ledger(self, report) -> dict:
+        return {c: format_amount(v, c) for c, v in report.ledger_minor.items()}
+
+    def _difference(self, report) -> dict:
+        return {c: format_amount(v, c) for c, v in report.difference_minor.items()}
+
+
+class DisaggregationLineSchema(Schema):
+    service = fields.String()
+    partner = fields.String(allow_none=True, metadata={"description": "the vendor delivering the component"})
+    timing = fields.String(metadata={"description": "point_in_time, over_time or adjustment"})
+    account = fields.String()
+    currency = fields.String()
+    amount = _money("amount_minor", "revenue in the month")
+
+
+class DisaggregationSchema(Schema):
+    company = fields.String()
+    period = fields.String()
+    lines = fields.List(fields.Nested(DisaggregationLineSchema))
+    totals = fields.Method("_totals", metadata={"description": "per currency: the revenue accounts' movement"})
+
+    def _totals(self, report) -> dict:
+        return {c: format_amount(v, c) for c, v in report.totals_minor.items()}
+
+
+class RpoLineSchema(Schema):
+    contract = fields.String()
+    currency = fields.String()
+    bands = fields.Function(lambda line: {band: format_amount(v, line.currency) for band, v in line.bands_minor.items()})
+    total = _money("total_minor", "remaining, all bands")
+
+
+class RpoSchema(Schema):
+    company = fields.String()
+    period = fields.String()
+    lines = fields.List(fields.Nested(RpoLineSchema))
+    totals = fields.Method("_totals")
+
+    def _totals(self, report) -> dict:
+        return {c: {band: format_amount(v, c) for band, v in bands.items()} for c, bands in report.totals().items()}
+
+
+REPORT_KINDS = ("waterfall", "rollforward", "disaggregation", "rpo")
+
+
+class ReportArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    company = fields.String(required=True, validate=[validate.Length(1, 32), CODE])
+    period = fields.String(required=True, validate=PERIOD)
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "pdf"]))
+
+
+class WaterfallArgsSchema(ReportArgsSchema):
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "pdf", "png"]),
+                           metadata={"description": "png: the chart"})
+
+
+REPORT_SCHEMAS = {"waterfall": WaterfallSchema(many=True), "rollforward": RollforwardSchema(),
+                  "disaggregation": DisaggregationSchema(), "rpo": RpoSchema()}

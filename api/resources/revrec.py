@@ -6,24 +6,29 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import url_for
+from flask import Response, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api import database, settings
 from api.auth import CLOSE, READ_ALL, principal, requires
-from api.resources.common import enqueue
+from api.resources.common import document_response, enqueue
 from jobs import service as jobs_service
 from jobs.kinds import CloseParams
 from ledger.schemas import JobSchema
 from revrec.close import close_status, reopen_close, schedule_of
+from revrec.pdf import report_pdf, waterfall_png
 from revrec.policy import policies
+from revrec.reports import build_report
 from revrec.schemas import (
+    REPORT_SCHEMAS,
     CloseReportSchema,
     CloseStatusSchema,
     ReopenRequestSchema,
+    ReportArgsSchema,
     ScheduleArgsSchema,
     ScheduleSchema,
+    WaterfallArgsSchema,
 )
 
 blp = Blueprint("revrec", __name__, description="Revenue recognition (IFRS 15) and the controller's close")
@@ -77,3 +82,40 @@ class Reopen(MethodView):
         policy = policies(settings())
         return reopen_close(database(), company, period, reason=body["reason"], ssp=policy.ssp,
                             day_count=policy.day_count, actor=principal().actor)
+
+
+def _report_view(kind: str, args_schema, doc: str):
+    """GET /reports/<kind>: the report as JSON, CSV, PDF (and the waterfall as PNG)."""
+
+    class ReportView(MethodView):
+        @requires(READ_ALL)
+        @blp.arguments(args_schema, location="query")
+        @blp.response(200, REPORT_SCHEMAS[kind])
+        @blp.alt_response(200, description="format=csv: the report's table", content_type="text/csv",
+                          schema={"type": "string"}, success=True)
+        @blp.alt_response(200, description="format=pdf: the report as a document", content_type="application/pdf",
+                          schema={"type": "string", "format": "binary"}, success=True)
+        def get(self, args):
+            policy = policies(settings())
+            found, table = build_report(database(), kind, args["company"], args["period"], ssp=policy.ssp,
+                                        day_count=policy.day_count)
+            name = f"{kind}-{args['company']}-{args['period']}"
+            if args["format"] == "png":
+                return Response(waterfall_png(found), mimetype="image/png",
+                                headers={"Content-Disposition": f'attachment; filename="{name}.png"'})
+            return document_response(name, args["format"],
+                                     lambda font: report_pdf(table, args["company"], args["period"], font),
+                                     table.columns, lambda: table.rows) or found
+
+    ReportView.get.__doc__ = doc
+    ReportView.__name__ = f"{kind.capitalize()}Report"
+    return blp.route(f"/reports/{kind}")(ReportView)
+
+
+WaterfallReport = _report_view("waterfall", WaterfallArgsSchema, "Revenue per month by the billing period it was "
+                               "allocated in: recognised up to the month, scheduled after it. `format=png`: the chart.")
+RollforwardReport = _report_view("rollforward", ReportArgsSchema, "Each contract's balance through the month, "
+                                 "reconciled to the ledger (IFRS 15.118).")
+DisaggregationReport = _report_view("disaggregation", ReportArgsSchema, "The month's revenue by service, partner and "
+                                    "timing (IFRS 15.114).")
+RpoReport = _report_view("rpo", ReportArgsSchema, "Remaining performance obligations in time bands (IFRS 15.120).")

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from pathlib import Path
 
 import click
 
+from billing.pdf import FontError, fonts
 from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
 from ledger.money import format_amount
 from revrec.close import BLOCKED, close_status, reopen_close, run_close, schedule_of
+from revrec.disclosure import write_pack
+from revrec.pdf import report_pdf, waterfall_png
 from revrec.policy import policies
-from revrec.schemas import CloseReportSchema, CloseStatusSchema, ScheduleSchema
+from revrec.reports import build_report
+from revrec.schemas import REPORT_SCHEMAS, CloseReportSchema, CloseStatusSchema, ScheduleSchema
+
+PDF, PNG = "pdf", "png"
 
 
 def register(main: click.Group) -> None:
     main.add_command(revrec)
     main.add_command(close)
+    main.add_command(report)
 
 
 @click.group()
@@ -80,9 +88,12 @@ def _acceptances(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--accept", "accepted", multiple=True, metavar="CHECK=REASON",
               help="Accept a failed readiness check (usage, billing, clearing, verify, ssp) with the reason; "
                    "repeatable. The run records your name (--actor) with it.")
+@click.option("--pack/--no-pack", default=True, show_default=True,
+              help="Write the disclosure pack (every revenue report as JSON, CSV and PDF, the waterfall chart, "
+                   "a manifest of hashes) under the data directory's disclosures/COMPANY/PERIOD/run-N.")
 @format_option(TABLE, JSON)
 @click.pass_obj
-def close_run(app, company, period, accepted, fmt) -> None:
+def close_run(app, company, period, accepted, pack, fmt) -> None:
     """Close a month: readiness checks, then the recognition batch (deferral release,
     unbilled accrual, catch-ups) and the lock, in one transaction. A failed check that is
     not accepted blocks the close (exit 1) and nothing is posted. Closing a closed month
@@ -90,10 +101,22 @@ def close_run(app, company, period, accepted, fmt) -> None:
     policy = policies(app.settings)
     report = run_close(app.database(), company, period, ssp=policy.ssp, day_count=policy.day_count,
                        actor=app.actor, accept=_acceptances(accepted))
+    result = CloseReportSchema().dump(report)
+    written = None
+    if pack and report.outcome == "closed":
+        try:
+            written = write_pack(app.database(), company, period, report.run_no, ssp=policy.ssp,
+                                 day_count=policy.day_count, root=app.settings.data_path,
+                                 font=fonts(app.settings.pdf_font, app.settings.pdf_font_bold))
+        except FontError as exc:
+            raise click.ClickException(f"the close is done; the disclosure pack could not be written: {exc}") from None
+        result["disclosure_pack"] = {"directory": written.directory, "files": [f.name for f in written.files]}
     if fmt == JSON:
-        emit_json(CloseReportSchema().dump(report))
+        emit_json(result)
     else:
         _show_report(report)
+        if written is not None:
+            click.echo(f"disclosure pack: {written.directory} ({len(written.files)} files and manifest.json)")
     if report.outcome == BLOCKED:
         sys.exit(1)
 
@@ -111,8 +134,10 @@ def _show_report(report) -> None:
                    "with --accept CHECK=REASON", err=True)
         return
     verb = "closed" if report.outcome == "closed" else "reopened"
-    click.echo(f"{verb} {report.company} {report.period} (run {report.run_no}): {len(report.recognitions)} "
-               f"entries in batch {report.batch}, {report.contracts} contracts")
+    posted = (f"{len(report.recognitions)} entries in batch {report.batch}" if report.recognitions
+              else "nothing to recognise")
+    click.echo(f"{verb} {report.company} {report.period} (run {report.run_no}): {posted}, "
+               f"{report.contracts} contracts scheduled")
     if report.recognitions:
         emit_table(["Contract", "Cur", "Revenue", "Released", "Accrued"],
                    [(r.contract, r.currency, format_amount(r.revenue_minor, r.currency),
@@ -156,3 +181,58 @@ def close_reopen(app, company, period, reason, fmt) -> None:
         emit_json(CloseReportSchema().dump(report))
     else:
         _show_report(report)
+
+
+@click.group()
+def report() -> None:
+    """The controller's revenue reports for a company and month (IFRS 15 disclosures)."""
+
+
+def _report_command(kind: str, summary: str, formats: tuple[str, ...]):
+    @report.command(kind, help=summary)
+    @click.option("--company", required=True, help="Company code.")
+    @click.option("--period", required=True, metavar="YYYY-MM", help="The month.")
+    @format_option(TABLE, JSON, CSV, *formats)
+    @click.option("--out", type=click.Path(dir_okay=False, writable=True),
+                  help=f"Write the document to this file. [default for {'/'.join(formats)}: "
+                       f"{kind}-COMPANY-PERIOD.FORMAT; others: stdout]")
+    @click.pass_obj
+    def command(app, company, period, fmt, out) -> None:
+        policy = policies(app.settings)
+        found, table = build_report(app.database(), kind, company, period, ssp=policy.ssp,
+                                    day_count=policy.day_count)
+        if fmt in (PDF, PNG):
+            target = Path(out or f"{kind}-{company}-{period}.{fmt}")
+            if fmt == PDF:
+                try:
+                    document = report_pdf(table, company, period, fonts(app.settings.pdf_font,
+                                                                        app.settings.pdf_font_bold))
+                except FontError as exc:
+                    raise click.ClickException(str(exc)) from None
+            else:
+                document = waterfall_png(found)
+            target.write_bytes(document)
+            click.echo(f"{kind} {company} {period}: {target}")
+            return
+        if out:
+            raise click.UsageError(f"--out is for --format {'/'.join(formats)}; redirect the other formats")
+        if fmt == JSON:
+            emit_json(REPORT_SCHEMAS[kind].dump(found))
+        elif fmt == CSV:
+            emit_csv(table.columns, table.rows)
+        else:
+            emit_table(table.columns, table.rows, title=f"{table.title}: {company} {period}", right=table.right)
+            for note in table.notes:
+                click.echo(note)
+
+    return command
+
+
+_report_command("waterfall", "Revenue per month by the billing period it was allocated in: recognised up to the "
+                "month, scheduled after it. PNG: the chart.", (PDF, PNG))
+_report_command("rollforward", "Each contract's balance through the month: opening, billed, recognised (of which "
+                "from the opening contract liability, of which catch-ups), drawn down, closing; reconciled to the "
+                "ledger (the difference is shown).", (PDF,))
+_report_command("disaggregation", "The month's revenue by service, partner and timing (point in time, over time), "
+                "adding up to the revenue accounts' movement.", (PDF,))
+_report_command("rpo", "Remaining performance obligations at the month's end in time bands.", (PDF,))
