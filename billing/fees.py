@@ -89,6 +89,15 @@ def _days(first: dt.date, last: dt.date) -> Iterator[dt.date]:
         day += _ONE_DAY
 
 
+def _active_days(changes, first: dt.date, last: dt.date) -> int:
+    """The days first..last on which the contract is active. When no status event falls
+    inside (a termination takes effect the day after its date), the status is the same
+    every day and the days are counted, not walked."""
+    if not any(first - _ONE_DAY <= day <= last for day, _ in changes):
+        return (last - first).days + 1 if status_on(changes, first)[0] == "active" else 0
+    return sum(1 for day in _days(first, last) if status_on(changes, day)[0] == "active")
+
+
 def _in_advance(contract, changes, period, code, month_start, month_end) -> FeeDue | None:
     first = max(period[0], contract.start)
     if not month_start <= first <= month_end or (contract.end is not None and first > contract.end):
@@ -104,7 +113,7 @@ def _in_advance(contract, changes, period, code, month_start, month_end) -> FeeD
         charged = period_days if status_on(known, first)[0] == "active" else 0
         gross = component["amount_minor"] if charged else 0
     else:
-        charged = sum(1 for day in _days(first, period[1]) if status_on(known, day)[0] == "active")
+        charged = _active_days(known, first, period[1])
         gross = round_half_up(Decimal(component["amount_minor"]) * charged / period_days)
     return _due(contract, version, component, IN_ADVANCE, period, charged, period_days, gross, first)
 

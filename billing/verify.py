@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from billing.schema import (
     invoice_events,
@@ -54,16 +54,26 @@ def _check_event_lines(conn: Connection, add: Callable[[str, str | None, str], N
                                                .join(invoices, inv.id == lines.invoice_id)
                                                .where(lines.kind.in_(["event", "credit"]), recorded != 1)):
         add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} is recorded for {count} events")
-    account = case((links.kind == "event", RECEIVABLES), else_=CUSTOMER_CREDITS)
-    moved = (select(func.coalesce(func.sum(p.amount_minor), 0)).join(accounts, a.id == p.account_id)
-             .where(p.entry_id == ev.entry_seq, a.company_id == inv.company_id, a.name == account).scalar_subquery())
-    query = (select(inv.number, lines.line_no, lines.amount_minor, moved)
+    # What each invoiced event's entry moved on receivables and customer credits, per
+    # company: one pass driven by the events (each entry found by its position), not a
+    # correlated sum per line (which SQLite answers by scanning every receivables posting).
+    moved: dict[tuple[int, int, str], int] = {}
+    sums = (select(p.entry_id, a.company_id, a.name, func.sum(p.amount_minor))
+            .select_from(invoice_events.join(contract_events, ev.id == links.event_id)
+                         .join(postings, p.entry_id == ev.entry_seq).join(accounts, a.id == p.account_id + 0))
+            .where(a.name.in_((RECEIVABLES, CUSTOMER_CREDITS)))
+            .group_by(p.entry_id, a.company_id, a.name))
+    for entry_id, company, name, amount in conn.execute(sums):
+        moved[(entry_id, company, name)] = int(amount)
+    query = (select(inv.number, lines.line_no, lines.amount_minor, ev.entry_seq, inv.company_id, links.kind)
              .select_from(invoice_events.join(contract_events, ev.id == links.event_id)
                           .join(invoices, inv.id == links.invoice_id)
-                          .join(invoice_lines, and_(lines.invoice_id == links.invoice_id, lines.line_no == links.line_no)))
-             .where(lines.amount_minor != moved))
-    for number, line_no, stated, posted in conn.execute(query):
-        add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} says {stated}; its event's entry moved {posted}")
+                          .join(invoice_lines, and_(lines.invoice_id == links.invoice_id, lines.line_no == links.line_no))))
+    for number, line_no, stated, entry_seq, company, kind in conn.execute(query):
+        posted = moved.get((entry_seq, company, RECEIVABLES if kind == "event" else CUSTOMER_CREDITS), 0)
+        if stated != posted:
+            add(CHECK, f"invoice:{number}", f"invoice {number} line {line_no} says {stated}; its event's entry moved "
+                f"{posted}")
 
 
 def _check_commitments(conn: Connection, add: Callable[[str, str | None, str], None]) -> None:

@@ -97,6 +97,18 @@ def status_on(status_changes: Iterable[tuple[dt.date, str]], day: dt.date) -> tu
     return status, since
 
 
+def status_changes_of(conn: Connection, contract_ids: set[int] | None = None) -> dict[int, list[tuple[dt.date, str]]]:
+    """``status_changes`` of many contracts (None: every contract) in one query."""
+    e = contract_events.c
+    found: dict[int, list[tuple[dt.date, str]]] = {}
+    query = (select(e.contract_id, e.event_date, e.type).where(e.type.in_(STATUS_EVENTS))
+             .order_by(e.contract_id, e.event_date, e.recorded_at))
+    for contract_id, day, kind in conn.execute(query):
+        if contract_ids is None or contract_id in contract_ids:
+            found.setdefault(contract_id, []).append((day, kind))
+    return found
+
+
 def status_changes(conn: Connection, contract_id: int) -> list[tuple[dt.date, str]]:
     """A contract's status events, (date, type) in the order they apply (for status_on)."""
     e = contract_events.c

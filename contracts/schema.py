@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
@@ -110,6 +111,10 @@ contract_events = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     Column("recorded_by", String(200), nullable=False),
 )
+
+# A contract's events in date order (status changes, charges): read per contract by billing
+# runs and schedules.
+Index("ix_contract_events_contract", contract_events.c.contract_id, contract_events.c.event_date)
 
 # The database refuses what the services never do (invariant 4 for the contract register).
 protect("customers", ("DELETE",), "customers are never deleted")

@@ -325,6 +325,32 @@ def load_contract(conn: Connection, code: str, field: str = "contract") -> Contr
     return _contract(conn, row)
 
 
+def contracts_billed_by(conn: Connection, company_id: int, started_by: dt.date) -> list[Contract]:
+    """Every contract the company bills that starts on or before ``started_by``, in code
+    order, with its versions: two queries however many contracts (the close reads them all)."""
+    rows = conn.execute(_contract_query().where(contracts.c.billing_company_id == company_id,
+                                                contracts.c.start_date <= started_by)
+                        .order_by(contracts.c.code)).all()
+    versions: dict[int, list[ContractVersion]] = {}
+    query = (select(contract_versions).join(contracts, contracts.c.id == contract_versions.c.contract_id)
+             .where(contracts.c.billing_company_id == company_id, contracts.c.start_date <= started_by)
+             .order_by(contract_versions.c.contract_id, contract_versions.c.version))
+    currency = {row.id: row.currency for row in rows}
+    for v in conn.execute(query):
+        versions.setdefault(v.contract_id, []).append(
+            ContractVersion(v.version, v.effective_from, tuple(json.loads(v.components)), currency[v.contract_id]))
+    return [Contract(row.id, row.code, row.customer_code, row.billing_code, row.currency, row.start_date, row.end_date,
+                     row.billing_frequency, row.billing_day, row.status, row.status_since,
+                     tuple(versions.get(row.id, ()))) for row in rows]
+
+
+def customer_parents(conn: Connection) -> dict[str, str | None]:
+    """Every customer's code with its parent organisation's code (None at the top)."""
+    parent = customers.alias("parent")
+    return dict(conn.execute(select(customers.c.code, parent.c.code).select_from(customers)
+                             .outerjoin(parent, parent.c.id == customers.c.parent_id)).all())
+
+
 def _contract_query():
     return (select(contracts, customers.c.code.label("customer_code"), companies.c.code.label("billing_code"))
             .join(customers, customers.c.id == contracts.c.customer_id)

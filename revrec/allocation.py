@@ -8,6 +8,7 @@ to the earlier part (a stable, documented order).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -17,20 +18,38 @@ def split(total_minor: int, weights: Sequence[int | Fraction]) -> list[int]:
     largest remainder. A negative total splits as its opposite, negated."""
     if total_minor < 0:
         return [-part for part in split(-total_minor, weights)]
-    if any(w < 0 for w in weights):
-        raise ValueError("weights must not be negative")
-    whole = sum(weights, Fraction(0))
     if not weights:
         raise ValueError("nothing to split over")
+    if any(w < 0 for w in weights):
+        raise ValueError("weights must not be negative")
+    scaled = integer_weights(weights)
+    whole = sum(scaled)
     if whole == 0:
         raise ValueError("weights must not all be zero")
-    exact = [Fraction(total_minor) * Fraction(w) / whole for w in weights]
-    parts = [int(e) for e in exact]  # floor: exact shares are non-negative
+    # integer arithmetic: each part's floor and remainder of total x weight / whole
+    parts, remainders = [], []
+    for weight in scaled:
+        part, remainder = divmod(total_minor * weight, whole)
+        parts.append(part)
+        remainders.append(remainder)
     left = total_minor - sum(parts)
-    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - parts[i]), i))
-    for index in order[:left]:
-        parts[index] += 1
+    if left:
+        order = sorted(range(len(parts)), key=lambda i: (-remainders[i], i))
+        for index in order[:left]:
+            parts[index] += 1
     return parts
+
+
+def integer_weights(weights: Sequence[int | Fraction]) -> list[int]:
+    """Weights as integers with the same proportions (fractions scaled by their common
+    denominator)."""
+    if all(type(w) is int for w in weights):
+        return list(weights)
+    denominator = 1
+    for weight in weights:
+        d = Fraction(weight).denominator
+        denominator = denominator * d // math.gcd(denominator, d)
+    return [int(Fraction(w) * denominator) for w in weights]
 
 
 def allocate(stated_minor: Sequence[int], ssp_minor: Sequence[int], discounts: Sequence[tuple[int, Sequence[int]]] = ()

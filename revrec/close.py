@@ -40,14 +40,16 @@ from collections import defaultdict
 from sqlalchemy import Connection, and_, func, insert, select
 
 from billing.schema import billing_runs, invoice_lines, invoices
-from contracts.events import status_changes
-from contracts.schema import contract_events, contracts, customers
-from contracts.service import Contract, load_contract
+from config.limits import BATCH_ENTRIES_MAX
+from contracts.events import status_changes, status_changes_of
+from contracts.schema import contract_events, contracts
+from contracts.service import Contract, contracts_billed_by, customer_parents, load_contract
 from ledger import audit
 from ledger.database import Database
 from ledger.periods import lock_period, parse_period, reopen_period
-from ledger.posting import JournalWriter, audit_post, post_single
+from ledger.posting import JournalWriter, PostingReport, audit_post
 from ledger.queries import company_id
+from ledger.records import ACCEPTED as ENTRY_ACCEPTED
 from ledger.records import E_INVALID, EntryDraft, LedgerError, PostingDraft, Problem, show
 from ledger.schema import accounts, audit_log, closed_periods, companies, journal_entries, postings
 from partners.schema import agreements
@@ -311,19 +313,29 @@ def _ssp_check(schedules: dict) -> Check:
 
 
 def company_schedules(conn: Connection, cid: int, end: dt.date, period: str, ssp: SspTable, day_count: str
-               ) -> dict[str, tuple[Contract, Schedule]]:
-    """Every contract the company bills that started by the period's end, with its schedule."""
-    found = {}
+                      ) -> dict[str, tuple[Contract, Schedule]]:
+    """Every contract the company bills that started by the period's end, with its schedule
+    (the contracts, their status events and the customers read in a few queries)."""
     charges = _charges(conn, cid, end)
-    codes = conn.execute(select(contracts.c.code).where(contracts.c.billing_company_id == cid,
-                                                        contracts.c.start_date <= end).order_by(contracts.c.code))
-    for code in codes.scalars().all():
-        contract = load_contract(conn, code)
-        segment = ssp.segment(_customer_chain(conn, contract.customer))
-        schedule = contract_schedule(contract, status_changes(conn, contract.id), charges.get(code, []), ssp, segment,
-                                     through=end, day_count=day_count)
-        found[code] = (contract, schedule)
+    found_contracts = contracts_billed_by(conn, cid, end)
+    changes = status_changes_of(conn, {c.id for c in found_contracts})
+    parents = customer_parents(conn)
+    found = {}
+    for contract in found_contracts:
+        segment = ssp.segment(_chain(parents, contract.customer))
+        schedule = contract_schedule(contract, changes.get(contract.id, []), charges.get(contract.code, []), ssp,
+                                     segment, through=end, day_count=day_count)
+        found[contract.code] = (contract, schedule)
     return found
+
+
+def _chain(parents: dict[str, str | None], code: str) -> tuple[str, ...]:
+    """A customer and the organisations above it, nearest first."""
+    chain: list[str] = []
+    while code is not None and code not in chain:
+        chain.append(code)
+        code = parents.get(code)
+    return tuple(chain)
 
 
 def schedule_of(db: Database, code: str, *, through: dt.date, ssp: SspTable, day_count: str) -> Schedule:
@@ -331,20 +343,9 @@ def schedule_of(db: Database, code: str, *, through: dt.date, ssp: SspTable, day
     with db.read() as conn:
         contract = load_contract(conn, code)
         cid = conn.execute(select(contracts.c.billing_company_id).where(contracts.c.code == code)).scalar()
-        segment = ssp.segment(_customer_chain(conn, contract.customer))
+        segment = ssp.segment(_chain(customer_parents(conn), contract.customer))
         return contract_schedule(contract, status_changes(conn, contract.id), _charges(conn, cid, through).get(code, []),
                                  ssp, segment, through=through, day_count=day_count)
-
-
-def _customer_chain(conn: Connection, code: str) -> tuple[str, ...]:
-    chain, seen = [], set()
-    parent = customers.alias("parent")
-    while code is not None and code not in seen:
-        seen.add(code)
-        chain.append(code)
-        code = conn.execute(select(parent.c.code).select_from(customers).outerjoin(
-            parent, parent.c.id == customers.c.parent_id).where(customers.c.code == code)).scalar()
-    return tuple(chain)
 
 
 def _charges(conn: Connection, cid: int, end: dt.date) -> dict[str, list[Charge]]:
@@ -404,15 +405,33 @@ def _post_batch(conn: Connection, report: CloseReport, cid: int, schedules: dict
     billed = _billed(conn, cid, end)
     closed = _closed_positions(conn, cid)
     writer = JournalWriter(conn)
+    drafts: list[EntryDraft] = []
     for code, (contract, schedule) in schedules.items():
         recognition = _recognition(contract, schedule, report, billed.get(code, []), closed.get(code))
         if recognition is None:
             continue
         draft, item = recognition
-        post_single(writer, draft, f"the close of {code}")
+        drafts.append(draft)
         report.recognitions.append(item)
+        if len(drafts) == BATCH_ENTRIES_MAX:
+            _post(writer, drafts)
+    _post(writer, drafts)
     if writer.first_seq is not None:
         audit_post(conn, actor, writer.last_seq - writer.first_seq + 1, writer.first_seq, writer.last_seq)
+
+
+def _post(writer: JournalWriter, drafts: list[EntryDraft]) -> None:
+    """Post the batch's entries so far (all or nothing with the close's transaction)."""
+    if not drafts:
+        return
+    report = PostingReport(all_or_nothing=True, results=[])
+    writer.post_batch(drafts, report)
+    for draft, outcome in zip(drafts, report.results, strict=True):
+        if outcome.status != ENTRY_ACCEPTED:
+            contract = dict(draft.metadata)["contract"]
+            raise LedgerError(*(p.under(f"the close of {contract}") for p in outcome.problems or (
+                Problem(E_INVALID, "entry", f"entry {draft.external_id} exists already"),)))
+    drafts.clear()
 
 
 def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, billed: list, closed: dict | None

@@ -43,7 +43,7 @@ from contracts.billing_periods import MONTHS_OF
 from contracts.service import Contract
 from ledger.periods import period_of
 from ledger.records import E_INVALID, LedgerError, Problem
-from revrec.allocation import allocate, split
+from revrec.allocation import allocate, integer_weights, split
 from revrec.ssp import SspTable
 
 ACTUAL_DAYS, EQUAL_MONTHS = "actual_days", "equal_months"
@@ -77,7 +77,7 @@ class Obligation:
     last_day: dt.date
     stated_minor: int  # before discounts
     discount_minor: int
-    ssp_weight: Fraction  # the standalone selling price for this window, in minor units
+    ssp_weight: int | Fraction  # the standalone selling price for this window, in minor units
     ssp_method: str
     allocated_minor: int = 0
     deferred: bool = False  # billed in advance or a deferred event difference: held as a contract liability
@@ -155,17 +155,17 @@ def contract_schedule(contract: Contract, status_changes: Sequence[tuple[dt.date
             if judged.get("pattern") == OVER_TIME:
                 last = _add_months(charge.day, int(judged["months"])) - _ONE_DAY
                 obligation = Obligation(code, charge.service, OVER_TIME, ONE_OFF, charge.day, last, charge.amount_minor,
-                                        0, *_weight(price, Fraction(1), charge.amount_minor))
+                                        0, *_weight(price, 1, charge.amount_minor))
             else:
                 obligation = Obligation(code, charge.service, POINT_IN_TIME, ONE_OFF, charge.day, charge.day,
-                                        charge.amount_minor, 0, *_weight(price, Fraction(1), charge.amount_minor))
+                                        charge.amount_minor, 0, *_weight(price, 1, charge.amount_minor))
             window.obligations.append(obligation)
         elif charge.event_type in ("amended", "terminated"):
             # the prorated difference of a fee: recognised from the change to the period's end
             window = _window_of(windows, contract, charge.day)
             code = next((o.component for o in window.obligations if o.service == charge.service), charge.service)
             extra.append(Obligation(code, charge.service, SERIES, SUBSCRIPTIONS, charge.day, window.end,
-                                    charge.amount_minor, 0, Fraction(0), "modification", charge.amount_minor, True))
+                                    charge.amount_minor, 0, 0, "modification", charge.amount_minor, True))
             window.obligations.append(extra[-1])
     ordered = [windows[key] for key in sorted(windows)]
     for window in ordered:
@@ -176,24 +176,24 @@ def contract_schedule(contract: Contract, status_changes: Sequence[tuple[dt.date
 
 
 def _fees(contract: Contract, status_changes, horizon: dt.date):
-    month = contract.start.replace(day=1)
-    # in-arrears periods end up to a billing period after the horizon's start
-    stop = _add_months(horizon.replace(day=1), MONTHS_OF[contract.billing_frequency])
-    while month <= stop:
-        last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
-        for fee in fees_due(contract, status_changes, month, last):
-            if fee.period_start <= horizon:
-                yield fee
-        month = last + _ONE_DAY
+    """The fees billing charges for every billing period starting by the horizon: one call
+    of billing's own rule over the whole span (in-arrears periods end up to a billing period
+    after the horizon)."""
+    first = contract.start.replace(day=1)
+    stop = _add_months(horizon.replace(day=1), MONTHS_OF[contract.billing_frequency] + 1) - _ONE_DAY
+    for fee in fees_due(contract, status_changes, first, stop):
+        if fee.period_start <= horizon:
+            yield fee
 
 
-def _weight(price, months: Fraction, stated_minor: int) -> tuple[Fraction, str]:
+def _weight(price, months: int | Fraction, stated_minor: int) -> tuple[int | Fraction, str]:
     if price is None:
-        return Fraction(stated_minor), CONTRACT_PRICE
+        return stated_minor, CONTRACT_PRICE
     if price.method == "residual":
-        return Fraction(-1), "residual"  # computed in _allocate
-    per = months if price.per == "month" else Fraction(1)
-    return Fraction(price.amount_minor) * per, price.method
+        return -1, "residual"  # computed in _allocate
+    weight = Fraction(price.amount_minor) * (months if price.per == "month" else 1)
+    # integral weights stay integers: the allocation's arithmetic is then plain integers
+    return (int(weight) if weight.denominator == 1 else weight), price.method
 
 
 def _allocate(window: Window, contract: Contract, obligations: list[Obligation]) -> None:
@@ -207,14 +207,14 @@ def _allocate(window: Window, contract: Contract, obligations: list[Obligation])
         left = max(Fraction(price) - sum((o.ssp_weight for o in obligations if o.ssp_method != "residual"), Fraction(0)),
                    Fraction(0))
         for obligation, part in zip(residual, split(int(left), [1] * len(residual)), strict=True):
-            obligation.ssp_weight = Fraction(part)
+            obligation.ssp_weight = part
     targeted = _targeted(contract, window)
     discounts = []
     for index, obligation in enumerate(obligations):
         if obligation.discount_minor:
             to = [index] if obligation.component in targeted else list(range(len(obligations)))
             discounts.append((obligation.discount_minor, to))
-    weights = _integer_weights([o.ssp_weight for o in obligations])
+    weights = integer_weights([o.ssp_weight for o in obligations])
     for obligation, part in zip(obligations, allocate(stated, weights, discounts), strict=True):
         obligation.allocated_minor = part
 
@@ -223,20 +223,6 @@ def _targeted(contract: Contract, window: Window) -> set[str]:
     """Components whose discounts name them (``applies_to``): those discounts stay with them."""
     version = contract.version_at(max(window.start, contract.start))
     return {code for c in version.components if c["type"] == "discount" for code in (c.get("applies_to") or ())}
-
-
-def _integer_weights(weights: list[Fraction]) -> list[int]:
-    """Fractional SSPs scaled to integers with the same proportions."""
-    denominator = 1
-    for weight in weights:
-        denominator = denominator * weight.denominator // _gcd(denominator, weight.denominator)
-    return [int(w * denominator) for w in weights]
-
-
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a
 
 
 def _recognise(obligation: Obligation, window: Window, day_count: str) -> list[Line]:
@@ -262,7 +248,8 @@ def month_weights(first: dt.date, last: dt.date, day_count: str) -> list[tuple[s
         days_in = calendar.monthrange(month.year, month.month)[1]
         start, end = max(first, month), min(last, month.replace(day=days_in))
         days = (end - start).days + 1
-        result.append((period_of(month), Fraction(days) if day_count == ACTUAL_DAYS else Fraction(days, days_in)))
+        result.append((period_of(month), days if day_count == ACTUAL_DAYS else (
+            1 if days == days_in else Fraction(days, days_in))))
         month = month.replace(day=days_in) + _ONE_DAY
     return result
 

@@ -54,3 +54,8 @@ def test_usage_benchmarks_run(database_args):
 def test_clearing_benchmark_runs(database_args):
     out = run("clearing_run.py", "--lines", "400", "--partners", "10", *database_args)
     assert "baseline:" in out and "10 guarantees, 5 top-ups" in out and out.count("x the aggregate") == 2
+
+
+def test_close_benchmark_runs(database_args):
+    out = run("close_month.py", "--contracts", "30", *database_args)
+    assert "baseline:" in out and "30 entries" in out and out.count("x the aggregate") == 2

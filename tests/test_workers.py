@@ -191,7 +191,10 @@ def test_cancel_stops_a_worker_s_job_at_a_safe_point(workers):
     workers.wait(job_id, lambda j: j.status == "running" and j.progress_done > 0, "started")
     store.cancel_job(workers.db, job_id, actor="test")
     done = workers.wait(job_id, lambda j: j.finished, "stopped")
-    assert done.status == "cancelled" and done.progress_done < ENTRIES
+    # Stopped at a safe point: no result. (How far it got depends on the machine's load: a
+    # fast scan may have read every entry before the cancellation was seen, at the checks
+    # after it.)
+    assert done.status == "cancelled" and done.progress_done <= ENTRIES and done.result is None
     assert done.error == "cancelled at a safe point"
 
 
