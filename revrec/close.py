@@ -55,6 +55,7 @@ from ledger.schema import accounts, audit_log, closed_periods, companies, journa
 from partners.schema import agreements
 from revrec.schedule import (
     CONTRACT_PRICE,
+    MODIFICATION,
     ONE_OFF,
     SUBSCRIPTIONS,
     Charge,
@@ -147,20 +148,25 @@ def run_close(db: Database, company: str, period: str, *, ssp: SspTable, day_cou
     """Run the close of ``company``'s ``period``. ``accept`` maps a check's name to the
     reason the controller accepts it failing. ``verify_report`` lets a caller that has just
     verified the ledger pass its report instead of verifying again."""
-    start, end = parse_period(period)
+    _, end = parse_period(period)
     accept = _acceptances(accept or {})
     with db.read() as conn:
         cid = company_id(conn, company)
-        closed = conn.execute(select(closed_periods.c.closed_at).where(
-            closed_periods.c.company_id == cid, closed_periods.c.period == period)).first()
-        if closed is not None:
+        if _is_closed(conn, cid, period):
             return CloseReport(company, period, _runs(conn, cid, period), "already_closed", [])
-        schedules = company_schedules(conn, cid, end, period, ssp, day_count)
-        checks = _readiness(conn, db, cid, company, period, schedules, verify_report)
-    for check in checks:
-        if check.status == FAILED and check.name in accept:
-            check.status, check.accepted_by, check.reason = ACCEPTED, actor[:200], accept[check.name]
+    if verify_report is None:
+        from ledger.verify import verify
+
+        verify_report = verify(db)  # before the write transaction: it reads the whole ledger
+    # Schedules, checks, batch and lock in one transaction: what is checked is what is posted.
     with db.write() as conn:
+        if _is_closed(conn, cid, period):  # closed meanwhile
+            return CloseReport(company, period, _runs(conn, cid, period), "already_closed", [])
+        schedules = company_schedules(conn, cid, end, ssp, day_count)
+        checks = _readiness(conn, cid, company, period, schedules, verify_report)
+        for check in checks:
+            if check.status == FAILED and check.name in accept:
+                check.status, check.accepted_by, check.reason = ACCEPTED, actor[:200], accept[check.name]
         run_no = _runs(conn, cid, period) + 1
         if any(check.status == FAILED for check in checks):
             report = CloseReport(company, period, run_no, BLOCKED, checks, contracts=len(schedules))
@@ -178,6 +184,11 @@ def run_close(db: Database, company: str, period: str, *, ssp: SspTable, day_cou
     return report
 
 
+def _is_closed(conn: Connection, cid: int, period: str) -> bool:
+    return conn.execute(select(closed_periods.c.period).where(
+        closed_periods.c.company_id == cid, closed_periods.c.period == period)).first() is not None
+
+
 def reopen_close(db: Database, company: str, period: str, *, reason: str, ssp: SspTable, day_count: str,
                  actor: str) -> CloseReport:
     """Reopen the company's latest closed period and post the delta batch of what changed
@@ -191,7 +202,7 @@ def reopen_close(db: Database, company: str, period: str, *, reason: str, ssp: S
     with db.write() as conn:
         cid = company_id(conn, company)
         reopen_period(conn, company, period, reason=reason, actor=actor)
-        schedules = company_schedules(conn, cid, end, period, ssp, day_count)
+        schedules = company_schedules(conn, cid, end, ssp, day_count)
         report = CloseReport(company, period, _runs(conn, cid, period) + 1, REOPENED, [], contracts=len(schedules))
         _post_batch(conn, report, cid, schedules, end, actor)
         _record(conn, cid, report, actor, reason)
@@ -248,10 +259,10 @@ def _record(conn: Connection, cid: int, report: CloseReport, actor: str, reason:
 # -- readiness -------------------------------------------------------------------------------
 
 
-def _readiness(conn: Connection, db: Database, cid: int, company: str, period: str, schedules: dict,
-               verify_report) -> list[Check]:
+def _readiness(conn: Connection, cid: int, company: str, period: str, schedules: dict, verify_report
+               ) -> list[Check]:
     return [_usage_check(conn), _billing_check(conn, cid, period, schedules), _clearing_check(conn, company, period),
-            _verify_check(db, verify_report), _ssp_check(schedules)]
+            _verify_check(verify_report), _ssp_check(schedules)]
 
 
 def _usage_check(conn: Connection) -> Check:
@@ -286,11 +297,7 @@ def _clearing_check(conn: Connection, company: str, period: str) -> Check:
     return Check("clearing", FAILED, f"no clearing run for {period} (ecoledger clearing run)")
 
 
-def _verify_check(db: Database, report) -> Check:
-    if report is None:
-        from ledger.verify import verify
-
-        report = verify(db)
+def _verify_check(report) -> Check:
     if report.ok:
         return Check("verify", PASSED, f"{report.entries} entries verified")
     count = sum(report.counts.values())
@@ -300,7 +307,7 @@ def _verify_check(db: Database, report) -> Check:
 
 def _ssp_check(schedules: dict) -> Check:
     weighed = sorted({code for code, (_, schedule) in schedules.items() for window in schedule.windows
-                      if len([o for o in window.obligations if o.ssp_method != "modification"]) > 1
+                      if len([o for o in window.obligations if o.ssp_method != MODIFICATION]) > 1
                       for o in window.obligations if o.ssp_method == CONTRACT_PRICE})
     if weighed:
         shown = ", ".join(weighed[:10]) + (f" and {len(weighed) - 10} more" if len(weighed) > 10 else "")
@@ -312,7 +319,7 @@ def _ssp_check(schedules: dict) -> Check:
 # -- schedules and the ledger ----------------------------------------------------------------
 
 
-def company_schedules(conn: Connection, cid: int, end: dt.date, period: str, ssp: SspTable, day_count: str
+def company_schedules(conn: Connection, cid: int, end: dt.date, ssp: SspTable, day_count: str
                       ) -> dict[str, tuple[Contract, Schedule]]:
     """Every contract the company bills that started by the period's end, with its schedule
     (the contracts, their status events and the customers read in a few queries)."""
@@ -344,13 +351,15 @@ def schedule_of(db: Database, code: str, *, through: dt.date, ssp: SspTable, day
         contract = load_contract(conn, code)
         cid = conn.execute(select(contracts.c.billing_company_id).where(contracts.c.code == code)).scalar()
         segment = ssp.segment(_chain(customer_parents(conn), contract.customer))
-        return contract_schedule(contract, status_changes(conn, contract.id), _charges(conn, cid, through).get(code, []),
-                                 ssp, segment, through=through, day_count=day_count)
+        return contract_schedule(contract, status_changes(conn, contract.id),
+                                 _charges(conn, cid, through, contract.id).get(code, []), ssp, segment, through=through,
+                                 day_count=day_count)
 
 
-def _charges(conn: Connection, cid: int, end: dt.date) -> dict[str, list[Charge]]:
-    """The fixed charges contract events posted up to ``end``, per contract: one-off fees
-    of activations (revenue), and fee differences of amendments and terminations (deferred)."""
+def _charges(conn: Connection, cid: int, end: dt.date, contract_id: int | None = None) -> dict[str, list[Charge]]:
+    """The fixed charges contract events posted up to ``end``, per contract (or of one):
+    one-off fees of activations (revenue), and fee differences of amendments and
+    terminations (deferred)."""
     p, e, a, ev = postings.c, journal_entries.c, accounts.c, contract_events.c
     query = (select(contracts.c.code, ev.type, p.effective_date, p.dimensions, p.amount_minor)
              .select_from(postings).join(journal_entries, e.id == p.entry_id).join(accounts, a.id == p.account_id)
@@ -359,6 +368,8 @@ def _charges(conn: Connection, cid: int, end: dt.date) -> dict[str, list[Charge]
              .where(a.company_id == cid, p.effective_date <= end, ev.type.in_(CHARGE_EVENTS),
                     a.name.in_((ONE_OFF, LIABILITY)))
              .order_by(e.id, p.line_no))
+    if contract_id is not None:
+        query = query.where(ev.contract_id == contract_id)
     found: dict[str, list[Charge]] = defaultdict(list)
     for code, kind, day, dimensions, amount in conn.execute(query):
         service = (json.loads(dimensions) if dimensions else {}).get("service") or ""
@@ -447,7 +458,7 @@ def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, bi
             deferred += amount
     for window in schedule.windows:
         for obligation in window.obligations:
-            if obligation.ssp_method == "modification":
+            if obligation.ssp_method == MODIFICATION:
                 deferred += obligation.stated_minor
             elif obligation.account == ONE_OFF:
                 direct[(obligation.service, ONE_OFF)] += obligation.stated_minor

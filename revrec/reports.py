@@ -33,7 +33,7 @@ from ledger.periods import parse_period, period_of
 from ledger.queries import balances_as_of, company_id
 from ledger.schema import accounts, closed_periods, journal_entries, postings
 from revrec.close import CONTRACT_ASSET, LIABILITY, SOURCE_TYPE, company_schedules
-from revrec.schedule import ONE_OFF, OVER_TIME, POINT_IN_TIME, SUBSCRIPTIONS, Schedule
+from revrec.schedule import MODIFICATION, ONE_OFF, OVER_TIME, POINT_IN_TIME, SUBSCRIPTIONS, Schedule
 from revrec.ssp import SspTable
 
 REVENUE = ("Income:Usage", SUBSCRIPTIONS, ONE_OFF, "Income:Adjustments")
@@ -63,7 +63,7 @@ def waterfall(db: Database, company: str, period: str, *, ssp: SspTable, day_cou
     """One waterfall per currency."""
     _, end = parse_period(period)
     with db.read() as conn:
-        schedules = company_schedules(conn, company_id(conn, company), end, period, ssp, day_count)
+        schedules = company_schedules(conn, company_id(conn, company), end, ssp, day_count)
     found: dict[str, Waterfall] = {}
     for _, schedule in schedules.values():
         fall = found.setdefault(schedule.currency, Waterfall(company, period, schedule.currency, [], {}))
@@ -107,7 +107,7 @@ def rollforward(db: Database, company: str, period: str, *, ssp: SspTable, day_c
     start, end = parse_period(period)
     with db.read() as conn:
         cid = company_id(conn, company)
-        schedules = company_schedules(conn, cid, end, period, ssp, day_count)
+        schedules = company_schedules(conn, cid, end, ssp, day_count)
         movements = _movements(conn, cid, end)
         ledger = _ledger_position(conn, cid, end, movements)
         is_closed = conn.execute(select(closed_periods.c.period).where(
@@ -169,7 +169,7 @@ def rollforward(db: Database, company: str, period: str, *, ssp: SspTable, day_c
 def _activations(schedule: Schedule, start: dt.date, end: dt.date) -> int:
     """One-off fees charged at activation in the month: revenue when posted."""
     return sum(o.stated_minor for w in schedule.windows for o in w.obligations
-               if o.account == ONE_OFF and o.ssp_method != "modification" and start <= o.first_day <= end)
+               if o.account == ONE_OFF and o.ssp_method != MODIFICATION and start <= o.first_day <= end)
 
 
 def _movements(conn: Connection, cid: int, end: dt.date) -> dict[str, list[tuple]]:
@@ -235,7 +235,7 @@ def disaggregation(db: Database, company: str, period: str, *, ssp: SspTable, da
     start, end = parse_period(period)
     with db.read() as conn:
         cid = company_id(conn, company)
-        schedules = company_schedules(conn, cid, end, period, ssp, day_count)
+        schedules = company_schedules(conn, cid, end, ssp, day_count)
         p, a = postings.c, accounts.c
         rows = conn.execute(select(a.name, p.amount_minor, p.currency, p.dimensions).select_from(postings)
                             .join(accounts, a.id == p.account_id)
@@ -310,7 +310,7 @@ def rpo(db: Database, company: str, period: str, *, ssp: SspTable, day_count: st
     ended at each period's end: 15.121's expedient does not hide it, it is all there is)."""
     _, end = parse_period(period)
     with db.read() as conn:
-        schedules = company_schedules(conn, company_id(conn, company), end, period, ssp, day_count)
+        schedules = company_schedules(conn, company_id(conn, company), end, ssp, day_count)
     lines = []
     for code, (_, schedule) in sorted(schedules.items()):
         bands = {name: 0 for name, _, _ in RPO_BANDS}

@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 from billing.fees import fees_due
 from config.limits import REVREC_SCHEDULE_MONTHS_MAX
-from contracts.billing_periods import MONTHS_OF
+from contracts.billing_periods import MONTHS_OF, billing_period
 from contracts.service import Contract
 from ledger.periods import period_of
 from ledger.records import E_INVALID, LedgerError, Problem
@@ -51,6 +51,7 @@ DAY_COUNTS = (ACTUAL_DAYS, EQUAL_MONTHS)
 SUBSCRIPTIONS, ONE_OFF = "Income:Subscriptions", "Income:OneOff"
 SERIES, POINT_IN_TIME, OVER_TIME = "series", "point_in_time", "over_time"
 CONTRACT_PRICE = "contract_price"
+MODIFICATION = "modification"  # the ssp_method of an amendment's or termination's difference
 _ONE_DAY = dt.timedelta(days=1)
 
 
@@ -144,7 +145,6 @@ def contract_schedule(contract: Contract, status_changes: Sequence[tuple[dt.date
             fee.component["code"], fee.component["service"], SERIES, SUBSCRIPTIONS, max(fee.period_start, contract.start),
             fee.period_end, fee.gross_minor, fee.discount_minor, *_weight(price, months, fee.gross_minor),
             deferred=fee.timing == "in_advance"))
-    extra: list[Obligation] = []
     for charge in charges:
         if charge.event_type == "activated":
             component = _one_off(contract, charge)
@@ -164,12 +164,12 @@ def contract_schedule(contract: Contract, status_changes: Sequence[tuple[dt.date
             # the prorated difference of a fee: recognised from the change to the period's end
             window = _window_of(windows, contract, charge.day)
             code = next((o.component for o in window.obligations if o.service == charge.service), charge.service)
-            extra.append(Obligation(code, charge.service, SERIES, SUBSCRIPTIONS, charge.day, window.end,
-                                    charge.amount_minor, 0, 0, "modification", charge.amount_minor, True))
-            window.obligations.append(extra[-1])
+            window.obligations.append(Obligation(code, charge.service, SERIES, SUBSCRIPTIONS, charge.day, window.end,
+                                                 charge.amount_minor, 0, 0, MODIFICATION, charge.amount_minor, True))
     ordered = [windows[key] for key in sorted(windows)]
     for window in ordered:
-        _allocate(window, contract, [o for o in window.obligations if not any(o is e for e in extra)])
+        # a modification's difference keeps its amount: it is not reallocated
+        _allocate(window, contract, [o for o in window.obligations if o.ssp_method != MODIFICATION])
     lines = [line for window in ordered for obligation in window.obligations
              for line in _recognise(obligation, window, day_count)]
     return Schedule(contract.code, contract.currency, day_count, ordered, lines)
@@ -258,8 +258,6 @@ def _window_of(windows: dict, contract: Contract, day: dt.date) -> Window:
     for (start, end), window in windows.items():
         if start <= day <= end:
             return window
-    from contracts.billing_periods import billing_period
-
     span = billing_period(day, start=contract.start, frequency=contract.billing_frequency,
                           billing_day=contract.billing_day)
     return windows.setdefault(span, Window(span[0], span[1], []))

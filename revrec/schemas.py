@@ -7,6 +7,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from ledger.money import format_amount
 from ledger.periods import PERIOD_PATTERN
 from revrec.close import CHECKS, REASON_CHARS_MAX
+from revrec.schedule import MODIFICATION
 
 CODE = validate.Regexp(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$", error="a company code")
 PERIOD = validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM")
@@ -30,7 +31,7 @@ class ScheduleSchema(Schema):
              "first_day": o.first_day.isoformat(), "last_day": o.last_day.isoformat(),
              "stated": _amount(o.stated_minor, schedule.currency),
              "discount": _amount(o.discount_minor, schedule.currency),
-             "ssp": None if o.ssp_method == "modification" else _amount(int(o.ssp_weight), schedule.currency),
+             "ssp": None if o.ssp_method == MODIFICATION else _amount(int(o.ssp_weight), schedule.currency),
              "ssp_method": o.ssp_method, "allocated": _amount(o.allocated_minor, schedule.currency),
              "deferred": o.deferred} for o in w.obligations]} for w in schedule.windows]
 

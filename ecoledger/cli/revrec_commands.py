@@ -16,6 +16,7 @@ from revrec.disclosure import write_pack
 from revrec.pdf import report_pdf, waterfall_png
 from revrec.policy import policies
 from revrec.reports import build_report
+from revrec.schedule import MODIFICATION
 from revrec.schemas import REPORT_SCHEMAS, CloseReportSchema, CloseStatusSchema, ScheduleSchema
 
 PDF, PNG = "pdf", "png"
@@ -57,7 +58,7 @@ def revrec_schedule(app, contract, through, fmt) -> None:
     emit_table(["Window", "Component", "Pattern", "Stated", "Discount", "SSP", "Method", "Allocated"],
                [(f"{w.start} to {w.end}", o.component, o.pattern, format_amount(o.stated_minor, schedule.currency),
                  format_amount(o.discount_minor, schedule.currency),
-                 "" if o.ssp_method == "modification" else format_amount(int(o.ssp_weight), schedule.currency),
+                 "" if o.ssp_method == MODIFICATION else format_amount(int(o.ssp_weight), schedule.currency),
                  o.ssp_method, format_amount(o.allocated_minor, schedule.currency))
                 for w in schedule.windows for o in w.obligations],
                title=f"Allocation of {schedule.contract} ({schedule.currency})",
