@@ -36,6 +36,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 
 from sqlalchemy import Connection, and_, func, insert, select
 
@@ -162,24 +163,24 @@ def run_close(db: Database, company: str, period: str, *, ssp: SspTable, day_cou
     with db.write() as conn:
         if _is_closed(conn, cid, period):  # closed meanwhile
             return CloseReport(company, period, _runs(conn, cid, period), "already_closed", [])
-        schedules = company_schedules(conn, cid, end, ssp, day_count)
-        checks = _readiness(conn, cid, company, period, schedules, verify_report)
+        report = CloseReport(company, period, _runs(conn, cid, period) + 1, CLOSED, [])
+        batch = _recognise(conn, report, cid, end, ssp, day_count)
+        checks = _readiness(conn, cid, company, period, batch, verify_report)
         for check in checks:
             if check.status == FAILED and check.name in accept:
                 check.status, check.accepted_by, check.reason = ACCEPTED, actor[:200], accept[check.name]
-        run_no = _runs(conn, cid, period) + 1
+        report.checks = checks
         if any(check.status == FAILED for check in checks):
-            report = CloseReport(company, period, run_no, BLOCKED, checks, contracts=len(schedules))
+            report.outcome, report.batch, report.recognitions = BLOCKED, None, []
             _record(conn, cid, report, actor, None)
             audit.record(conn, actor=actor, action="close.blocked", target=f"{company} {period}",
                          details={"failed": [c.name for c in checks if c.status == FAILED]})
             return report
-        report = CloseReport(company, period, run_no, CLOSED, checks, contracts=len(schedules))
-        _post_batch(conn, report, cid, schedules, end, actor)
+        _post_batch(conn, batch.drafts, actor)
         lock_period(conn, company, period, actor=actor)
         _record(conn, cid, report, actor, None)
         audit.record(conn, actor=actor, action="close.run", target=f"{company} {period}", details={
-            "run": run_no, "entries": len(report.recognitions), "recognised": report.recognised,
+            "run": report.run_no, "entries": len(report.recognitions), "recognised": report.recognised,
             "accepted": {c.name: c.reason for c in checks if c.status == ACCEPTED}})
     return report
 
@@ -202,9 +203,8 @@ def reopen_close(db: Database, company: str, period: str, *, reason: str, ssp: S
     with db.write() as conn:
         cid = company_id(conn, company)
         reopen_period(conn, company, period, reason=reason, actor=actor)
-        schedules = company_schedules(conn, cid, end, ssp, day_count)
-        report = CloseReport(company, period, _runs(conn, cid, period) + 1, REOPENED, [], contracts=len(schedules))
-        _post_batch(conn, report, cid, schedules, end, actor)
+        report = CloseReport(company, period, _runs(conn, cid, period) + 1, REOPENED, [])
+        _post_batch(conn, _recognise(conn, report, cid, end, ssp, day_count).drafts, actor)
         _record(conn, cid, report, actor, reason)
         audit.record(conn, actor=actor, action="close.reopen", target=f"{company} {period}", details={
             "reason": reason, "run": report.run_no, "entries": len(report.recognitions),
@@ -259,10 +259,10 @@ def _record(conn: Connection, cid: int, report: CloseReport, actor: str, reason:
 # -- readiness -------------------------------------------------------------------------------
 
 
-def _readiness(conn: Connection, cid: int, company: str, period: str, schedules: dict, verify_report
+def _readiness(conn: Connection, cid: int, company: str, period: str, batch: Batch, verify_report
                ) -> list[Check]:
-    return [_usage_check(conn), _billing_check(conn, cid, period, schedules), _clearing_check(conn, company, period),
-            _verify_check(verify_report), _ssp_check(schedules)]
+    return [_usage_check(conn), _billing_check(conn, cid, period, batch.contracts), _clearing_check(conn, company, period),
+            _verify_check(verify_report), _ssp_check(batch.weighed)]
 
 
 def _usage_check(conn: Connection) -> Check:
@@ -274,12 +274,12 @@ def _usage_check(conn: Connection) -> Check:
     return Check("usage", PASSED, "every usage line imported is posted, a duplicate, or resolved")
 
 
-def _billing_check(conn: Connection, cid: int, period: str, schedules: dict) -> Check:
+def _billing_check(conn: Connection, cid: int, period: str, contracts: int) -> Check:
     runs = conn.execute(select(func.count()).select_from(billing_runs).where(
         billing_runs.c.company_id == cid, billing_runs.c.period == period)).scalar()
     if runs:
         return Check("billing", PASSED, f"{runs} billing run{'s' if runs != 1 else ''} for {period}")
-    if not schedules:
+    if not contracts:
         return Check("billing", PASSED, "no contracts to bill")
     return Check("billing", FAILED, f"no billing run for {period} (ecoledger billing run)")
 
@@ -305,10 +305,7 @@ def _verify_check(report) -> Check:
                                    f"{', '.join(sorted(report.counts))} (ecoledger verify)")
 
 
-def _ssp_check(schedules: dict) -> Check:
-    weighed = sorted({code for code, (_, schedule) in schedules.items() for window in schedule.windows
-                      if len([o for o in window.obligations if o.ssp_method != MODIFICATION]) > 1
-                      for o in window.obligations if o.ssp_method == CONTRACT_PRICE})
+def _ssp_check(weighed: list[str]) -> Check:
     if weighed:
         shown = ", ".join(weighed[:10]) + (f" and {len(weighed) - 10} more" if len(weighed) > 10 else "")
         return Check("ssp", FAILED, f"{len(weighed)} contract{'s' if len(weighed) != 1 else ''} allocated at contract "
@@ -319,21 +316,19 @@ def _ssp_check(schedules: dict) -> Check:
 # -- schedules and the ledger ----------------------------------------------------------------
 
 
-def company_schedules(conn: Connection, cid: int, end: dt.date, ssp: SspTable, day_count: str
-                      ) -> dict[str, tuple[Contract, Schedule]]:
-    """Every contract the company bills that started by the period's end, with its schedule
-    (the contracts, their status events and the customers read in a few queries)."""
+def iter_schedules(conn: Connection, cid: int, end: dt.date, ssp: SspTable, day_count: str
+                   ) -> Iterator[tuple[Contract, Schedule]]:
+    """Every contract the company bills that started by ``end``, with its schedule, one at
+    a time (the contracts, their status events and the customers read in a few queries;
+    each schedule computed when asked for, so callers hold only what they keep of it)."""
     charges = _charges(conn, cid, end)
     found_contracts = contracts_billed_by(conn, cid, end)
     changes = status_changes_of(conn, {c.id for c in found_contracts})
     parents = customer_parents(conn)
-    found = {}
     for contract in found_contracts:
         segment = ssp.segment(_chain(parents, contract.customer))
-        schedule = contract_schedule(contract, changes.get(contract.id, []), charges.get(contract.code, []), ssp,
-                                     segment, through=end, day_count=day_count)
-        found[contract.code] = (contract, schedule)
-    return found
+        yield contract, contract_schedule(contract, changes.get(contract.id, []), charges.get(contract.code, []), ssp,
+                                          segment, through=end, day_count=day_count)
 
 
 def _chain(parents: dict[str, str | None], code: str) -> tuple[str, ...]:
@@ -411,22 +406,46 @@ def _closed_positions(conn: Connection, cid: int) -> dict[str, dict]:
     return found
 
 
-def _post_batch(conn: Connection, report: CloseReport, cid: int, schedules: dict, end: dt.date, actor: str) -> None:
+@dataclasses.dataclass
+class Batch:
+    """A close's recognition entries, computed before anything is posted, and what the
+    checks need to know of the schedules behind them."""
+
+    drafts: list[EntryDraft]
+    contracts: int  # schedules computed
+    weighed: list[str]  # contracts allocated at contract prices for want of an SSP
+
+
+def _recognise(conn: Connection, report: CloseReport, cid: int, end: dt.date, ssp: SspTable, day_count: str
+               ) -> Batch:
+    """One pass over the contracts: each schedule is computed, turned into its entry (if
+    anything changes) and dropped, so memory holds entries, not schedules."""
     report.batch = f"revrec:{report.company}:{report.period}:{report.run_no}"
     billed = _billed(conn, cid, end)
     closed = _closed_positions(conn, cid)
+    batch = Batch([], 0, [])
+    for contract, schedule in iter_schedules(conn, cid, end, ssp, day_count):
+        batch.contracts += 1
+        if _weighed_at_contract_price(schedule):
+            batch.weighed.append(contract.code)
+        recognition = _recognition(contract, schedule, report, billed.get(contract.code, []), closed.get(contract.code))
+        if recognition is not None:
+            batch.drafts.append(recognition[0])
+            report.recognitions.append(recognition[1])
+    report.contracts = batch.contracts
+    return batch
+
+
+def _weighed_at_contract_price(schedule: Schedule) -> bool:
+    """Whether a window with several obligations weighed one at its contract price."""
+    return any(len([o for o in window.obligations if o.ssp_method != MODIFICATION]) > 1
+               and any(o.ssp_method == CONTRACT_PRICE for o in window.obligations) for window in schedule.windows)
+
+
+def _post_batch(conn: Connection, drafts: list[EntryDraft], actor: str) -> None:
     writer = JournalWriter(conn)
-    drafts: list[EntryDraft] = []
-    for code, (contract, schedule) in schedules.items():
-        recognition = _recognition(contract, schedule, report, billed.get(code, []), closed.get(code))
-        if recognition is None:
-            continue
-        draft, item = recognition
-        drafts.append(draft)
-        report.recognitions.append(item)
-        if len(drafts) == BATCH_ENTRIES_MAX:
-            _post(writer, drafts)
-    _post(writer, drafts)
+    for first in range(0, len(drafts), BATCH_ENTRIES_MAX):
+        _post(writer, drafts[first:first + BATCH_ENTRIES_MAX])
     if writer.first_seq is not None:
         audit_post(conn, actor, writer.last_seq - writer.first_seq + 1, writer.first_seq, writer.last_seq)
 
@@ -442,7 +461,6 @@ def _post(writer: JournalWriter, drafts: list[EntryDraft]) -> None:
             contract = dict(draft.metadata)["contract"]
             raise LedgerError(*(p.under(f"the close of {contract}") for p in outcome.problems or (
                 Problem(E_INVALID, "entry", f"entry {draft.external_id} exists already"),)))
-    drafts.clear()
 
 
 def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, billed: list, closed: dict | None

@@ -23,6 +23,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 
 from sqlalchemy import Connection, select
 
@@ -32,7 +33,7 @@ from ledger.money import format_amount
 from ledger.periods import parse_period, period_of
 from ledger.queries import balances_as_of, company_id
 from ledger.schema import accounts, closed_periods, journal_entries, postings
-from revrec.close import CONTRACT_ASSET, LIABILITY, SOURCE_TYPE, company_schedules
+from revrec.close import CONTRACT_ASSET, LIABILITY, SOURCE_TYPE, iter_schedules
 from revrec.schedule import MODIFICATION, ONE_OFF, OVER_TIME, POINT_IN_TIME, SUBSCRIPTIONS, Schedule
 from revrec.ssp import SspTable
 
@@ -59,17 +60,21 @@ class Waterfall:
         return {month: found.get(month, 0) for month in self.months}
 
 
+def _schedules_only(conn: Connection, cid: int, end: dt.date, ssp: SspTable, day_count: str) -> Iterator[Schedule]:
+    for _, schedule in iter_schedules(conn, cid, end, ssp, day_count):
+        yield schedule
+
+
 def waterfall(db: Database, company: str, period: str, *, ssp: SspTable, day_count: str) -> list[Waterfall]:
     """One waterfall per currency."""
     _, end = parse_period(period)
-    with db.read() as conn:
-        schedules = company_schedules(conn, company_id(conn, company), end, ssp, day_count)
     found: dict[str, Waterfall] = {}
-    for _, schedule in schedules.values():
-        fall = found.setdefault(schedule.currency, Waterfall(company, period, schedule.currency, [], {}))
-        for line in schedule.lines:
-            row = fall.cohorts.setdefault(period_of(line.window_start), defaultdict(int))
-            row[line.month] += line.amount_minor
+    with db.read() as conn:
+        for schedule in _schedules_only(conn, company_id(conn, company), end, ssp, day_count):
+            fall = found.setdefault(schedule.currency, Waterfall(company, period, schedule.currency, [], {}))
+            for line in schedule.lines:
+                row = fall.cohorts.setdefault(period_of(line.window_start), defaultdict(int))
+                row[line.month] += line.amount_minor
     for fall in found.values():
         fall.months = sorted({month for row in fall.cohorts.values() for month in row})
         fall.cohorts = {cohort: dict(row) for cohort, row in sorted(fall.cohorts.items())}
@@ -107,15 +112,20 @@ def rollforward(db: Database, company: str, period: str, *, ssp: SspTable, day_c
     start, end = parse_period(period)
     with db.read() as conn:
         cid = company_id(conn, company)
-        schedules = company_schedules(conn, cid, end, ssp, day_count)
+        # per contract, only what the lines need of its schedule: currency, the month's
+        # scheduled revenue and the activation fees charged in it
+        summary = {schedule.contract: (schedule.currency, sum(line.amount_minor for line in schedule.lines
+                                                              if line.month == period),
+                                       _activations(schedule, start, end))
+                   for schedule in _schedules_only(conn, cid, end, ssp, day_count)}
         movements = _movements(conn, cid, end)
         ledger = _ledger_position(conn, cid, end, movements)
         is_closed = conn.execute(select(closed_periods.c.period).where(
             closed_periods.c.company_id == cid, closed_periods.c.period == period)).first() is not None
     lines = []
-    for code in sorted(set(movements) | set(schedules)):
+    for code in sorted(set(movements) | set(summary)):
         items = movements.get(code, [])
-        currency = items[0][5] if items else schedules[code][1].currency
+        currency = items[0][5] if items else summary[code][0]
         position = {"before": 0, "billed": 0, "recognised": 0, "released": 0, "closed": 0, "drawn": 0, "arrears": 0}
         for day, account, source_type, origin, amount, _ in items:
             before = day < start
@@ -144,14 +154,13 @@ def rollforward(db: Database, company: str, period: str, *, ssp: SspTable, day_c
                     if source_type == "invoice" and account == SUBSCRIPTIONS:
                         position["arrears"] += revenue  # fees invoiced in arrears: revenue when billed
         opening = position["before"]
-        scheduled = sum(line.amount_minor for line in schedules[code][1].lines if line.month == period) if (
-            code in schedules) else 0
+        scheduled, activations = summary[code][1:] if code in summary else (0, 0)
         # what the month's schedule left for the close: its revenue less what billing and
-        # activations recognised directly (other events' charges are not scheduled)
-        direct = position["arrears"] + (_activations(schedules[code][1], start, end) if code in schedules else 0)
-        # what the close recognised beyond the month's own schedule: other months' revenue
-        # caught up (known once the month is closed)
-        catch_up = position["closed"] - (scheduled - direct) if code in schedules and is_closed else 0
+        # activations recognised directly (other events' charges are not scheduled); what
+        # the close recognised beyond it is other months' revenue caught up (known once the
+        # month is closed)
+        direct = position["arrears"] + activations
+        catch_up = position["closed"] - (scheduled - direct) if code in summary and is_closed else 0
         closing = opening + position["billed"] - position["recognised"] - position["drawn"]
         if not any((opening, position["billed"], position["recognised"], position["drawn"], closing)):
             continue
@@ -235,7 +244,8 @@ def disaggregation(db: Database, company: str, period: str, *, ssp: SspTable, da
     start, end = parse_period(period)
     with db.read() as conn:
         cid = company_id(conn, company)
-        schedules = company_schedules(conn, cid, end, ssp, day_count)
+        contracts = {schedule.contract: _partners_and_timing(contract, schedule, end)
+                     for contract, schedule in iter_schedules(conn, cid, end, ssp, day_count)}
         p, a = postings.c, accounts.c
         rows = conn.execute(select(a.name, p.amount_minor, p.currency, p.dimensions).select_from(postings)
                             .join(accounts, a.id == p.account_id)
@@ -245,9 +255,8 @@ def disaggregation(db: Database, company: str, period: str, *, ssp: SspTable, da
     totals: dict[str, int] = defaultdict(int)
     for account, amount, currency, dimensions in rows:
         dims = json.loads(dimensions) if dimensions else {}
-        contract = schedules.get(dims.get("contract") or "")
         service = dims.get("service") or ""
-        timing, partner = _classify(contract, service, account, end)
+        timing, partner = _classify(contracts.get(dims.get("contract") or ""), service, account)
         grouped[(service, partner, timing, account, currency)] -= amount
         totals[currency] -= amount
     lines = [DisaggregationLine(service, partner, timing, account, currency, amount)
@@ -257,22 +266,26 @@ def disaggregation(db: Database, company: str, period: str, *, ssp: SspTable, da
     return Disaggregation(company, period, lines, dict(sorted(totals.items())))
 
 
-def _classify(found: tuple[Contract, Schedule] | None, service: str, account: str, end: dt.date
+def _partners_and_timing(contract: Contract, schedule: Schedule, end: dt.date) -> tuple[dict[str, str | None], set[str]]:
+    """A contract's vendor per service (the version in force at ``end``) and the services
+    whose one-off fees its schedule spreads over time."""
+    vendors = {c["service"]: c.get("vendor") for c in reversed(contract.version_at(end).components)}
+    spread = {o.service for w in schedule.windows for o in w.obligations if o.pattern == OVER_TIME}
+    return vendors, spread
+
+
+def _classify(found: tuple[dict[str, str | None], set[str]] | None, service: str, account: str
               ) -> tuple[str, str | None]:
     """(timing, vendor) of a revenue posting: usage and subscriptions are satisfied over
-    time; a one-off fee at a point in time unless its schedule spreads it."""
-    timing = OVER_TIME if account in ("Income:Usage", SUBSCRIPTIONS) else POINT_IN_TIME
-    if found is None:
-        return (timing if account != "Income:Adjustments" else "adjustment"), None
-    contract, schedule = found
-    component = next((c for c in contract.version_at(end).components if c["service"] == service), None)
-    partner = component.get("vendor") if component else None
-    if account == ONE_OFF and any(o.pattern == OVER_TIME for w in schedule.windows for o in w.obligations
-                                  if o.service == service):
-        timing = OVER_TIME
+    time; a one-off fee at a point in time unless its schedule spreads it; adjustments are
+    their own kind."""
     if account == "Income:Adjustments":
         timing = "adjustment"
-    return timing, partner
+    elif account in ("Income:Usage", SUBSCRIPTIONS) or (found is not None and service in found[1]):
+        timing = OVER_TIME
+    else:
+        timing = POINT_IN_TIME
+    return timing, (found[0].get(service) if found is not None else None)
 
 
 # -- remaining performance obligations -------------------------------------------------------
@@ -309,21 +322,26 @@ def rpo(db: Database, company: str, period: str, *, ssp: SspTable, day_count: st
     an open-ended one's rest of the billing periods started by the month's end (it can be
     ended at each period's end: 15.121's expedient does not hide it, it is all there is)."""
     _, end = parse_period(period)
-    with db.read() as conn:
-        schedules = company_schedules(conn, company_id(conn, company), end, ssp, day_count)
     lines = []
-    for code, (_, schedule) in sorted(schedules.items()):
-        bands = {name: 0 for name, _, _ in RPO_BANDS}
-        for line in schedule.lines:
-            ahead = _months_between(period, line.month)
-            if ahead <= 0:
-                continue
-            for name, low, high in RPO_BANDS:
-                if ahead >= low and (high is None or ahead <= high):
-                    bands[name] += line.amount_minor
-        if any(bands.values()):
-            lines.append(RpoLine(code, schedule.currency, bands))
+    with db.read() as conn:
+        for schedule in _schedules_only(conn, company_id(conn, company), end, ssp, day_count):
+            bands = _bands(schedule, period)
+            if any(bands.values()):
+                lines.append(RpoLine(schedule.contract, schedule.currency, bands))
     return Rpo(company, period, lines)
+
+
+def _bands(schedule: Schedule, period: str) -> dict[str, int]:
+    """What the schedule recognises after ``period``, per band."""
+    bands = {name: 0 for name, _, _ in RPO_BANDS}
+    for line in schedule.lines:
+        ahead = _months_between(period, line.month)
+        if ahead <= 0:
+            continue
+        for name, low, high in RPO_BANDS:
+            if ahead >= low and (high is None or ahead <= high):
+                bands[name] += line.amount_minor
+    return bands
 
 
 def _months_between(first: str, second: str) -> int:
