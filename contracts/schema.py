@@ -89,6 +89,8 @@ contract_versions = Table(
     Column("components", Text, nullable=False),  # canonical JSON; money in minor units
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(200), nullable=False),
+    # An amendment's revenue-recognition path and reason (canonical JSON), if given.
+    Column("modification", Text, nullable=True),
     CheckConstraint("version >= 1", name="version_positive"),
 )
 

@@ -280,10 +280,27 @@ class BillingSchema(Strict):
                          metadata={"description": "day of the month billing periods start (1 to 28)"})
 
 
+MODIFICATION_PATHS = ("separate_contract", "prospective", "cumulative_catch_up")
+
+
+class ModificationSchema(Strict):
+    """How revenue recognition treats an amendment (IFRS 15.18-21), with the reason:
+    ``separate_contract`` (distinct services added at their standalone selling prices,
+    15.20), ``prospective`` (the remaining services are distinct: the old contract ends and a
+    new one starts, 15.21(a); the default), or ``cumulative_catch_up`` (the remaining services
+    are not distinct, one obligation over the fixed term whose revenue is caught up in the
+    modification's month, 15.21(b))."""
+
+    path = fields.String(required=True, validate=validate.OneOf(MODIFICATION_PATHS))
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
 class AmendmentSchema(Strict):
     version = fields.Integer(required=True, strict=True, validate=validate.Range(2, 10_000))
     effective_from = fields.Date(required=True)
     components = fields.List(fields.Nested(ComponentSchema), required=True, validate=validate.Length(1, COMPONENTS_MAX))
+    modification = fields.Nested(ModificationSchema, metadata={
+        "description": "the accounting judgement on this amendment, with its reason; default prospective"})
 
 
 class ContractSchema(Strict):
@@ -340,6 +357,7 @@ class ContractVersionDocumentSchema(Strict):
     version = fields.Integer()
     effective_from = fields.Date()
     components = fields.Method("_components")
+    modification = fields.Dict(allow_none=True, metadata={"description": "the amendment's path and reason, if given"})
 
     def _components(self, version) -> list[dict]:
         return [component_document(c, version.currency) for c in version.components]

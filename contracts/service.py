@@ -42,6 +42,7 @@ class ContractVersion(NamedTuple):
     effective_from: dt.date
     components: tuple[dict, ...]
     currency: str
+    modification: dict | None = None  # an amendment's path and reason (revrec)
 
     def component(self, code: str) -> dict | None:
         return next((c for c in self.components if c["code"] == code), None)
@@ -187,8 +188,9 @@ def upsert_contract(conn: Connection, document: Any, *, actor: str) -> tuple[str
     """Create a contract, confirm it, or add its new amendments: (CREATED | UNCHANGED |
     AMENDED, versions added)."""
     spec = load_document(ContractSchema(), document, "a contract")
-    versions = [(1, spec["start"], spec["components"])] + [
-        (a["version"], a["effective_from"], a["components"]) for a in sorted(spec["amendments"], key=lambda a: a["version"])]
+    versions = [(1, spec["start"], spec["components"], None)] + [
+        (a["version"], a["effective_from"], a["components"], a.get("modification"))
+        for a in sorted(spec["amendments"], key=lambda a: a["version"])]
     _check_contract(conn, spec, versions)
     digest = document_hash({k: v for k, v in spec.items() if k != "amendments"})
     stored = conn.execute(select(contracts).where(contracts.c.code == spec["code"])).first()
@@ -213,11 +215,12 @@ def upsert_contract(conn: Connection, document: Any, *, actor: str) -> tuple[str
     known = {row.version: row for row in conn.execute(
         select(contract_versions).where(contract_versions.c.contract_id == stored.id))}
     new = []
-    for number, effective_from, components in versions:
+    for number, effective_from, components, modification in versions:
         row = known.get(number)
         if row is None:
-            new.append((number, effective_from, components))
-        elif row.effective_from != effective_from or row.components != document_json(components):
+            new.append((number, effective_from, components, modification))
+        elif (row.effective_from != effective_from or row.components != document_json(components)
+              or row.modification != (document_json(modification) if modification else None)):
             raise LedgerError(Problem(E_CONFLICT, f"amendments[version {number}]",
                                       f"version {number} of {spec['code']} is stored with other terms; add a new version"))
     if len(new) + len(known) != len(versions):
@@ -232,8 +235,9 @@ def upsert_contract(conn: Connection, document: Any, *, actor: str) -> tuple[str
 def _insert_versions(conn: Connection, contract_id: int, versions: list, actor: str, now: dt.datetime) -> None:
     conn.execute(insert(contract_versions), [
         {"contract_id": contract_id, "version": number, "effective_from": effective_from,
-         "components": document_json(components), "created_at": now, "created_by": actor[:200]}
-        for number, effective_from, components in versions
+         "components": document_json(components), "created_at": now, "created_by": actor[:200],
+         "modification": document_json(modification) if modification else None}
+        for number, effective_from, components, modification in versions
     ])
 
 
@@ -246,7 +250,10 @@ def _check_contract(conn: Connection, spec: dict, versions: list) -> None:
     if spec["end"] is not None and spec["end"] < spec["start"]:
         problems.append(Problem(E_INVALID, "end", f"{spec['end']} is before start {spec['start']}"))
     previous = spec["start"]
-    for index, (number, effective_from, components) in enumerate(versions):
+    for index, (number, effective_from, components, modification) in enumerate(versions):
+        if modification and modification["path"] == "cumulative_catch_up" and spec["end"] is None:
+            problems.append(Problem(E_INVALID, f"amendments[{index - 1}].modification.path",
+                                    "a cumulative catch-up needs the contract's fixed term: it has no end date"))
         where = "components" if index == 0 else f"amendments[{index - 1}]"
         if number != index + 1:
             problems.append(Problem(E_INVALID, f"{where}.version", f"amendments are versions 2, 3, ...; found {number}"))
@@ -338,7 +345,8 @@ def contracts_billed_by(conn: Connection, company_id: int, started_by: dt.date) 
     currency = {row.id: row.currency for row in rows}
     for v in conn.execute(query):
         versions.setdefault(v.contract_id, []).append(
-            ContractVersion(v.version, v.effective_from, tuple(json.loads(v.components)), currency[v.contract_id]))
+            ContractVersion(v.version, v.effective_from, tuple(json.loads(v.components)), currency[v.contract_id],
+                            json.loads(v.modification) if v.modification else None))
     return [Contract(row.id, row.code, row.customer_code, row.billing_code, row.currency, row.start_date, row.end_date,
                      row.billing_frequency, row.billing_day, row.status, row.status_since,
                      tuple(versions.get(row.id, ()))) for row in rows]
@@ -359,7 +367,8 @@ def _contract_query():
 
 def _contract(conn: Connection, row) -> Contract:
     versions = tuple(
-        ContractVersion(v.version, v.effective_from, tuple(json.loads(v.components)), row.currency)
+        ContractVersion(v.version, v.effective_from, tuple(json.loads(v.components)), row.currency,
+                        json.loads(v.modification) if v.modification else None)
         for v in conn.execute(select(contract_versions).where(contract_versions.c.contract_id == row.id)
                               .order_by(contract_versions.c.version))
     )

@@ -52,6 +52,7 @@ SUBSCRIPTIONS, ONE_OFF = "Income:Subscriptions", "Income:OneOff"
 SERIES, POINT_IN_TIME, OVER_TIME = "series", "point_in_time", "over_time"
 CONTRACT_PRICE = "contract_price"
 MODIFICATION = "modification"  # the ssp_method of an amendment's or termination's difference
+PROSPECTIVE, CUMULATIVE_CATCH_UP = "prospective", "cumulative_catch_up"
 _ONE_DAY = dt.timedelta(days=1)
 
 
@@ -109,6 +110,8 @@ class Schedule:
     day_count: str
     windows: list[Window]
     lines: list[Line]
+    # the amendments' judgements: (version, effective from, path, reason)
+    modifications: list[tuple[int, dt.date, str, str]] = dataclasses.field(default_factory=list)
 
     def recognised(self, through: str) -> dict[tuple[str, str], int]:
         """Cumulative revenue per (service, account) in the months up to ``through``."""
@@ -172,7 +175,68 @@ def contract_schedule(contract: Contract, status_changes: Sequence[tuple[dt.date
         _allocate(window, contract, [o for o in window.obligations if o.ssp_method != MODIFICATION])
     lines = [line for window in ordered for obligation in window.obligations
              for line in _recognise(obligation, window, day_count)]
-    return Schedule(contract.code, contract.currency, day_count, ordered, lines)
+    modifications = [(v.version, v.effective_from, *_path(v)) for v in contract.versions[1:]]
+    for _version, effective_from, path, _reason in modifications:
+        if path == CUMULATIVE_CATCH_UP and contract.end is not None:
+            lines = _caught_up(lines, contract.start, min(contract.end, terminated or contract.end), effective_from,
+                               day_count)
+    return Schedule(contract.code, contract.currency, day_count, ordered, lines, modifications)
+
+
+def _path(version) -> tuple[str, str]:
+    """An amendment's path and reason; prospective when the contract records none."""
+    if version.modification:
+        return version.modification["path"], version.modification["reason"]
+    return PROSPECTIVE, "default: the remaining services are distinct (IFRS 15.21(a))"
+
+
+def _progress(total_minor: int, months: list[tuple[str, int | Fraction]]) -> dict[str, int]:
+    """Revenue per month by the measure of progress: each month's cumulative share of the
+    term, rounded half-up, less the month before's, so every cumulative figure is the
+    rounded exact one and the months add up to the total."""
+    whole = sum((Fraction(w) for _, w in months), Fraction(0))
+    found, elapsed, before = {}, Fraction(0), 0
+    for month, weight in months:
+        elapsed += Fraction(weight)
+        cumulative = _round_half_up(total_minor * elapsed / whole)
+        found[month] = cumulative - before
+        before = cumulative
+    return found
+
+
+def _round_half_up(value: Fraction) -> int:
+    sign = -1 if value < 0 else 1
+    return sign * int(abs(value) + Fraction(1, 2))
+
+
+def _caught_up(lines: list[Line], first: dt.date, last: dt.date, effective_from: dt.date, day_count: str) -> list[Line]:
+    """IFRS 15.21(b): from the modification on, each recurring fee is one obligation over
+    the contract's whole term, its price all the term's fees (as amended), measured by time
+    elapsed. The months before the modification keep what they recognised; the
+    modification's month catches up the difference; later months recognise the rest
+    ratably. The total is unchanged, to the cent."""
+    month_of_change = period_of(effective_from)
+    months = month_weights(first, last, day_count)
+    result = [line for line in lines if line.account != SUBSCRIPTIONS]
+    for component, service in sorted({(line.component, line.service) for line in lines
+                                       if line.account == SUBSCRIPTIONS}):
+        own = [line for line in lines if line.account == SUBSCRIPTIONS and line.component == component]
+        before = [line for line in own if line.month < month_of_change]
+        total = sum(line.amount_minor for line in own)
+        spread = _progress(total, months)
+        result += before
+        earlier = sum(line.amount_minor for line in before)
+        due = sum(amount for month, amount in spread.items() if month <= month_of_change) - earlier
+        if due:
+            result.append(Line(component, service, SUBSCRIPTIONS, first, month_of_change, due))
+        result += [Line(component, service, SUBSCRIPTIONS, first, month, amount)
+                   for month, amount in spread.items() if month > month_of_change and amount]
+        # lines outside the term (none, normally) keep their amount in the last month
+        outside = total - sum(line.amount_minor for line in result if line.account == SUBSCRIPTIONS
+                              and line.component == component)
+        if outside:
+            result.append(Line(component, service, SUBSCRIPTIONS, first, period_of(last), outside))
+    return result
 
 
 def _fees(contract: Contract, status_changes, horizon: dt.date):

@@ -24,6 +24,12 @@ class ScheduleSchema(Schema):
     windows = fields.Method("_windows", metadata={"description": "allocation windows (billing periods) with their "
                                                                  "obligations and the price allocated to each"})
     lines = fields.Method("_lines", metadata={"description": "revenue recognised per obligation and month"})
+    modifications = fields.Method("_modifications", metadata={
+        "description": "each amendment's path (separate_contract, prospective, cumulative_catch_up) and reason"})
+
+    def _modifications(self, schedule) -> list[dict]:
+        return [{"version": version, "effective_from": day.isoformat(), "path": path, "reason": reason}
+                for version, day, path, reason in schedule.modifications]
 
     def _windows(self, schedule) -> list[dict]:
         return [{"start": w.start.isoformat(), "end": w.end.isoformat(), "obligations": [

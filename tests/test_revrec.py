@@ -595,3 +595,84 @@ def reports_of_with(db, period, ssp):
 
     return {kind: build_report(db, kind, "OPFI", period, ssp=ssp, day_count="actual_days")[0]
             for kind in ("rollforward",)}
+
+
+# -- contract modifications (IFRS 15.18-21) ----------------------------------------------------
+
+
+def fixed_term(path=None):
+    """A year of a desk at 300 a month from October; from January, 390 a month."""
+    amendment = {"version": 2, "effective_from": "2027-01-01", "components": [
+        {"code": "DESK", "type": "recurring_fee", "service": "desk", "amount": "390.00", "timing": "in_advance"}]}
+    if path:
+        amendment["modification"] = {"path": path, "reason": f"judged {path}"}
+    return {"code": "F1", "customer": "ACME", "billing_company": "OPFI", "currency": "EUR", "start": "2026-10-01",
+            "end": "2027-09-30", "components": [{"code": "DESK", "type": "recurring_fee", "service": "desk",
+                                                 "amount": "300.00", "timing": "in_advance"}],
+            "amendments": [amendment]}
+
+
+def monthly(db, code="F1", through="2027-09-30"):
+    schedule = schedule_of(db, code, through=dt.date.fromisoformat(through), ssp=SSP, day_count="actual_days")
+    found: dict[str, int] = {}
+    for line in schedule.lines:
+        found[line.month] = found.get(line.month, 0) + line.amount_minor
+    return found, schedule
+
+
+def test_a_prospective_modification_changes_only_the_months_after_it(eco):
+    start(eco, fixed_term("prospective"))
+    months, schedule = monthly(eco)
+    assert [months[m] for m in ("2026-10", "2026-12", "2027-01", "2027-09")] == [30000, 30000, 39000, 39000]
+    assert sum(months.values()) == 3 * 30000 + 9 * 39000
+    assert schedule.modifications == [(2, dt.date(2027, 1, 1), "prospective", "judged prospective")]
+
+
+def test_a_separate_contract_keeps_the_original_allocation(eco):
+    start(eco, fixed_term("separate_contract"))
+    assert monthly(eco)[0] == monthly_of_prospective(eco)
+
+
+def monthly_of_prospective(db):
+    document = fixed_term("prospective")
+    document["code"] = "F2"
+    start(db, document)
+    return monthly(db, "F2")[0]
+
+
+def test_a_cumulative_catch_up_lands_in_the_modifications_month(eco):
+    # IFRS 15.21(b) (Illustrative Example 8's mechanics): the year is one obligation whose
+    # price becomes 3 x 300 + 9 x 390 = 4,410.00, measured by days elapsed. By the end of
+    # January 123 of 365 days have passed: 4,410.00 x 123 / 365 = 1,486.11 is due, of which
+    # 900.00 was recognised: January catches up 586.11 (not 390.00).
+    start(eco, fixed_term("cumulative_catch_up"))
+    months, schedule = monthly(eco)
+    assert [months[m] for m in ("2026-10", "2026-11", "2026-12")] == [30000, 30000, 30000]
+    assert months["2027-01"] == 148611 - 90000
+    assert sum(months.values()) == 441000
+    # February: 151 days elapsed, 4,410.00 x 151 / 365 = 1,824.41, less 1,486.11
+    assert months["2027-02"] == 182441 - 148611
+    # the close recognises it: January's catch-up is in January's batch
+    for period in ("2026-10", "2026-11", "2026-12", "2027-01"):
+        billing.run_billing(eco, "OPFI", period, rules=RULES, actor="t")
+        close(eco, period)
+    assert revenue(eco, "F1") == {"Income:Subscriptions": 148611}
+    assert reports_of(eco, "2027-01")["rollforward"].difference_minor == {"EUR": 0}
+
+
+def test_a_catch_up_needs_a_fixed_term_and_a_stored_judgement_does_not_change(eco):
+    document = fixed_term("cumulative_catch_up")
+    document.pop("end")
+    with pytest.raises(LedgerError) as caught:
+        service.save_contract(eco, document, actor="t")
+    assert caught.value.problems[0].field == "amendments[0].modification.path"
+    start(eco, fixed_term("prospective"))
+    assert service.save_contract(eco, fixed_term("prospective"), actor="t")[0] == "unchanged"
+    with pytest.raises(LedgerError) as caught:
+        service.save_contract(eco, fixed_term("cumulative_catch_up"), actor="t")
+    assert caught.value.problems[0].field == "amendments[version 2]"
+    bad = fixed_term("prospective")
+    bad["amendments"][0]["modification"] = {"path": "retroactive", "reason": "x"}
+    with pytest.raises(LedgerError) as caught:
+        service.save_contract(eco, bad, actor="t")
+    assert caught.value.problems[0].field.endswith("modification.path")

@@ -65,6 +65,8 @@ def revrec_schedule(app, contract, through, fmt) -> None:
                right=["Stated", "Discount", "SSP", "Allocated"])
     emit_table(["Month", "Component", "Service", "Account", "Window", "Amount"], rows,
                title=f"Revenue of {schedule.contract} by month ({schedule.day_count})", right=["Amount"])
+    for version, day, path, reason in schedule.modifications:
+        click.echo(f"amendment {version} from {day}: {path.replace('_', ' ')} ({reason})")
 
 
 @click.group()

@@ -1,4 +1,4 @@
-"""Revenue recognition and the close: an index of contract events by contract, period reopenings (a closed period's row may go only
+"""Revenue recognition and the close: amendments' modification paths (contract_versions.modification), an index of contract events by contract, period reopenings (a closed period's row may go only
 once its reopening is recorded: the closed_periods delete trigger is replaced by one with
 that condition) and the close runs; triggers keep both immutable.
 
@@ -76,6 +76,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_revrec_closes_period', 'revrec_closes', ['company_id', 'period', 'run_no'], unique=True)
     op.create_index('ix_contract_events_contract', 'contract_events', ['contract_id', 'event_date'], unique=False)
+    op.add_column('contract_versions', sa.Column('modification', sa.Text(), nullable=True))
     op.execute("DROP TRIGGER closed_periods_no_delete" + ("" if op.get_bind().dialect.name == "sqlite" else " ON closed_periods"))
     statements = SQLITE_TRIGGERS if op.get_bind().dialect.name == "sqlite" else POSTGRESQL_TRIGGERS
     for statement in statements:
@@ -89,5 +90,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION ecoledger_reopening_recorded(integer, varchar, timestamptz)")
     op.execute(OLD_DELETE_TRIGGER[dialect])
     op.drop_index('ix_contract_events_contract', table_name='contract_events')
+    with op.batch_alter_table('contract_versions') as batch:
+        batch.drop_column('modification')
     for table in ("revrec_closes", "period_reopenings"):
         op.drop_table(table)
