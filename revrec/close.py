@@ -53,6 +53,7 @@ from ledger.queries import company_id
 from ledger.records import ACCEPTED as ENTRY_ACCEPTED
 from ledger.records import E_INVALID, EntryDraft, LedgerError, PostingDraft, Problem, show
 from ledger.schema import accounts, audit_log, closed_periods, companies, journal_entries, postings
+from ledger.verify import verify
 from partners.schema import agreements
 from revrec.schedule import (
     CONTRACT_PRICE,
@@ -156,8 +157,6 @@ def run_close(db: Database, company: str, period: str, *, ssp: SspTable, day_cou
         if _is_closed(conn, cid, period):
             return CloseReport(company, period, _runs(conn, cid, period), "already_closed", [])
     if verify_report is None:
-        from ledger.verify import verify
-
         verify_report = verify(db)  # before the write transaction: it reads the whole ledger
     # Schedules, checks, batch and lock in one transaction: what is checked is what is posted.
     with db.write() as conn:
@@ -194,11 +193,7 @@ def reopen_close(db: Database, company: str, period: str, *, reason: str, ssp: S
                  actor: str) -> CloseReport:
     """Reopen the company's latest closed period and post the delta batch of what changed
     since its close (nothing, when nothing did). The next close run locks it again."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise LedgerError(Problem(E_INVALID, "reason", "reopening a closed period needs a reason"))
-    if len(reason) > REASON_CHARS_MAX:
-        raise LedgerError(Problem(E_INVALID, "reason", f"longer than {REASON_CHARS_MAX} characters"))
+    reason = _reason(reason, "reason", "reopening a closed period needs a reason")
     _, end = parse_period(period)
     with db.write() as conn:
         cid = company_id(conn, company)
@@ -232,13 +227,18 @@ def _acceptances(accept: dict[str, str]) -> dict[str, str]:
     for name, reason in accept.items():
         if name not in CHECKS:
             raise LedgerError(Problem(E_INVALID, "accept", f"no readiness check {show(name)}; checks: {', '.join(CHECKS)}"))
-        reason = (reason or "").strip()
-        if not reason:
-            raise LedgerError(Problem(E_INVALID, f"accept.{name}", "accepting a failed check needs a reason"))
-        if len(reason) > REASON_CHARS_MAX:
-            raise LedgerError(Problem(E_INVALID, f"accept.{name}", f"longer than {REASON_CHARS_MAX} characters"))
-        cleaned[name] = reason
+        cleaned[name] = _reason(reason, f"accept.{name}", "accepting a failed check needs a reason")
     return cleaned
+
+
+def _reason(text: str | None, field: str, missing: str) -> str:
+    """A controller's reason: required, kept as written (trimmed), bounded."""
+    text = (text or "").strip()
+    if not text:
+        raise LedgerError(Problem(E_INVALID, field, missing))
+    if len(text) > REASON_CHARS_MAX:
+        raise LedgerError(Problem(E_INVALID, field, f"longer than {REASON_CHARS_MAX} characters"))
+    return text
 
 
 def _runs(conn: Connection, cid: int, period: str) -> int:
