@@ -63,6 +63,7 @@ RULES = {"vendor_share": "clearing_vendor_true_up", "reseller_commission": "clea
          "transfer_price": "clearing_transfer_price"}
 CLAWBACK_RULE = "clearing_commission_clawback"
 CREDIT_ACCOUNT = "Income:Adjustments"
+CONTRACT_COSTS = "Assets:ContractCosts"
 ROLE = {"vendor_share": "vendor", "reseller_commission": "reseller", "transfer_price": "provider"}
 SOURCE_TYPE = "clearing"
 COMMISSIONABLE_SOURCES = ("usage_line", "contract_event", "invoice")
@@ -142,9 +143,10 @@ def _due(conn: Connection, agreement: Agreement, terms: dict, span: tuple[dt.dat
         due.append(("transfer_price", basis, int((basis * factor).quantize(Decimal(1), rounding=ROUND_HALF_UP))))
     elif terms.get("tiers"):
         volume = _volume(conn, agreement, span)
-        # what the events accrued at the first tier's rate, without earlier tier true-ups and
-        # clawbacks (a credit's clawback is its own item, not a change of the volume's tier)
-        accrued = _earned(conn, agreement, span) - _posted(conn, agreement, ("commission_tiers", "clawback"), span[0])
+        # what the events accrued at the first tier's rate, without acquisition commissions,
+        # earlier tier true-ups and clawbacks (a credit's clawback is its own item, not a change of the volume's tier)
+        accrued = (_earned(conn, agreement, span) - _acquired(conn, agreement, span)
+                   - _posted(conn, agreement, ("commission_tiers", "clawback"), span[0]))
         commission = tiered_commission(volume, terms["tiers"], terms.get("tier_mode") or "marginal")
         due.append(("commission_tiers", volume, commission - accrued))
     return due
@@ -159,6 +161,19 @@ def _earned(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date
         .where(p.account_id.in_(position_accounts(conn, agreement.company)), p.currency == agreement.currency,
                with_counterparty(agreement.counterparty), p.effective_date >= span[0], p.effective_date <= span[1],
                e.source_type != "settlement_payment")).scalar())
+
+
+def _acquired(conn: Connection, agreement: Agreement, span: tuple[dt.date, dt.date]) -> int:
+    """Acquisition commissions the reseller earned from the counterparty in the window: the
+    contract cost assets its activations capitalised naming it (earned for obtaining
+    contracts, not on the window's volume)."""
+    p, a, e = postings.c, accounts.c, journal_entries.c
+    return int(conn.execute(
+        select(func.coalesce(func.sum(p.amount_minor), 0)).join(accounts, a.id == p.account_id)
+        .join(companies, companies.c.id == a.company_id).join(journal_entries, e.id == p.entry_id)
+        .where(companies.c.code == agreement.counterparty, a.name == CONTRACT_COSTS, e.source_type == "contract_event",
+               p.currency == agreement.currency, with_counterparty(agreement.company),
+               p.effective_date >= span[0], p.effective_date <= span[1])).scalar())
 
 
 def _posted(conn: Connection, agreement: Agreement, kinds: str | tuple[str, ...], window_start: dt.date) -> int:

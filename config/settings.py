@@ -124,6 +124,9 @@ class Settings:
     # each month) or "equal_months" (each whole month alike, part months by their days).
     ssp_table: str = ""
     revrec_day_count: str = "actual_days"
+    # Contract costs (revrec/costs.py): the practical expedient of IFRS 15.94, expensing the
+    # costs of obtaining a contract when they would be amortised over a year or less.
+    contract_costs_expedient: bool = True
 
     # `ecoledger serve`: where the API listens, and how many processes (each with
     # api_threads threads) answer. Bind 0.0.0.0 only behind a TLS-terminating proxy.

@@ -45,3 +45,10 @@ def prorate(amount_minor: int, first_day: dt.date, last_day: dt.date, period: tu
     used = (last_day - first_day).days + 1
     total = (period[1] - period[0]).days + 1
     return int((Decimal(amount_minor) * used / total).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def term_months(start: dt.date, end: dt.date) -> int:
+    """A fixed term's length in months, a started month counting whole: 2026-01-01 to
+    2026-12-31 is 12, 2026-01-15 to 2027-01-14 is 12, 2026-01-15 to 2027-01-15 is 13."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    return months + (1 if end.day >= start.day else 0)

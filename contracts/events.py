@@ -26,13 +26,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
 
 from config import limits
-from contracts.billing_periods import billing_period, prorate
+from contracts.billing_periods import MONTHS_OF, billing_period, prorate, term_months
 from contracts.rules import Context, Rule, RuleError, RuleSet, posting_drafts
 from contracts.schema import contract_events, contracts
 from contracts.schemas import EventSchema
@@ -64,8 +64,14 @@ EVENT_BYTES_MAX = 64 * 1024
 EVENTS_PER_IMPORT_MAX = 1_000_000
 SOURCE_TYPE = "contract_event"
 ENTRY_ID_PREFIX = "event:"
+# A reseller's commission for obtaining a contract posts in its activation's entry, through
+# this rule; its contract cost asset names the reseller as counterparty, by which clearing
+# tells it from the commissions that accrue on charges.
+ACQUISITION_RULE = "acquisition_commission"
+ACQUISITION_MONTHS = 12  # the "first year" of a contract's value
 # Rules that other capabilities apply: an event of such a type would post around them.
-NOT_EVENT_TYPES = ("usage", "invoice_usage", "invoice_fee_in_advance", "invoice_fee_in_arrears", "invoice_credit")
+NOT_EVENT_TYPES = ("usage", "invoice_usage", "invoice_fee_in_advance", "invoice_fee_in_arrears", "invoice_credit",
+                   ACQUISITION_RULE)
 
 # Which contract statuses accept each built-in type, and the status it leaves.
 _STATUS_RULES: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -214,7 +220,7 @@ def apply_event(conn: Connection, event: dict, *, rules: RuleSet, actor: str) ->
     if report.rejected:
         raise LedgerError(*report.outcomes[0].problems)
     if report.entries_posted:
-        audit_post(conn, actor, 1, applier.first_seq, applier.last_seq, None)
+        audit_post(conn, actor, report.entries_posted, applier.first_seq, applier.last_seq, None)
     return applier.last_seq
 
 
@@ -226,6 +232,7 @@ class _Applier:
         self.terms = AgreementTerms(conn)
         self.first_seq: int | None = None
         self.last_seq: int | None = None
+        self.posted = 0  # entries posted (an activation may post two)
 
     def apply(self, item: tuple[object, dict] | Refused, report: EventReport) -> None:
         if isinstance(item, Refused):
@@ -234,6 +241,7 @@ class _Applier:
             return
         ref, item = item
         raw_id = item.get("id") if isinstance(item.get("id"), str) else None
+        posted = self.posted
         try:
             status, seq = self._apply(item)
         except _Rejected as rejected:
@@ -249,8 +257,7 @@ class _Applier:
             report.note(Outcome(ref, raw_id, DUPLICATE, seq, ()))
         else:
             report.accepted += 1
-            if seq is not None:
-                report.entries_posted += 1
+            report.entries_posted += self.posted - posted
 
     def _apply(self, raw: dict) -> tuple[str, int | None]:
         event = load_document(EventSchema(), raw, "an event")
@@ -271,7 +278,8 @@ class _Applier:
         contract = self._contract(event["contract"])
         new_status = self._check_status(contract, event)
         applications = self._applications(contract, event)
-        draft = self._draft(contract, event, rule, applications)
+        acquisition = self._acquisition(contract, event) if event["type"] == "activated" else []
+        draft = self._draft(contract, event, rule, applications, acquisition)
         seq = None
         if draft is not None:
             outcome = self._post(draft)
@@ -376,7 +384,8 @@ class _Applier:
                 applications.append(_Application(component, -unused, Decimal(1)))
         return applications
 
-    def _draft(self, contract: Contract, event: dict, rule: Rule, applications: list[_Application]) -> EntryDraft | None:
+    def _draft(self, contract: Contract, event: dict, rule: Rule, applications: list[_Application],
+               extra: list[PostingDraft]) -> EntryDraft | None:
         postings: list[PostingDraft] = []
         for application in applications:
             component = application.component or {}
@@ -391,6 +400,7 @@ class _Applier:
             except (RuleError, _Rejected, LedgerError) as error:
                 problems = (Problem(E_INVALID, "type", str(error)),) if isinstance(error, RuleError) else error.problems
                 raise _Rejected(*problems) from None
+        postings += extra
         if not postings:
             return None
         description = f"{event['type']} {contract.code}" + (f": {event['reason']}" if event.get("reason") else "")
@@ -398,6 +408,45 @@ class _Applier:
                     ("rule_hash", rule.content_hash), ("rule_version", str(rule.version)))
         return EntryDraft(ENTRY_ID_PREFIX + event["id"], event["date"], tuple(postings), description[:500],
                           SOURCE_TYPE, event["id"], metadata)
+
+    def _acquisition(self, contract: Contract, event: dict) -> list[PostingDraft]:
+        """The acquisition commissions of the resellers whose agreements grant one, on
+        what each sold in the version in force at activation."""
+        day = event["date"]
+        version = contract.version_at(day)
+        owed: dict[str, int] = {}
+        for component in version.components:
+            reseller = component.get("reseller")
+            if reseller is None or reseller in owed:
+                continue
+            try:
+                terms = self.terms.terms(contract, reseller, "reseller_commission", day)
+            except LedgerError as error:
+                raise _Rejected(*error.problems) from None
+            if terms is None:
+                continue
+            if terms.get("acquisition_minor") is not None:
+                owed[reseller] = terms["acquisition_minor"]
+            elif terms.get("acquisition_percent") is not None:
+                sold = [c for c in version.components if c.get("reseller") == reseller]
+                value = Decimal(first_year_value(contract, sold)) * Decimal(terms["acquisition_percent"]) / 100
+                owed[reseller] = int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        owed = {reseller: amount for reseller, amount in owed.items() if amount}
+        if not owed:
+            return []
+        rule = self.rules.rules.get(ACQUISITION_RULE)
+        if rule is None:
+            raise _Rejected(Problem(E_INVALID, "type", f"the posting rules ({self.rules.source}) have no "
+                                    f"{ACQUISITION_RULE!r} rule; a reseller agreement grants an acquisition commission"))
+        postings: list[PostingDraft] = []
+        for reseller, amount in sorted(owed.items()):
+            parties = {"billing": contract.billing_company, "vendor": None, "reseller": reseller}
+            context = Context(amount, Decimal(1), parties, {"customer": contract.customer, "contract": contract.code}, {})
+            try:
+                postings += posting_drafts(rule, context, contract.currency)
+            except RuleError as error:
+                raise _Rejected(Problem(E_INVALID, "type", str(error))) from None
+        return postings
 
     def _post(self, draft: EntryDraft) -> Outcome:
         report = PostingReport(all_or_nothing=False, results=[])
@@ -409,7 +458,23 @@ class _Applier:
             raise _Rejected(*(p.under("entry") for p in outcome.problems))
         self.first_seq = self.first_seq or outcome.entry_seq
         self.last_seq = outcome.entry_seq
+        self.posted += 1
         return outcome
+
+
+def first_year_value(contract: Contract, components: Iterable[dict]) -> int:
+    """What ``components`` are worth over the contract's first year (its term, when
+    shorter): recurring fees for that many months at their billing frequency, and one-off
+    fees. Usage and discounts are left out: their value is not known at signing."""
+    months = ACQUISITION_MONTHS if contract.end is None else min(ACQUISITION_MONTHS, term_months(contract.start, contract.end))
+    per_period = MONTHS_OF[contract.billing_frequency]
+    value = Decimal(0)
+    for component in components:
+        if component["type"] == "recurring_fee":
+            value += Decimal(component["amount_minor"]) * months / per_period
+        elif component["type"] == "one_off_fee":
+            value += component["amount_minor"]
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def _advance_fee(component: dict | None) -> int:

@@ -33,6 +33,7 @@ customers = Table(
     Column("currency", String(3), nullable=False),
     Column("parent_id", Integer, ForeignKey("customers.id"), nullable=True),
     Column("cost_centre", String(64), nullable=True),
+    Column("region", String(64), nullable=True),  # revenue disaggregation; inherited from the parent
     Column("document_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
@@ -72,6 +73,8 @@ contracts = Table(
     # SHA-256 of the canonical contract document: the same document again changes nothing.
     Column("document_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # The judgement on amortising the costs of obtaining it (revrec/costs.py), canonical JSON.
+    Column("contract_costs", Text, nullable=True),
     CheckConstraint("status IN ('draft', 'active', 'suspended', 'terminated')", name="status_known"),
     CheckConstraint("billing_day BETWEEN 1 AND 28", name="billing_day_range"),
     CheckConstraint("end_date IS NULL OR end_date >= start_date", name="dates_ordered"),

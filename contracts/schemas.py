@@ -223,6 +223,9 @@ class CustomerSchema(Strict):
     parent = fields.String(load_default=None, allow_none=True, validate=LOCAL_CODE,
                            metadata={"description": "the organisation this one belongs to"})
     cost_centre = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+    # No load_default: a customer without a region hashes as it did before the field.
+    region = fields.String(validate=LOCAL_CODE, metadata={
+        "description": "where the customer is served (revenue disaggregation); default: its organisation's"})
 
 
 class RecognitionSchema(Strict):
@@ -295,6 +298,15 @@ class ModificationSchema(Strict):
     reason = fields.String(required=True, validate=validate.Length(1, 500))
 
 
+class ContractCostJudgementSchema(Strict):
+    """The judgement on the costs of obtaining the contract (IFRS 15.99): the months they are
+    amortised over, the expected duration of the customer relationship with the renewals
+    anticipated, and why."""
+
+    amortisation_months = fields.Integer(required=True, strict=True, validate=validate.Range(1, 600))
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
 class AmendmentSchema(Strict):
     version = fields.Integer(required=True, strict=True, validate=validate.Range(2, 10_000))
     effective_from = fields.Date(required=True)
@@ -313,6 +325,10 @@ class ContractSchema(Strict):
     billing = fields.Nested(BillingSchema, load_default=lambda: {"frequency": "monthly", "day": 1})
     components = fields.List(fields.Nested(ComponentSchema), required=True, validate=validate.Length(1, COMPONENTS_MAX))
     amendments = fields.List(fields.Nested(AmendmentSchema), load_default=list, validate=validate.Length(max=AMENDMENTS_MAX))
+    # No load_default: a contract without the judgement hashes as it did before the field.
+    contract_costs = fields.Nested(ContractCostJudgementSchema, metadata={
+        "description": "the judgement on amortising the costs of obtaining the contract, with the reason; "
+                       "default: its fixed term"})
 
     @post_load
     def _money_in_minor_units(self, data: dict, **_: Any) -> dict:
@@ -374,6 +390,7 @@ class ContractDocumentSchema(Strict):
     end = fields.Date(allow_none=True)
     billing_frequency = fields.String()
     billing_day = fields.Integer()
+    contract_costs = fields.Dict(allow_none=True, metadata={"description": "amortisation months and reason, if given"})
     versions = fields.List(fields.Nested(ContractVersionDocumentSchema))
 
 
@@ -399,6 +416,7 @@ class CustomerDocumentSchema(Strict):
     currency = fields.String()
     parent = fields.String(allow_none=True)
     cost_centre = fields.String(allow_none=True)
+    region = fields.String(allow_none=True, metadata={"description": "as loaded (an organisation's applies when none)"})
 
 
 

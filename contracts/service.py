@@ -35,6 +35,7 @@ class Customer(NamedTuple):
     currency: str
     parent: str | None
     cost_centre: str | None
+    region: str | None = None  # as loaded; customer_regions resolves inheritance
 
 
 class ContractVersion(NamedTuple):
@@ -61,6 +62,7 @@ class Contract(NamedTuple):
     status: str
     status_since: dt.date | None
     versions: tuple[ContractVersion, ...]
+    contract_costs: dict | None = None  # amortisation months and reason (revrec/costs.py)
 
     def version_at(self, day: dt.date) -> ContractVersion:
         """The version in force on ``day`` (version 1 before the first amendment)."""
@@ -101,7 +103,8 @@ def upsert_customer(conn: Connection, document: Any, *, actor: str) -> str:
             raise LedgerError(Problem(E_NOT_FOUND, "parent", f"no customer {show(spec['parent'])} (load parents first)"))
     conn.execute(insert(customers).values(
         code=spec["code"], name=spec["name"], billing_company_id=billing, currency=spec["currency"], parent_id=parent_id,
-        cost_centre=spec["cost_centre"], document_hash=digest, created_at=dt.datetime.now(dt.UTC)))
+        cost_centre=spec["cost_centre"], region=spec.get("region"), document_hash=digest,
+        created_at=dt.datetime.now(dt.UTC)))
     audit.record(conn, actor=actor, action="customer.add", target=spec["code"],
                  details={"billing_company": spec["billing_company"], "parent": spec["parent"]})
     return CREATED
@@ -110,7 +113,7 @@ def upsert_customer(conn: Connection, document: Any, *, actor: str) -> str:
 def list_customers(db: Database) -> list[Customer]:
     parent = customers.alias("parent")
     query = (select(customers.c.code, customers.c.name, companies.c.code.label("billing"), customers.c.currency,
-                    parent.c.code.label("parent_code"), customers.c.cost_centre)
+                    parent.c.code.label("parent_code"), customers.c.cost_centre, customers.c.region)
              .join(companies, companies.c.id == customers.c.billing_company_id)
              .outerjoin(parent, parent.c.id == customers.c.parent_id)
              .order_by(customers.c.code))
@@ -204,6 +207,7 @@ def upsert_contract(conn: Connection, document: Any, *, actor: str) -> tuple[str
             currency=spec["currency"], start_date=spec["start"], end_date=spec["end"],
             billing_frequency=spec["billing"]["frequency"], billing_day=spec["billing"]["day"], status="draft",
             status_since=None, document_hash=digest, created_at=now,
+            contract_costs=document_json(spec["contract_costs"]) if spec.get("contract_costs") else None,
         ).returning(contracts.c.id)).scalar_one()
         _insert_versions(conn, contract_id, versions, actor, now)
         audit.record(conn, actor=actor, action="contract.add", target=spec["code"],
@@ -349,7 +353,8 @@ def contracts_billed_by(conn: Connection, company_id: int, started_by: dt.date) 
                             json.loads(v.modification) if v.modification else None))
     return [Contract(row.id, row.code, row.customer_code, row.billing_code, row.currency, row.start_date, row.end_date,
                      row.billing_frequency, row.billing_day, row.status, row.status_since,
-                     tuple(versions.get(row.id, ()))) for row in rows]
+                     tuple(versions.get(row.id, ())), json.loads(row.contract_costs) if row.contract_costs else None)
+            for row in rows]
 
 
 def customer_parents(conn: Connection) -> dict[str, str | None]:
@@ -357,6 +362,22 @@ def customer_parents(conn: Connection) -> dict[str, str | None]:
     parent = customers.alias("parent")
     return dict(conn.execute(select(customers.c.code, parent.c.code).select_from(customers)
                              .outerjoin(parent, parent.c.id == customers.c.parent_id)).all())
+
+
+def customer_regions(conn: Connection) -> dict[str, str | None]:
+    """Every customer's region: its own, else the nearest organisation's above it."""
+    parent = customers.alias("parent")
+    rows = {code: (up, region) for code, up, region in conn.execute(
+        select(customers.c.code, parent.c.code, customers.c.region).select_from(customers)
+        .outerjoin(parent, parent.c.id == customers.c.parent_id))}
+    found: dict[str, str | None] = {}
+    for code in rows:
+        seen, current = set(), code
+        while current is not None and current in rows and current not in seen and rows[current][1] is None:
+            seen.add(current)
+            current = rows[current][0]
+        found[code] = rows[current][1] if current in rows else None
+    return found
 
 
 def _contract_query():
@@ -373,4 +394,5 @@ def _contract(conn: Connection, row) -> Contract:
                               .order_by(contract_versions.c.version))
     )
     return Contract(row.id, row.code, row.customer_code, row.billing_code, row.currency, row.start_date, row.end_date,
-                    row.billing_frequency, row.billing_day, row.status, row.status_since, versions)
+                    row.billing_frequency, row.billing_day, row.status, row.status_since, versions,
+                    json.loads(row.contract_costs) if row.contract_costs else None)

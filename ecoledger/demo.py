@@ -278,13 +278,15 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     for item in closed.recognitions:
         say(f"   {item.contract}: revenue EUR {format_amount(item.revenue_minor, item.currency)} recognised, "
             f"{format_amount(item.released_minor, item.currency)} released from the contract liability, "
-            f"{format_amount(item.accrued_minor, item.currency)} accrued as a contract asset")
+            f"{format_amount(item.accrued_minor, item.currency)} accrued as a contract asset"
+            + (f", contract costs amortised {format_amount(item.amortised_minor, item.currency)}"
+               if item.amortised_minor else ""))
     say(f"   batch {closed.batch}: {len(closed.recognitions)} entries (ecoledger revrec schedule --contract SD-C-17 "
         "shows the allocation: the set-up fee's share by standalone selling price)")
     rolled = rollforward(db, "OPFI", PERIOD, ssp=load_ssp_table(), day_count="actual_days")
     say(f"   the contract balances roll forward to EUR {format_amount(rolled.ledger_minor.get('EUR', 0), 'EUR')} in "
         f"the ledger, difference {format_amount(rolled.difference_minor.get('EUR', 0), 'EUR')} (ecoledger report "
-        "rollforward; also waterfall, disaggregation, rpo)")
+        "rollforward; also waterfall, disaggregation, rpo, contract_costs)")
     for code, _, _ in COMPANIES:
         if code != "OPFI":
             periods.close_period(db, code, PERIOD, actor=actor)

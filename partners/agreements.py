@@ -10,7 +10,12 @@ money is integer minor units in the agreement's currency):
 - ``reseller_commission``: ``percent`` of the contract value it sold, or ``tiers`` over the
   period volume (``[{from_minor, percent}]``, the first from 0) applied ``marginal`` or
   ``retroactive``; ``clawback_days``: refunds and credits within that many days of the
-  original charge take the commission back.
+  original charge take the commission back. Besides what it earns on each charge, a
+  reseller may earn a commission for obtaining a contract, posted when the contract is
+  activated: ``acquisition_percent`` of the first year's value of the components it sold
+  (their recurring fees over the contract's first twelve months, or its term when shorter,
+  and their one-off fees) or a fixed ``acquisition_minor``. It is an incremental cost of
+  obtaining the contract, which the operator capitalises (IFRS 15.91, revrec/costs.py).
 - ``transfer_price`` between operator entities: ``cost_plus`` (``markup_percent``),
   ``pass_through`` (at cost) or ``resale_minus`` (``margin_percent``).
 - ``sla_sharing``: ``pro_rata`` (the partner bears SLA credits in proportion to its share)
@@ -117,11 +122,17 @@ def check_terms(kind: str, terms: dict[str, Any], field: str) -> list[Problem]:
             for index in range(1, len(starts)):
                 if starts[index] <= starts[index - 1]:
                     problems.append(Problem(E_INVALID, f"{field}.tiers[{index}].from", "tiers start in increasing order"))
+        if terms.get("acquisition_percent") is not None and terms.get("acquisition_minor") is not None:
+            problems.append(Problem(E_INVALID, f"{field}.acquisition_percent",
+                                    "give acquisition_percent or acquisition, not both"))
     elif kind == "transfer_price":
         method = terms.get("method")
         (need if method == "cost_plus" else refuse)("markup_percent", f"when method is {method}")
         (need if method == "resale_minus" else refuse)("margin_percent", f"when method is {method}")
     elif kind == "sla_sharing":
         (need if terms.get("method") == "borne_by" else refuse)("party", f"when method is {terms.get('method')}")
+    if kind != "reseller_commission":
+        for name in ("acquisition_percent", "acquisition_minor"):
+            refuse(name, "except in a reseller_commission")
     return problems
 

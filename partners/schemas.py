@@ -135,6 +135,9 @@ class TermsSchema(Strict):
     tiers = fields.List(fields.Nested(TierSchema), validate=validate.Length(1, TIERS_MAX))
     tier_mode = fields.String(validate=validate.OneOf(TIER_MODES))
     clawback_days = fields.Integer(validate=validate.Range(0, CLAWBACK_DAYS_MAX), strict=True)
+    acquisition_percent = Percent(metadata={
+        "description": "commission for obtaining a contract: percent of its first year's value of what the reseller sold"})
+    acquisition = Money(metadata={"description": "commission for obtaining a contract: a fixed amount per contract"})
     # transfer_price, sla_sharing
     method = fields.String(validate=validate.OneOf(["cost_plus", "pass_through", "resale_minus", "pro_rata", "borne_by"]))
     markup_percent = Percent()
@@ -147,7 +150,7 @@ _BASIS_OF_KIND = {
     "transfer_price": ("method", {"cost_plus", "pass_through", "resale_minus"}),
     "sla_sharing": ("method", {"pro_rata", "borne_by"}),
 }
-_MONEY_TERMS = ("unit_cost", "fixed_cost", "minimum_guarantee")
+_MONEY_TERMS = ("unit_cost", "fixed_cost", "minimum_guarantee", "acquisition")
 
 
 class VersionSchema(Strict):

@@ -6,16 +6,19 @@ A close run:
 2. recomputes every contract's schedule (revrec/schedule.py) through the period;
 3. runs the readiness checks: ``usage`` (no rejected usage line left unresolved),
    ``billing`` (a billing run for the period), ``clearing`` (a clearing run for the period,
-   when partners have agreements with the company), ``verify`` (the ledger verifies clean)
-   and ``ssp`` (no allocation weighed an obligation at its contract price for want of a
-   standalone selling price). A failed check blocks the close unless the controller accepts
+   when partners have agreements with the company), ``verify`` (the ledger verifies clean),
+   ``ssp`` (no allocation weighed an obligation at its contract price for want of a
+   standalone selling price) and ``contract_costs`` (every contract with capitalised costs
+   has a period to amortise them over, revrec/costs.py). A failed check blocks the close unless the controller accepts
    it with a reason; the run records who accepted what and why. A blocked run posts nothing;
 4. posts the recognition batch: per contract, one entry dated the period's last day that
    brings the revenue the ledger holds for the schedule's obligations to what the schedule
    recognises through the period (deferral release, unbilled accrual, and any catch-up of a
    change: a change touching a closed period lands here, in the first open one), against
    the contract liability its fees billed in advance hold, or the contract asset (unbilled)
-   when revenue runs ahead of billing. Entries have stable ids
+   when revenue runs ahead of billing; and the amortisation of its capitalised contract
+   costs (revrec/costs.py) from ``Assets:ContractCosts`` to
+   ``Expenses:ContractCostAmortisation``. Entries have stable ids
    ``revrec:<company>:<period>:<run>:<contract>``; a run that finds nothing to change posts
    nothing;
 5. locks the period (ledger.periods), in the same transaction as the batch.
@@ -55,6 +58,7 @@ from ledger.records import E_INVALID, EntryDraft, LedgerError, PostingDraft, Pro
 from ledger.schema import accounts, audit_log, closed_periods, companies, journal_entries, postings
 from ledger.verify import verify
 from partners.schema import agreements
+from revrec.costs import AMORTISATION, CONTRACT_COSTS, MISSING, amortised_through, cost_policy
 from revrec.schedule import (
     CONTRACT_PRICE,
     MODIFICATION,
@@ -68,7 +72,7 @@ from revrec.schema import revrec_closes
 from revrec.ssp import SspTable
 from usage.schema import usage_rejects
 
-CHECKS = ("usage", "billing", "clearing", "verify", "ssp")  # jobs.kinds.CLOSE_CHECKS names them too
+CHECKS = ("usage", "billing", "clearing", "verify", "ssp", "contract_costs")
 PASSED, FAILED, ACCEPTED = "passed", "failed", "accepted"
 CLOSED, BLOCKED, REOPENED = "closed", "blocked", "reopened"
 SOURCE_TYPE = "revrec_close"
@@ -98,6 +102,7 @@ class Recognition:
     released_minor: int  # taken from the contract liability
     accrued_minor: int  # added to the contract asset
     entry: str
+    amortised_minor: int = 0  # of capitalised contract costs, written off included
 
 
 @dataclasses.dataclass
@@ -146,10 +151,11 @@ class CloseStatus:
 
 
 def run_close(db: Database, company: str, period: str, *, ssp: SspTable, day_count: str, actor: str,
-              accept: dict[str, str] | None = None, verify_report=None) -> CloseReport:
+              accept: dict[str, str] | None = None, verify_report=None, cost_expedient: bool = True) -> CloseReport:
     """Run the close of ``company``'s ``period``. ``accept`` maps a check's name to the
     reason the controller accepts it failing. ``verify_report`` lets a caller that has just
-    verified the ledger pass its report instead of verifying again."""
+    verified the ledger pass its report instead of verifying again. ``cost_expedient``:
+    contract costs amortised over a year or less are expensed when incurred."""
     _, end = parse_period(period)
     accept = _acceptances(accept or {})
     with db.read() as conn:
@@ -163,7 +169,7 @@ def run_close(db: Database, company: str, period: str, *, ssp: SspTable, day_cou
         if _is_closed(conn, cid, period):  # closed meanwhile
             return CloseReport(company, period, _runs(conn, cid, period), "already_closed", [])
         report = CloseReport(company, period, _runs(conn, cid, period) + 1, CLOSED, [])
-        batch = _recognise(conn, report, cid, end, ssp, day_count)
+        batch = _recognise(conn, report, cid, end, ssp, day_count, cost_expedient)
         checks = _readiness(conn, cid, company, period, batch, verify_report)
         for check in checks:
             if check.status == FAILED and check.name in accept:
@@ -190,7 +196,7 @@ def _is_closed(conn: Connection, cid: int, period: str) -> bool:
 
 
 def reopen_close(db: Database, company: str, period: str, *, reason: str, ssp: SspTable, day_count: str,
-                 actor: str) -> CloseReport:
+                 actor: str, cost_expedient: bool = True) -> CloseReport:
     """Reopen the company's latest closed period and post the delta batch of what changed
     since its close (nothing, when nothing did). The next close run locks it again."""
     reason = _reason(reason, "reason", "reopening a closed period needs a reason")
@@ -199,7 +205,7 @@ def reopen_close(db: Database, company: str, period: str, *, reason: str, ssp: S
         cid = company_id(conn, company)
         reopen_period(conn, company, period, reason=reason, actor=actor)
         report = CloseReport(company, period, _runs(conn, cid, period) + 1, REOPENED, [])
-        _post_batch(conn, _recognise(conn, report, cid, end, ssp, day_count).drafts, actor)
+        _post_batch(conn, _recognise(conn, report, cid, end, ssp, day_count, cost_expedient).drafts, actor)
         _record(conn, cid, report, actor, reason)
         audit.record(conn, actor=actor, action="close.reopen", target=f"{company} {period}", details={
             "reason": reason, "run": report.run_no, "entries": len(report.recognitions),
@@ -262,7 +268,7 @@ def _record(conn: Connection, cid: int, report: CloseReport, actor: str, reason:
 def _readiness(conn: Connection, cid: int, company: str, period: str, batch: Batch, verify_report
                ) -> list[Check]:
     return [_usage_check(conn), _billing_check(conn, cid, period, batch.contracts), _clearing_check(conn, company, period),
-            _verify_check(verify_report), _ssp_check(batch.weighed)]
+            _verify_check(verify_report), _ssp_check(batch.weighed), _contract_costs_check(batch.uncosted)]
 
 
 def _usage_check(conn: Connection) -> Check:
@@ -311,6 +317,15 @@ def _ssp_check(weighed: list[str]) -> Check:
         return Check("ssp", FAILED, f"{len(weighed)} contract{'s' if len(weighed) != 1 else ''} allocated at contract "
                                     f"prices for want of a standalone selling price: {shown} (config/ssp.yaml)")
     return Check("ssp", PASSED, "every allocation used the standalone selling price table")
+
+
+def _contract_costs_check(uncosted: list[str]) -> Check:
+    if uncosted:
+        shown = ", ".join(uncosted[:10]) + (f" and {len(uncosted) - 10} more" if len(uncosted) > 10 else "")
+        return Check("contract_costs", FAILED, f"{len(uncosted)} open-ended contract{'s' if len(uncosted) != 1 else ''} "
+                                               f"with capitalised costs and no amortisation period: {shown} (record "
+                                               "contract_costs.amortisation_months; accepted, the costs are expensed)")
+    return Check("contract_costs", PASSED, "every capitalised contract cost has its amortisation period")
 
 
 # -- schedules and the ledger ----------------------------------------------------------------
@@ -386,14 +401,27 @@ def _billed(conn: Connection, cid: int, end: dt.date) -> dict[str, list]:
     return found
 
 
+def _costs_incurred(conn: Connection, cid: int, end: dt.date) -> dict[str, list[tuple[dt.date, int]]]:
+    """Per contract: the costs of obtaining it that were capitalised up to ``end``."""
+    p, e, a = postings.c, journal_entries.c, accounts.c
+    query = (select(p.dimensions, p.effective_date, p.amount_minor).select_from(postings)
+             .join(journal_entries, e.id == p.entry_id).join(accounts, a.id == p.account_id)
+             .where(a.company_id == cid, a.name == CONTRACT_COSTS, e.source_type != SOURCE_TYPE, p.effective_date <= end))
+    found: dict[str, list[tuple[dt.date, int]]] = defaultdict(list)
+    for dimensions, day, amount in conn.execute(query):
+        found[(json.loads(dimensions) if dimensions else {}).get("contract", "")].append((day, amount))
+    return found
+
+
 def _closed_positions(conn: Connection, cid: int) -> dict[str, dict]:
     """What earlier close batches posted, per contract: revenue per (service, account), the
-    contract liability released and the contract asset accrued."""
+    contract liability released, the contract asset accrued and the contract costs
+    amortised."""
     p, e, a = postings.c, journal_entries.c, accounts.c
     query = (select(p.dimensions, a.name, p.amount_minor).select_from(postings)
              .join(journal_entries, e.id == p.entry_id).join(accounts, a.id == p.account_id)
              .where(a.company_id == cid, e.source_type == SOURCE_TYPE))
-    found: dict[str, dict] = defaultdict(lambda: {"revenue": defaultdict(int), "released": 0, "accrued": 0})
+    found: dict[str, dict] = defaultdict(_no_position)
     for dimensions, account, amount in conn.execute(query):
         dims = json.loads(dimensions) if dimensions else {}
         position = found[dims.get("contract", "")]
@@ -401,9 +429,17 @@ def _closed_positions(conn: Connection, cid: int) -> dict[str, dict]:
             position["released"] += amount
         elif account == CONTRACT_ASSET:
             position["accrued"] += amount
+        elif account == CONTRACT_COSTS:
+            position["amortised"] -= amount
+        elif account == AMORTISATION:
+            continue
         else:
             position["revenue"][(dims.get("service", ""), account)] -= amount
     return found
+
+
+def _no_position() -> dict:
+    return {"revenue": defaultdict(int), "released": 0, "accrued": 0, "amortised": 0}
 
 
 @dataclasses.dataclass
@@ -414,21 +450,30 @@ class Batch:
     drafts: list[EntryDraft]
     contracts: int  # schedules computed
     weighed: list[str]  # contracts allocated at contract prices for want of an SSP
+    uncosted: list[str] = dataclasses.field(default_factory=list)  # capitalised costs, no period
 
 
-def _recognise(conn: Connection, report: CloseReport, cid: int, end: dt.date, ssp: SspTable, day_count: str
-               ) -> Batch:
+def _recognise(conn: Connection, report: CloseReport, cid: int, end: dt.date, ssp: SspTable, day_count: str,
+               cost_expedient: bool) -> Batch:
     """One pass over the contracts: each schedule is computed, turned into its entry (if
     anything changes) and dropped, so memory holds entries, not schedules."""
     report.batch = f"revrec:{report.company}:{report.period}:{report.run_no}"
     billed = _billed(conn, cid, end)
     closed = _closed_positions(conn, cid)
+    incurred = _costs_incurred(conn, cid, end)
     batch = Batch([], 0, [])
     for contract, schedule in iter_schedules(conn, cid, end, ssp, day_count):
         batch.contracts += 1
         if _weighed_at_contract_price(schedule):
             batch.weighed.append(contract.code)
-        recognition = _recognition(contract, schedule, report, billed.get(contract.code, []), closed.get(contract.code))
+        costs = incurred.get(contract.code, [])
+        policy = cost_policy(contract, expedient=cost_expedient)
+        if costs and policy.basis == MISSING:
+            batch.uncosted.append(contract.code)
+        ended = contract.status_since if contract.status == "terminated" and contract.status_since <= end else None
+        amortised = amortised_through(costs, policy, end, ended)
+        recognition = _recognition(contract, schedule, report, billed.get(contract.code, []), closed.get(contract.code),
+                                   amortised)
         if recognition is not None:
             batch.drafts.append(recognition[0])
             report.recognitions.append(recognition[1])
@@ -463,8 +508,8 @@ def _post(writer: JournalWriter, drafts: list[EntryDraft]) -> None:
                 Problem(E_INVALID, "entry", f"entry {draft.external_id} exists already"),)))
 
 
-def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, billed: list, closed: dict | None
-                 ) -> tuple[EntryDraft, Recognition] | None:
+def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, billed: list, closed: dict | None,
+                 amortised: int) -> tuple[EntryDraft, Recognition] | None:
     target = schedule.recognised(report.period)
     timing = {c["code"]: c.get("timing") for v in contract.versions for c in v.components}
     direct: dict[tuple[str, str], int] = defaultdict(int)  # revenue billing and events posted
@@ -480,7 +525,7 @@ def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, bi
                 deferred += obligation.stated_minor
             elif obligation.account == ONE_OFF:
                 direct[(obligation.service, ONE_OFF)] += obligation.stated_minor
-    earlier = closed or {"revenue": {}, "released": 0, "accrued": 0}
+    earlier = closed or _no_position()
     changes = {}
     for key in sorted(set(target) | set(direct) | set(earlier["revenue"])):
         change = target.get(key, 0) - direct.get(key, 0) - earlier["revenue"].get(key, 0)
@@ -490,7 +535,8 @@ def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, bi
     accrued = max(total - deferred, 0)
     released = total - accrued
     release, accrue = released - earlier["released"], accrued - earlier["accrued"]
-    if not changes and not release and not accrue:
+    amortise = amortised - earlier["amortised"]
+    if not changes and not release and not accrue and not amortise:
         return None
     company = report.company
     lines = [PostingDraft(company, account, -change, contract.currency,
@@ -501,12 +547,15 @@ def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, bi
     if accrue:
         lines.append(PostingDraft(company, CONTRACT_ASSET, accrue, contract.currency,
                                   (("contract", contract.code), ("customer", contract.customer))))
+    if amortise:
+        lines.append(PostingDraft(company, AMORTISATION, amortise, contract.currency, (("contract", contract.code),)))
+        lines.append(PostingDraft(company, CONTRACT_COSTS, -amortise, contract.currency, (("contract", contract.code),)))
     entry = f"{report.batch}:{contract.code}"
     draft = EntryDraft(entry, report_day(report), tuple(lines),
                        f"Revenue recognition of {contract.code} for {report.period} (close run {report.run_no})"[:500],
                        SOURCE_TYPE, report.batch, (("contract", contract.code), ("period", report.period),
                                                    ("run", str(report.run_no))))
-    return draft, Recognition(contract.code, contract.currency, sum(changes.values()), release, accrue, entry)
+    return draft, Recognition(contract.code, contract.currency, sum(changes.values()), release, accrue, entry, amortise)
 
 
 def report_day(report: CloseReport) -> dt.date:

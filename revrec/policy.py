@@ -1,5 +1,6 @@
 """The revenue-recognition policies an installation sets: its standalone selling price
-table and its day-count policy (settings ssp_table and revrec_day_count)."""
+table, its day-count policy and whether contract costs take the one-year practical
+expedient (settings ssp_table, revrec_day_count and contract_costs_expedient)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from revrec.ssp import SspTable, load_ssp_table
 class Policies(NamedTuple):
     ssp: SspTable
     day_count: str
+    cost_expedient: bool
 
 
 def policies(settings) -> Policies:
     if settings.revrec_day_count not in DAY_COUNTS:
         raise LedgerError(Problem(E_INVALID, "revrec_day_count", f"{settings.revrec_day_count!r} is not one of "
                                   f"{', '.join(DAY_COUNTS)}"))
-    return Policies(load_ssp_table(settings.ssp_table or None), settings.revrec_day_count)
+    return Policies(load_ssp_table(settings.ssp_table or None), settings.revrec_day_count,
+                    bool(settings.contract_costs_expedient))

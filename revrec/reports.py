@@ -9,12 +9,15 @@ ledger and the contracts' schedules:
   which from the opening contract liability, of which catch-ups of other months),
   prepaid credit drawn down; it reconciles to the ledger's balances to the cent and says
   so, or shows the difference;
-- **disaggregation**: the month's revenue by service, partner (the component's vendor) and
-  timing (point in time, over time), adding up to the revenue accounts' movements;
+- **disaggregation**: the month's revenue by service, partner (the component's vendor),
+  region (the customer's, or its organisation's) and timing (point in time, over time),
+  adding up to the revenue accounts' movements;
 - **rpo**: the transaction price allocated to obligations not yet satisfied at the month's
-  end, in time bands.
-
-Region is not a disaggregation yet: customers carry no region (docs/revrec.md).
+  end, in time bands;
+- **contract_costs**: each contract's capitalised costs of obtaining it (IFRS 15.128):
+  opening, capitalised, amortised (write-offs at termination included) and closing, with
+  the amortisation period and its basis; it reconciles to the ledger's
+  ``Assets:ContractCosts`` balance.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from collections.abc import Iterator
 
 from sqlalchemy import Connection, select
 
-from contracts.service import Contract
+from contracts.service import Contract, contracts_billed_by, customer_regions
 from ledger.database import Database
 from ledger.money import format_amount
 from ledger.periods import parse_period, period_of
 from ledger.queries import balances_as_of, company_id
 from ledger.schema import accounts, closed_periods, journal_entries, postings
 from revrec.close import CONTRACT_ASSET, LIABILITY, SOURCE_TYPE, iter_schedules
+from revrec.costs import CONTRACT_COSTS, cost_policy
 from revrec.schedule import MODIFICATION, ONE_OFF, OVER_TIME, POINT_IN_TIME, SUBSCRIPTIONS, Schedule
 from revrec.ssp import SspTable
 
@@ -230,6 +234,7 @@ class DisaggregationLine:
     account: str
     currency: str
     amount_minor: int
+    region: str | None = None  # the customer's (or its organisation's); None: none recorded
 
 
 @dataclasses.dataclass
@@ -244,8 +249,11 @@ def disaggregation(db: Database, company: str, period: str, *, ssp: SspTable, da
     start, end = parse_period(period)
     with db.read() as conn:
         cid = company_id(conn, company)
-        contracts = {schedule.contract: _partners_and_timing(contract, schedule, end)
-                     for contract, schedule in iter_schedules(conn, cid, end, ssp, day_count)}
+        regions = customer_regions(conn)
+        contracts, region_of = {}, {}
+        for contract, schedule in iter_schedules(conn, cid, end, ssp, day_count):
+            contracts[schedule.contract] = _partners_and_timing(contract, schedule, end)
+            region_of[contract.code] = regions.get(contract.customer)
         p, a = postings.c, accounts.c
         rows = conn.execute(select(a.name, p.amount_minor, p.currency, p.dimensions).select_from(postings)
                             .join(accounts, a.id == p.account_id)
@@ -257,11 +265,12 @@ def disaggregation(db: Database, company: str, period: str, *, ssp: SspTable, da
         dims = json.loads(dimensions) if dimensions else {}
         service = dims.get("service") or ""
         timing, partner = _classify(contracts.get(dims.get("contract") or ""), service, account)
-        grouped[(service, partner, timing, account, currency)] -= amount
+        region = region_of.get(dims.get("contract") or "") or regions.get(dims.get("customer") or "")
+        grouped[(service, partner, timing, account, currency, region)] -= amount
         totals[currency] -= amount
-    lines = [DisaggregationLine(service, partner, timing, account, currency, amount)
-             for (service, partner, timing, account, currency), amount in sorted(grouped.items(),
-                                                                                   key=lambda i: tuple(map(str, i[0])))
+    lines = [DisaggregationLine(service, partner, timing, account, currency, amount, region)
+             for (service, partner, timing, account, currency, region), amount in sorted(
+                 grouped.items(), key=lambda i: tuple(map(str, i[0])))
              if amount]
     return Disaggregation(company, period, lines, dict(sorted(totals.items())))
 
@@ -350,6 +359,74 @@ def _months_between(first: str, second: str) -> int:
     return (y2 - y1) * 12 + m2 - m1
 
 
+# -- contract costs --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ContractCostLine:
+    contract: str
+    currency: str
+    resellers: list[str]  # who obtained the contract (the costs' counterparties)
+    basis: str  # judgement, term or missing (revrec/costs.py)
+    months: int | None  # the amortisation period, before the practical expedient
+    opening_minor: int
+    capitalised_minor: int
+    amortised_minor: int
+    closing_minor: int
+
+
+@dataclasses.dataclass
+class ContractCosts:
+    company: str
+    period: str
+    lines: list[ContractCostLine]
+    ledger_minor: dict[str, int]  # per currency: the Assets:ContractCosts balance at the month's end
+    difference_minor: dict[str, int]  # ledger less the lines' closing
+
+
+def contract_costs(db: Database, company: str, period: str, *, ssp: SspTable, day_count: str) -> ContractCosts:
+    """From the ledger alone (``ssp`` and ``day_count`` are the reports' common arguments)."""
+    start, end = parse_period(period)
+    p, e, a = postings.c, journal_entries.c, accounts.c
+    lines: dict[tuple[str, str], ContractCostLine] = {}
+    with db.read() as conn:
+        cid = company_id(conn, company)
+        known = {contract.code: contract for contract in contracts_billed_by(conn, cid, end)}
+        query = (select(p.effective_date, p.amount_minor, p.currency, p.dimensions, e.source_type)
+                 .select_from(postings).join(journal_entries, e.id == p.entry_id).join(accounts, a.id == p.account_id)
+                 .where(a.company_id == cid, a.name == CONTRACT_COSTS, p.effective_date <= end).order_by(e.id, p.line_no))
+        for day, amount, currency, dimensions, source_type in conn.execute(query):
+            dims = json.loads(dimensions) if dimensions else {}
+            code = dims.get("contract", "")
+            line = lines.get((code, currency))
+            if line is None:
+                policy = cost_policy(known[code], expedient=False) if code in known else None
+                line = lines[(code, currency)] = ContractCostLine(
+                    code, currency, [], policy.basis if policy else "", policy.months if policy else None, 0, 0, 0, 0)
+            if dims.get("counterparty") and dims["counterparty"] not in line.resellers:
+                line.resellers.append(dims["counterparty"])
+            if day < start:
+                line.opening_minor += amount
+            elif source_type == SOURCE_TYPE:
+                line.amortised_minor -= amount
+            else:
+                line.capitalised_minor += amount
+            line.closing_minor += amount
+        ledger: dict[str, int] = defaultdict(int)
+        account = conn.execute(select(a.id).where(a.company_id == cid, a.name == CONTRACT_COSTS)).scalar()
+        if account is not None:
+            for balance in balances_as_of(conn, end, company_id=cid, account_id=account):
+                ledger[balance.currency] += balance.balance_minor
+    found = [line for _, line in sorted(lines.items())
+             if line.opening_minor or line.capitalised_minor or line.amortised_minor or line.closing_minor]
+    closing: dict[str, int] = defaultdict(int)
+    for line in found:
+        closing[line.currency] += line.closing_minor
+    currencies = sorted(set(ledger) | set(closing))
+    return ContractCosts(company, period, found, {c: ledger.get(c, 0) for c in currencies},
+                         {c: ledger.get(c, 0) - closing.get(c, 0) for c in currencies})
+
+
 # -- the reports as tables (CSV, PDF, the CLI) ----------------------------------------------
 
 
@@ -393,11 +470,12 @@ def rollforward_table(report: Rollforward) -> ReportTable:
 
 
 def disaggregation_table(report: Disaggregation) -> ReportTable:
-    rows = [[line.service, line.partner or "", line.timing, line.account, line.currency,
+    rows = [[line.service, line.partner or "", line.region or "", line.timing, line.account, line.currency,
              format_amount(line.amount_minor, line.currency)] for line in report.lines]
     notes = [f"Total {currency} {format_amount(amount, currency)}: the revenue accounts' movement in the month"
              for currency, amount in report.totals_minor.items()]
-    return ReportTable("Disaggregation of revenue", ["service", "partner", "timing", "account", "currency", "amount"],
+    return ReportTable("Disaggregation of revenue", ["service", "partner", "region", "timing", "account", "currency",
+                                                     "amount"],
                        rows, ["amount"], notes)
 
 
@@ -414,16 +492,39 @@ def rpo_table(report: Rpo) -> ReportTable:
                                             "month's end, by when the schedules recognise it."])
 
 
+def contract_costs_table(report: ContractCosts) -> ReportTable:
+    rows = [[line.contract, line.currency, ", ".join(line.resellers), line.basis,
+             "" if line.months is None else str(line.months),
+             *[format_amount(v, line.currency) for v in (line.opening_minor, line.capitalised_minor,
+                                                         line.amortised_minor, line.closing_minor)]]
+            for line in report.lines]
+    for currency in report.ledger_minor:
+        mine = [line for line in report.lines if line.currency == currency]
+        rows.append(["total", currency, "", "", "", *[format_amount(sum(getattr(line, name) for line in mine), currency)
+                                                      for name in ("opening_minor", "capitalised_minor",
+                                                                   "amortised_minor", "closing_minor")]])
+    notes = [f"Ledger {currency}: {CONTRACT_COSTS} {format_amount(amount, currency)}; difference from the lines "
+             f"{format_amount(report.difference_minor.get(currency, 0), currency)}"
+             for currency, amount in report.ledger_minor.items()]
+    amounts = ["opening", "capitalised", "amortised", "closing"]
+    return ReportTable("Contract cost assets", ["contract", "currency", "obtained by", "basis", "months", *amounts],
+                       rows, amounts, ["Costs of obtaining contracts (IFRS 15.91): amortised on a straight line over "
+                                       "the months shown; written off when a contract ends. Months are before the "
+                                       "one-year practical expedient.", *notes])
+
+
 REPORTS = {
     "waterfall": (waterfall, waterfall_table),
     "rollforward": (rollforward, rollforward_table),
     "disaggregation": (disaggregation, disaggregation_table),
     "rpo": (rpo, rpo_table),
+    "contract_costs": (contract_costs, contract_costs_table),
 }
 
 
 def build_report(db: Database, kind: str, company: str, period: str, *, ssp: SspTable, day_count: str):
-    """(the report, its table) for ``kind``: waterfall, rollforward, disaggregation or rpo."""
+    """(the report, its table) for ``kind``: waterfall, rollforward, disaggregation, rpo or
+    contract_costs."""
     compute, tabulate = REPORTS[kind]
     report = compute(db, company, period, ssp=ssp, day_count=day_count)
     return report, tabulate(report)

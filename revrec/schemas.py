@@ -61,6 +61,8 @@ class RecognitionEntrySchema(Schema):
     revenue = fields.Method("_revenue", metadata={"description": "revenue this entry recognised (negative: reversed)"})
     released = fields.Method("_released", metadata={"description": "taken from the contract liability"})
     accrued = fields.Method("_accrued", metadata={"description": "added to the contract asset (unbilled)"})
+    amortised = fields.Method("_amortised", metadata={
+        "description": "capitalised contract costs amortised (a termination's write-off included)"})
     entry = fields.String()
 
     def _revenue(self, item) -> str:
@@ -71,6 +73,9 @@ class RecognitionEntrySchema(Schema):
 
     def _accrued(self, item) -> str:
         return format_amount(item.accrued_minor, item.currency)
+
+    def _amortised(self, item) -> str:
+        return format_amount(item.amortised_minor, item.currency)
 
 
 class CloseReportSchema(Schema):
@@ -192,6 +197,7 @@ class RollforwardSchema(Schema):
 class DisaggregationLineSchema(Schema):
     service = fields.String()
     partner = fields.String(allow_none=True, metadata={"description": "the vendor delivering the component"})
+    region = fields.String(allow_none=True, metadata={"description": "the customer's region (or its organisation's)"})
     timing = fields.String(metadata={"description": "point_in_time, over_time or adjustment"})
     account = fields.String()
     currency = fields.String()
@@ -225,7 +231,33 @@ class RpoSchema(Schema):
         return {c: {band: format_amount(v, c) for band, v in bands.items()} for c, bands in report.totals().items()}
 
 
-REPORT_KINDS = ("waterfall", "rollforward", "disaggregation", "rpo")
+class ContractCostReportLineSchema(Schema):
+    contract = fields.String()
+    currency = fields.String()
+    resellers = fields.List(fields.String(), metadata={"description": "the resellers whose commissions were capitalised"})
+    basis = fields.String(metadata={"description": "the amortisation period's basis: judgement, term or missing"})
+    months = fields.Integer(allow_none=True, metadata={"description": "the amortisation period, before the expedient"})
+    opening = _money("opening_minor", "capitalised costs not yet amortised at the month's start")
+    capitalised = _money("capitalised_minor", "costs of obtaining the contract capitalised in the month")
+    amortised = _money("amortised_minor", "amortised in the month, a termination's write-off included")
+    closing = _money("closing_minor", "opening + capitalised - amortised")
+
+
+class ContractCostReportSchema(Schema):
+    company = fields.String()
+    period = fields.String()
+    lines = fields.List(fields.Nested(ContractCostReportLineSchema))
+    ledger = fields.Method("_ledger", metadata={"description": "per currency: the ledger's contract cost assets"})
+    difference = fields.Method("_difference", metadata={"description": "ledger less the lines' closing"})
+
+    def _ledger(self, report) -> dict:
+        return {c: format_amount(v, c) for c, v in report.ledger_minor.items()}
+
+    def _difference(self, report) -> dict:
+        return {c: format_amount(v, c) for c, v in report.difference_minor.items()}
+
+
+REPORT_KINDS = ("waterfall", "rollforward", "disaggregation", "rpo", "contract_costs")
 
 
 class ReportArgsSchema(Schema):
@@ -243,4 +275,5 @@ class WaterfallArgsSchema(ReportArgsSchema):
 
 
 REPORT_SCHEMAS = {"waterfall": WaterfallSchema(many=True), "rollforward": RollforwardSchema(),
-                  "disaggregation": DisaggregationSchema(), "rpo": RpoSchema()}
+                  "disaggregation": DisaggregationSchema(), "rpo": RpoSchema(),
+                  "contract_costs": ContractCostReportSchema()}

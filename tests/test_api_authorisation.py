@@ -73,6 +73,7 @@ MATRIX = {
     ("GET", "/reports/rollforward"): INTERNAL,
     ("GET", "/reports/disaggregation"): INTERNAL,
     ("GET", "/reports/rpo"): INTERNAL,
+    ("GET", "/reports/contract_costs"): INTERNAL,
     ("GET", "/consolidation"): INTERNAL,
     ("POST", "/netting-runs"): WRITERS,
     ("GET", "/clearing/items"): EVERYONE,

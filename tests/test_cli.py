@@ -35,7 +35,7 @@ def test_every_command_has_help(path):
 
 def test_init_is_idempotent(cli):
     code, out, _ = cli("init")
-    assert code == 0 and "(empty) -> 0009" in out
+    assert code == 0 and "(empty) -> 0010" in out
     code, out, _ = cli("init")
     assert code == 0 and "up to date" in out
 

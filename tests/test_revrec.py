@@ -106,11 +106,14 @@ def contract(code="C1", setup=None, **extra):
 
 @pytest.fixture
 def eco(empty_db):
-    companies.add_company(empty_db, "OPFI", "Operator", "EUR", actor="t", roles=["operator"],
-                          open_date=dt.date(2026, 1, 1))
-    service.save_customer(empty_db, {"code": "ACME", "name": "Acme", "billing_company": "OPFI", "currency": "EUR"},
-                          actor="t")
-    return empty_db
+    return operator_and_customer(empty_db)
+
+
+def operator_and_customer(db):
+    """The operator OPFI and its customer ACME."""
+    companies.add_company(db, "OPFI", "Operator", "EUR", actor="t", roles=["operator"], open_date=dt.date(2026, 1, 1))
+    service.save_customer(db, {"code": "ACME", "name": "Acme", "billing_company": "OPFI", "currency": "EUR"}, actor="t")
+    return db
 
 
 def start(db, document):
@@ -169,7 +172,7 @@ def test_a_close_releases_deferred_revenue_accrues_the_unbilled_and_locks(eco):
     start(eco, contract())
     billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
     report = close(eco, "2026-10")
-    assert report.outcome == "closed" and [c.status for c in report.checks] == ["passed"] * 5
+    assert report.outcome == "closed" and [c.status for c in report.checks] == ["passed"] * 6
     [item] = report.recognitions
     # 180 - 150 = 30 more one-off revenue and 270 subscription revenue; the 300 billed in
     # advance is released in full.
@@ -443,7 +446,7 @@ def test_reports_and_the_pack_through_the_cli(ready, tmp_path, monkeypatch):
     pack = json.loads(out)["disclosure_pack"]
     manifest = json.loads((tmp_path / pack["directory"] / "manifest.json").read_text())
     assert {f["name"] for f in manifest["files"]} == {f"{k}.{x}" for k in ("waterfall", "rollforward",
-                                                                           "disaggregation", "rpo")
+                                                                           "disaggregation", "rpo", "contract_costs")
                                                       for x in ("json", "csv", "pdf")} | {"waterfall.png"}
     import hashlib
 
@@ -582,6 +585,9 @@ def test_the_demo_ecosystem_closed_month_by_month_for_a_year(empty_db):
                 period, code)
         rolled = reports_of_with(db, period, shipped)["rollforward"]
         assert rolled.difference_minor == {"EUR": 0}, (period, rolled)
+        # ChannelOne's acquisition commission on SD-C-42 (5% of 3,600.00) over 36 months
+        [costs] = reports_of_with(db, period, shipped, "contract_costs")["contract_costs"].lines
+        assert costs.closing_minor == 18000 - 500 * (_month + 1) and costs.amortised_minor == 500, (period, costs)
         month = end + dt.timedelta(days=1)
     # SD-C-17 ended in February: nothing recognised after it, nothing left to recognise
     assert schedule_of(db, "SD-C-17", through=dt.date(2027, 9, 30), ssp=shipped,
@@ -590,11 +596,11 @@ def test_the_demo_ecosystem_closed_month_by_month_for_a_year(empty_db):
     assert verify(db).ok
 
 
-def reports_of_with(db, period, ssp):
+def reports_of_with(db, period, ssp, *kinds):
     from revrec.reports import build_report
 
     return {kind: build_report(db, kind, "OPFI", period, ssp=ssp, day_count="actual_days")[0]
-            for kind in ("rollforward",)}
+            for kind in kinds or ("rollforward",)}
 
 
 # -- contract modifications (IFRS 15.18-21) ----------------------------------------------------
@@ -676,3 +682,27 @@ def test_a_catch_up_needs_a_fixed_term_and_a_stored_judgement_does_not_change(ec
     with pytest.raises(LedgerError) as caught:
         service.save_contract(eco, bad, actor="t")
     assert caught.value.problems[0].field.endswith("modification.path")
+
+
+def test_disaggregation_by_region_follows_the_customer_or_its_organisation(eco):
+    # ACME has no region; NORD (Nordics) is an organisation whose unit NORD-FI inherits it,
+    # and SOUTH-ES records its own.
+    for code, extra in (("NORD", {"region": "NORDICS"}), ("NORD-FI", {"parent": "NORD"}),
+                        ("SOUTH-ES", {"region": "IBERIA"})):
+        service.save_customer(eco, {"code": code, "name": code, "billing_company": "OPFI", "currency": "EUR",
+                                    **extra}, actor="t")
+    start(eco, contract("C1"))
+    start(eco, {**contract("C2"), "customer": "NORD-FI"})
+    start(eco, {**contract("C3"), "customer": "SOUTH-ES"})
+    billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
+    close(eco, "2026-10")
+    report = reports_of(eco, "2026-10")["disaggregation"]
+    by_region = {}
+    for line in report.lines:
+        by_region[line.region] = by_region.get(line.region, 0) + line.amount_minor
+    assert by_region == {None: 45000, "NORDICS": 45000, "IBERIA": 45000}
+    assert sum(by_region.values()) == report.totals_minor["EUR"]
+    assert [c.region for c in service.list_customers(eco) if c.code.startswith("NORD")] == ["NORDICS", None]
+    # a customer loaded before regions existed hashes as it did: loading it again changes nothing
+    assert service.save_customer(eco, {"code": "ACME", "name": "Acme", "billing_company": "OPFI", "currency": "EUR"},
+                                 actor="t") == "unchanged"

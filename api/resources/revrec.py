@@ -81,7 +81,7 @@ class Reopen(MethodView):
         delta batch of what changed since the close. A close run locks it again."""
         policy = policies(settings())
         return reopen_close(database(), company, period, reason=body["reason"], ssp=policy.ssp,
-                            day_count=policy.day_count, actor=principal().actor)
+                            day_count=policy.day_count, actor=principal().actor, cost_expedient=policy.cost_expedient)
 
 
 def _report_view(kind: str, args_schema, doc: str):
@@ -108,7 +108,7 @@ def _report_view(kind: str, args_schema, doc: str):
                                      table.columns, lambda: table.rows) or found
 
     ReportView.get.__doc__ = doc
-    ReportView.__name__ = f"{kind.capitalize()}Report"
+    ReportView.__name__ = "".join(part.capitalize() for part in kind.split("_")) + "Report"
     return blp.route(f"/reports/{kind}")(ReportView)
 
 
@@ -119,3 +119,5 @@ RollforwardReport = _report_view("rollforward", ReportArgsSchema, "Each contract
 DisaggregationReport = _report_view("disaggregation", ReportArgsSchema, "The month's revenue by service, partner and "
                                     "timing (IFRS 15.114).")
 RpoReport = _report_view("rpo", ReportArgsSchema, "Remaining performance obligations in time bands (IFRS 15.120).")
+ContractCostsReport = _report_view("contract_costs", ReportArgsSchema, "Each contract's capitalised costs of obtaining "
+                                   "it: opening, capitalised, amortised, closing, reconciled to the ledger (IFRS 15.128).")

@@ -188,11 +188,11 @@ def customer_list(app, fmt: str) -> None:
     if fmt == JSON:
         emit_json(CustomerDocumentSchema(many=True).dump(rows))
         return
-    columns = ["code", "name", "billing_company", "currency", "parent", "cost_centre"]
+    columns = ["code", "name", "billing_company", "currency", "parent", "cost_centre", "region"]
     if fmt == CSV:
         emit_csv(columns, rows)
     else:
-        emit_table(["Code", "Name", "Billed by", "Currency", "Part of", "Cost centre"], rows, title="Customers")
+        emit_table(["Code", "Name", "Billed by", "Currency", "Part of", "Cost centre", "Region"], rows, title="Customers")
 
 
 @click.group("price-plan")

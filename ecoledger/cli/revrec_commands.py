@@ -103,6 +103,7 @@ def close_run(app, company, period, accepted, pack, fmt) -> None:
     changes nothing. As a job: `ecoledger job start close -p company=X -p period=P`."""
     policy = policies(app.settings)
     report = run_close(app.database(), company, period, ssp=policy.ssp, day_count=policy.day_count,
+                       cost_expedient=policy.cost_expedient,
                        actor=app.actor, accept=_acceptances(accepted))
     result = CloseReportSchema().dump(report)
     written = None
@@ -142,10 +143,11 @@ def _show_report(report) -> None:
     click.echo(f"{verb} {report.company} {report.period} (run {report.run_no}): {posted}, "
                f"{report.contracts} contracts scheduled")
     if report.recognitions:
-        emit_table(["Contract", "Cur", "Revenue", "Released", "Accrued"],
-                   [(r.contract, r.currency, format_amount(r.revenue_minor, r.currency),
-                     format_amount(r.released_minor, r.currency), format_amount(r.accrued_minor, r.currency))
-                    for r in report.recognitions], title="Recognition batch", right=["Revenue", "Released", "Accrued"])
+        emit_table(["Contract", "Cur", "Revenue", "Released", "Accrued", "Amortised"],
+                   [(r.contract, r.currency, *[format_amount(amount, r.currency) for amount in (
+                       r.revenue_minor, r.released_minor, r.accrued_minor, r.amortised_minor)])
+                    for r in report.recognitions], title="Recognition batch",
+                   right=["Revenue", "Released", "Accrued", "Amortised"])
 
 
 @close.command("status")
@@ -179,7 +181,7 @@ def close_reopen(app, company, period, reason, fmt) -> None:
     delta batch of what changed since its close. `close run` locks it again."""
     policy = policies(app.settings)
     report = reopen_close(app.database(), company, period, reason=reason, ssp=policy.ssp,
-                          day_count=policy.day_count, actor=app.actor)
+                          day_count=policy.day_count, actor=app.actor, cost_expedient=policy.cost_expedient)
     if fmt == JSON:
         emit_json(CloseReportSchema().dump(report))
     else:
@@ -239,3 +241,6 @@ _report_command("rollforward", "Each contract's balance through the month: openi
 _report_command("disaggregation", "The month's revenue by service, partner and timing (point in time, over time), "
                 "adding up to the revenue accounts' movement.", (PDF,))
 _report_command("rpo", "Remaining performance obligations at the month's end in time bands.", (PDF,))
+_report_command("contract_costs", "Each contract's capitalised costs of obtaining it: opening, capitalised, amortised "
+                "(write-offs included), closing, with the amortisation period and its basis; reconciled to the "
+                "ledger.", (PDF,))
