@@ -33,9 +33,9 @@ customers = Table(
     Column("currency", String(3), nullable=False),
     Column("parent_id", Integer, ForeignKey("customers.id"), nullable=True),
     Column("cost_centre", String(64), nullable=True),
-    Column("region", String(64), nullable=True),  # revenue disaggregation; inherited from the parent
     Column("document_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("region", String(64), nullable=True),  # revenue disaggregation; inherited from the parent
     CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
 )
 

@@ -18,7 +18,9 @@ A close run:
    the contract liability its fees billed in advance hold, or the contract asset (unbilled)
    when revenue runs ahead of billing; and the amortisation of its capitalised contract
    costs (revrec/costs.py) from ``Assets:ContractCosts`` to
-   ``Expenses:ContractCostAmortisation``. Entries have stable ids
+   ``Expenses:ContractCostAmortisation``, and the change of its refund liability by the
+   controller's estimates of variable consideration (revrec/estimates.py), against
+   ``Income:Adjustments``. Entries have stable ids
    ``revrec:<company>:<period>:<run>:<contract>``; a run that finds nothing to change posts
    nothing;
 5. locks the period (ledger.periods), in the same transaction as the batch.
@@ -59,6 +61,14 @@ from ledger.schema import accounts, audit_log, closed_periods, companies, journa
 from ledger.verify import verify
 from partners.schema import agreements
 from revrec.costs import AMORTISATION, CONTRACT_COSTS, MISSING, amortised_through, cost_policy
+from revrec.estimates import (
+    ADJUSTMENTS,
+    REFUND_LIABILITY,
+    Estimate,
+    estimates_in_force,
+    expected_reduction,
+    refund_liability,
+)
 from revrec.schedule import (
     CONTRACT_PRICE,
     MODIFICATION,
@@ -103,6 +113,7 @@ class Recognition:
     accrued_minor: int  # added to the contract asset
     entry: str
     amortised_minor: int = 0  # of capitalised contract costs, written off included
+    refund_minor: int = 0  # added to the refund liability (negative: released), out of revenue
 
 
 @dataclasses.dataclass
@@ -413,6 +424,29 @@ def _costs_incurred(conn: Connection, cid: int, end: dt.date) -> dict[str, list[
     return found
 
 
+def _variable_positions(conn: Connection, cid: int, end: dt.date) -> dict[str, tuple[dict[str, int], int]]:
+    """Per contract, up to ``end``: its revenue per service (usage, subscriptions and one-off
+    fees, whoever posted them) and what it was credited (credits, SLA credits and credit
+    notes: Income:Adjustments, the close's own left out)."""
+    p, e, a = postings.c, journal_entries.c, accounts.c
+    query = (select(p.dimensions, a.name, e.source_type, p.amount_minor).select_from(postings)
+             .join(journal_entries, e.id == p.entry_id).join(accounts, a.id == p.account_id)
+             .where(a.company_id == cid, p.effective_date <= end,
+                    a.name.in_(("Income:Usage", SUBSCRIPTIONS, ONE_OFF, ADJUSTMENTS))))
+    revenue: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    credited: dict[str, int] = defaultdict(int)
+    for dimensions, account, source_type, amount in conn.execute(query):
+        dims = json.loads(dimensions) if dimensions else {}
+        contract = dims.get("contract")
+        if contract is None:
+            continue
+        if account != ADJUSTMENTS:
+            revenue[contract][dims.get("service") or ""] -= amount
+        elif source_type != SOURCE_TYPE:
+            credited[contract] += amount
+    return {code: (dict(revenue.get(code, {})), credited.get(code, 0)) for code in set(revenue) | set(credited)}
+
+
 def _closed_positions(conn: Connection, cid: int) -> dict[str, dict]:
     """What earlier close batches posted, per contract: revenue per (service, account), the
     contract liability released, the contract asset accrued and the contract costs
@@ -431,7 +465,9 @@ def _closed_positions(conn: Connection, cid: int) -> dict[str, dict]:
             position["accrued"] += amount
         elif account == CONTRACT_COSTS:
             position["amortised"] -= amount
-        elif account == AMORTISATION:
+        elif account == REFUND_LIABILITY:
+            position["refund"] -= amount
+        elif account in (AMORTISATION, ADJUSTMENTS):
             continue
         else:
             position["revenue"][(dims.get("service", ""), account)] -= amount
@@ -439,7 +475,7 @@ def _closed_positions(conn: Connection, cid: int) -> dict[str, dict]:
 
 
 def _no_position() -> dict:
-    return {"revenue": defaultdict(int), "released": 0, "accrued": 0, "amortised": 0}
+    return {"revenue": defaultdict(int), "released": 0, "accrued": 0, "amortised": 0, "refund": 0}
 
 
 @dataclasses.dataclass
@@ -461,6 +497,8 @@ def _recognise(conn: Connection, report: CloseReport, cid: int, end: dt.date, ss
     billed = _billed(conn, cid, end)
     closed = _closed_positions(conn, cid)
     incurred = _costs_incurred(conn, cid, end)
+    estimates = estimates_in_force(conn, cid, report.period)
+    variable = _variable_positions(conn, cid, end) if estimates or any(p["refund"] for p in closed.values()) else {}
     batch = Batch([], 0, [])
     for contract, schedule in iter_schedules(conn, cid, end, ssp, day_count):
         batch.contracts += 1
@@ -473,7 +511,7 @@ def _recognise(conn: Connection, report: CloseReport, cid: int, end: dt.date, ss
         ended = contract.status_since if contract.status == "terminated" and contract.status_since <= end else None
         amortised = amortised_through(costs, policy, end, ended)
         recognition = _recognition(contract, schedule, report, billed.get(contract.code, []), closed.get(contract.code),
-                                   amortised)
+                                   amortised, (estimates.get(contract.code, []), *variable.get(contract.code, ({}, 0))))
         if recognition is not None:
             batch.drafts.append(recognition[0])
             report.recognitions.append(recognition[1])
@@ -509,7 +547,8 @@ def _post(writer: JournalWriter, drafts: list[EntryDraft]) -> None:
 
 
 def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, billed: list, closed: dict | None,
-                 amortised: int) -> tuple[EntryDraft, Recognition] | None:
+                 amortised: int, variable: tuple[list[Estimate], dict[str, int], int]
+                 ) -> tuple[EntryDraft, Recognition] | None:
     target = schedule.recognised(report.period)
     timing = {c["code"]: c.get("timing") for v in contract.versions for c in v.components}
     direct: dict[tuple[str, str], int] = defaultdict(int)  # revenue billing and events posted
@@ -536,7 +575,8 @@ def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, bi
     released = total - accrued
     release, accrue = released - earlier["released"], accrued - earlier["accrued"]
     amortise = amortised - earlier["amortised"]
-    if not changes and not release and not accrue and not amortise:
+    refund = _refund_change(variable, changes, earlier["refund"])
+    if not changes and not release and not accrue and not amortise and not refund:
         return None
     company = report.company
     lines = [PostingDraft(company, account, -change, contract.currency,
@@ -550,12 +590,29 @@ def _recognition(contract: Contract, schedule: Schedule, report: CloseReport, bi
     if amortise:
         lines.append(PostingDraft(company, AMORTISATION, amortise, contract.currency, (("contract", contract.code),)))
         lines.append(PostingDraft(company, CONTRACT_COSTS, -amortise, contract.currency, (("contract", contract.code),)))
+    if refund:
+        lines.append(PostingDraft(company, ADJUSTMENTS, refund, contract.currency, (("contract", contract.code),)))
+        lines.append(PostingDraft(company, REFUND_LIABILITY, -refund, contract.currency, (("contract", contract.code),)))
     entry = f"{report.batch}:{contract.code}"
     draft = EntryDraft(entry, report_day(report), tuple(lines),
                        f"Revenue recognition of {contract.code} for {report.period} (close run {report.run_no})"[:500],
                        SOURCE_TYPE, report.batch, (("contract", contract.code), ("period", report.period),
                                                    ("run", str(report.run_no))))
-    return draft, Recognition(contract.code, contract.currency, sum(changes.values()), release, accrue, entry, amortise)
+    return draft, Recognition(contract.code, contract.currency, sum(changes.values()), release, accrue, entry, amortise,
+                              refund)
+
+
+def _refund_change(variable: tuple[list[Estimate], dict[str, int], int], changes: dict[tuple[str, str], int],
+                   earlier: int) -> int:
+    """How much the contract's refund liability moves: to what its estimates expect of the
+    revenue to date (this entry's included) less what was credited already."""
+    estimates, revenue, credited = variable
+    if not estimates and not earlier:
+        return 0
+    revenue = dict(revenue)
+    for (service, _), change in changes.items():
+        revenue[service] = revenue.get(service, 0) + change
+    return refund_liability(expected_reduction(estimates, revenue), credited) - earlier
 
 
 def report_day(report: CloseReport) -> dt.date:

@@ -1,4 +1,5 @@
-"""Tables of the controller's close: one row per close run of a company and period."""
+"""Tables of revenue recognition: the close runs of a company and period, and the
+controller's estimates of variable consideration."""
 
 from __future__ import annotations
 
@@ -34,3 +35,29 @@ Index("ix_revrec_closes_period", revrec_closes.c.company_id, revrec_closes.c.per
       unique=True)
 
 protect("revrec_closes", ("UPDATE", "DELETE"), "close runs are a record of what happened")
+
+# The controller's estimates of variable consideration (revrec/estimates.py), one row per
+# estimate recorded: a later one of the same contract and kind replaces it from its month on.
+# Scenarios and services are canonical JSON; percentages canonical decimal strings.
+revrec_estimates = Table(
+    "revrec_estimates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("contract_id", Integer, ForeignKey("contracts.id"), nullable=False),
+    Column("effective_from", String(7), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("scenarios", Text, nullable=False),
+    Column("constraint_percent", String(16), nullable=False),
+    Column("services", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("document_hash", String(64), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    CheckConstraint("kind IN ('sla_credits', 'rebate', 'price_concession', 'refund')", name="kind_known"),
+    CheckConstraint("method IN ('expected_value', 'most_likely_amount')", name="method_known"),
+)
+Index("ix_revrec_estimates_contract", revrec_estimates.c.contract_id, revrec_estimates.c.kind,
+      revrec_estimates.c.effective_from)
+
+protect("revrec_estimates", ("UPDATE", "DELETE"), "estimates are replaced by later ones, never changed")

@@ -6,7 +6,9 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from ledger.money import format_amount
 from ledger.periods import PERIOD_PATTERN
+from partners.schemas import canonical_decimal
 from revrec.close import CHECKS, REASON_CHARS_MAX
+from revrec.estimates import EstimateSchema
 from revrec.schedule import MODIFICATION
 
 CODE = validate.Regexp(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$", error="a company code")
@@ -63,6 +65,8 @@ class RecognitionEntrySchema(Schema):
     accrued = fields.Method("_accrued", metadata={"description": "added to the contract asset (unbilled)"})
     amortised = fields.Method("_amortised", metadata={
         "description": "capitalised contract costs amortised (a termination's write-off included)"})
+    refund = fields.Method("_refund", metadata={
+        "description": "added to the refund liability by the estimates of variable consideration (negative: released)"})
     entry = fields.String()
 
     def _revenue(self, item) -> str:
@@ -76,6 +80,39 @@ class RecognitionEntrySchema(Schema):
 
     def _amortised(self, item) -> str:
         return format_amount(item.amortised_minor, item.currency)
+
+    def _refund(self, item) -> str:
+        return format_amount(item.refund_minor, item.currency)
+
+
+class ScenarioDocumentSchema(Schema):
+    percent = fields.Function(lambda s: canonical_decimal(s.percent))
+    probability = fields.Function(lambda s: canonical_decimal(s.probability))
+
+
+class EstimateDocumentSchema(Schema):
+    contract = fields.String()
+    effective_from = fields.String(metadata={"description": "the month from which it applies (YYYY-MM)"})
+    kind = fields.String()
+    method = fields.String()
+    scenarios = fields.List(fields.Nested(ScenarioDocumentSchema))
+    estimate_percent = fields.Function(lambda e: canonical_decimal(e.estimate_percent),
+                                       metadata={"description": "the scenarios by the method"})
+    constraint_percent = fields.Function(lambda e: canonical_decimal(e.constraint_percent))
+    withheld_percent = fields.Function(lambda e: canonical_decimal(e.withheld_percent),
+                                       metadata={"description": "kept out of revenue: estimate and constraint"})
+    services = fields.List(fields.String())
+    reason = fields.String()
+    recorded_at = fields.DateTime()
+    recorded_by = fields.String()
+
+
+class EstimateRequestSchema(EstimateSchema):
+    """An estimate posted to a contract's resource: the contract is the path's."""
+
+    class Meta:
+        unknown = RAISE
+        exclude = ("contract",)
 
 
 class CloseReportSchema(Schema):

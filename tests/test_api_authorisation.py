@@ -66,6 +66,8 @@ MATRIX = {
     ("POST", "/invoices/<number>/credit-notes"): WRITERS,
     ("POST", "/clearing-runs"): WRITERS,
     ("GET", "/contracts/<code>/schedule"): INTERNAL,
+    ("GET", "/contracts/<code>/estimates"): INTERNAL,
+    ("POST", "/contracts/<code>/estimates"): WRITERS,
     ("POST", "/closes"): WRITERS,
     ("GET", "/closes/<company>/<period>"): INTERNAL,
     ("POST", "/closes/<company>/<period>/reopen"): WRITERS,

@@ -12,11 +12,12 @@ from flask_smorest import Blueprint
 
 from api import database, settings
 from api.auth import CLOSE, READ_ALL, principal, requires
-from api.resources.common import document_response, enqueue
+from api.resources.common import document_response, enqueue, json_body
 from jobs import service as jobs_service
 from jobs.kinds import CloseParams
 from ledger.schemas import JobSchema
 from revrec.close import close_status, reopen_close, schedule_of
+from revrec.estimates import list_estimates, record_estimate
 from revrec.pdf import report_pdf, waterfall_png
 from revrec.policy import policies
 from revrec.reports import build_report
@@ -24,6 +25,8 @@ from revrec.schemas import (
     REPORT_SCHEMAS,
     CloseReportSchema,
     CloseStatusSchema,
+    EstimateDocumentSchema,
+    EstimateRequestSchema,
     ReopenRequestSchema,
     ReportArgsSchema,
     ScheduleArgsSchema,
@@ -45,6 +48,28 @@ class ContractSchedule(MethodView):
         policy = policies(settings())
         return schedule_of(database(), code, through=args["through"] or dt.date.today(), ssp=policy.ssp,
                            day_count=policy.day_count)
+
+
+@blp.route("/contracts/<code>/estimates")
+class ContractEstimates(MethodView):
+    @requires(READ_ALL)
+    @blp.response(200, EstimateDocumentSchema(many=True))
+    def get(self, code):
+        """The contract's estimates of variable consideration, in the order they take effect."""
+        return list_estimates(database(), code)
+
+    @requires(CLOSE)
+    @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": EstimateRequestSchema}}})
+    @blp.response(201, EstimateDocumentSchema, description="recorded")
+    @blp.alt_response(200, schema=EstimateDocumentSchema, description="the same estimate was the latest: nothing changed")
+    def post(self, code):
+        """Record an estimate of variable consideration (SLA credits, rebates, price
+        concessions, refunds) from a month on: outcomes with probabilities, the method, the
+        constraint and the reason. The next close brings the refund liability to it."""
+        body = json_body()
+        estimate, created = record_estimate(database(), {**body, "contract": code} if isinstance(body, dict) else body,
+                                            actor=principal().actor)
+        return estimate, 201 if created else 200
 
 
 @blp.route("/closes")

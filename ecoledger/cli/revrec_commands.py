@@ -1,4 +1,4 @@
-"""Revenue recognition and the close: revrec schedule, close run|status|reopen."""
+"""Revenue recognition and the close: revrec schedule|estimate, close run|status|reopen, report."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ import click
 from billing.pdf import FontError, fonts
 from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
 from ledger.money import format_amount
+from partners.schemas import canonical_decimal
 from revrec.close import BLOCKED, close_status, reopen_close, run_close, schedule_of
 from revrec.disclosure import write_pack
+from revrec.estimates import KINDS, METHODS, list_estimates, record_estimate
 from revrec.pdf import report_pdf, waterfall_png
 from revrec.policy import policies
 from revrec.reports import build_report
 from revrec.schedule import MODIFICATION
-from revrec.schemas import REPORT_SCHEMAS, CloseReportSchema, CloseStatusSchema, ScheduleSchema
+from revrec.schemas import REPORT_SCHEMAS, CloseReportSchema, CloseStatusSchema, EstimateDocumentSchema, ScheduleSchema
 
 PDF, PNG = "pdf", "png"
 
@@ -30,7 +32,76 @@ def register(main: click.Group) -> None:
 
 @click.group()
 def revrec() -> None:
-    """IFRS 15 revenue recognition: contracts' schedules."""
+    """IFRS 15 revenue recognition: contracts' schedules and estimates of variable consideration."""
+
+
+@revrec.group("estimate")
+def estimate() -> None:
+    """Estimates of variable consideration (SLA credits, rebates, price concessions, refunds)."""
+
+
+@estimate.command("set")
+@click.option("--contract", required=True, help="Contract code.")
+@click.option("--from", "effective_from", required=True, metavar="YYYY-MM",
+              help="The first month it applies to (an open month).")
+@click.option("--kind", required=True, type=click.Choice(KINDS))
+@click.option("--method", required=True, type=click.Choice(METHODS),
+              help="expected_value: the probability-weighted outcome; most_likely_amount: the likeliest one.")
+@click.option("--scenario", "scenarios", required=True, multiple=True, metavar="PERCENT:PROBABILITY",
+              help="An outcome: the share of the revenue not paid, and its probability (0 to 1). Repeat; the "
+                   "probabilities add up to 1.")
+@click.option("--constraint", "constraint_percent", default="0", show_default=True, metavar="PERCENT",
+              help="Revenue held back beyond the estimate until the uncertainty resolves (IFRS 15.56).")
+@click.option("--service", "services", multiple=True, help="A service it covers (repeat); default all.")
+@click.option("--reason", required=True, help="Why: the evidence behind the outcomes and the constraint.")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def estimate_set(app, contract, effective_from, kind, method, scenarios, constraint_percent, services, reason,
+                 fmt) -> None:
+    """Record an estimate of the consideration a contract's customer will not pay, from a
+    month on. The next close brings the contract's refund liability to it; a later estimate
+    replaces it. The same estimate again changes nothing."""
+    outcomes = []
+    for index, text in enumerate(scenarios):
+        percent, sep, probability = text.partition(":")
+        if not sep:
+            raise click.BadParameter(f"{text!r} is not PERCENT:PROBABILITY", param_hint=f"--scenario #{index + 1}")
+        outcomes.append({"percent": percent.strip(), "probability": probability.strip()})
+    found, created = record_estimate(app.database(), {
+        "contract": contract, "effective_from": effective_from, "kind": kind, "method": method,
+        "scenarios": outcomes, "constraint_percent": constraint_percent, "services": list(services),
+        "reason": reason}, actor=app.actor)
+    if fmt == JSON:
+        emit_json({**EstimateDocumentSchema().dump(found), "outcome": "recorded" if created else "unchanged"})
+        return
+    click.echo(f"{'recorded' if created else 'unchanged'}: {found.kind} of {found.contract} from {found.effective_from}, "
+               f"{found.method} {canonical_decimal(found.estimate_percent)}% + constraint "
+               f"{canonical_decimal(found.constraint_percent)}% = {canonical_decimal(found.withheld_percent)}% of the "
+               "revenue held back")
+
+
+@estimate.command("list")
+@click.option("--contract", required=True, help="Contract code.")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def estimate_list(app, contract, fmt) -> None:
+    """A contract's estimates, in the order they take effect (a later one of a kind replaces
+    the one before)."""
+    found = list_estimates(app.database(), contract)
+    if fmt == JSON:
+        emit_json(EstimateDocumentSchema(many=True).dump(found))
+        return
+    columns = ["from", "kind", "method", "estimate_percent", "constraint_percent", "withheld_percent", "services",
+               "reason", "recorded_by"]
+    rows = [(e.effective_from, e.kind, e.method, canonical_decimal(e.estimate_percent),
+             canonical_decimal(e.constraint_percent), canonical_decimal(e.withheld_percent),
+             " ".join(e.services) or "all", e.reason, e.recorded_by) for e in found]
+    if fmt == CSV:
+        emit_csv(columns, rows)
+    else:
+        emit_table(["From", "Kind", "Method", "Estimate %", "Constraint %", "Withheld %", "Services", "Reason", "By"],
+                   rows, title=f"Estimates of variable consideration: {contract}",
+                   right=["Estimate %", "Constraint %", "Withheld %"])
 
 
 @revrec.command("schedule")
@@ -143,11 +214,11 @@ def _show_report(report) -> None:
     click.echo(f"{verb} {report.company} {report.period} (run {report.run_no}): {posted}, "
                f"{report.contracts} contracts scheduled")
     if report.recognitions:
-        emit_table(["Contract", "Cur", "Revenue", "Released", "Accrued", "Amortised"],
+        emit_table(["Contract", "Cur", "Revenue", "Released", "Accrued", "Amortised", "Refund liability"],
                    [(r.contract, r.currency, *[format_amount(amount, r.currency) for amount in (
-                       r.revenue_minor, r.released_minor, r.accrued_minor, r.amortised_minor)])
+                       r.revenue_minor, r.released_minor, r.accrued_minor, r.amortised_minor, r.refund_minor)])
                     for r in report.recognitions], title="Recognition batch",
-                   right=["Revenue", "Released", "Accrued", "Amortised"])
+                   right=["Revenue", "Released", "Accrued", "Amortised", "Refund liability"])
 
 
 @close.command("status")
