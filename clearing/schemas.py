@@ -5,10 +5,9 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from ledger.money import format_amount
-from ledger.periods import PERIOD_PATTERN
-from ledger.schemas import money_field
+from ledger.schemas import COMPANY_CODE, PERIOD, money_field
 
-CODE = validate.Regexp(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$", error="a company code")
+CODE = COMPANY_CODE
 
 
 class PaymentSchema(Schema):
@@ -71,13 +70,13 @@ class IssueRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(required=True, validate=PERIOD)
     partner = fields.String(load_default=None, validate=[validate.Length(1, 32), CODE])
 
 
 class StatementListArgsSchema(Schema):
     partner = fields.String(load_default=None, validate=validate.Length(1, 32))
-    period = fields.String(load_default=None, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(load_default=None, validate=PERIOD)
     all_versions = fields.Boolean(load_default=False)
 
 
@@ -123,7 +122,7 @@ class ClearingReportSchema(Schema):
 
 class ClearingItemArgsSchema(Schema):
     partner = fields.String(load_default=None, validate=validate.Length(1, 32))
-    period = fields.String(load_default=None, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(load_default=None, validate=PERIOD)
 
 
 class ConsolidatedLineSchema(Schema):
@@ -189,5 +188,5 @@ class NettingRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    cycle = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    cycle = fields.String(required=True, validate=PERIOD)
     centre = fields.String(required=True, validate=[validate.Length(1, 32), CODE])

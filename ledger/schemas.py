@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
 from ledger.money import format_amount
+from ledger.periods import PERIOD_PATTERN
 from ledger.records import E_INVALID, LedgerError, Problem
+
+# Validators the request and job schemas of several capabilities share.
+COMPANY_CODE = validate.Regexp(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$", error="a company code")
+PERIOD = validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM")
 
 
 def problems_from_messages(messages: Any) -> list[Problem]:

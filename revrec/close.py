@@ -171,13 +171,13 @@ def run_close(db: Database, company: str, period: str, *, ssp: SspTable, day_cou
     accept = _acceptances(accept or {})
     with db.read() as conn:
         cid = company_id(conn, company)
-        if _is_closed(conn, cid, period):
+        if is_closed(conn, cid, period):
             return CloseReport(company, period, _runs(conn, cid, period), "already_closed", [])
     if verify_report is None:
         verify_report = verify(db)  # before the write transaction: it reads the whole ledger
     # Schedules, checks, batch and lock in one transaction: what is checked is what is posted.
     with db.write() as conn:
-        if _is_closed(conn, cid, period):  # closed meanwhile
+        if is_closed(conn, cid, period):  # closed meanwhile
             return CloseReport(company, period, _runs(conn, cid, period), "already_closed", [])
         report = CloseReport(company, period, _runs(conn, cid, period) + 1, CLOSED, [])
         batch = _recognise(conn, report, cid, end, ssp, day_count, cost_expedient)
@@ -201,7 +201,7 @@ def run_close(db: Database, company: str, period: str, *, ssp: SspTable, day_cou
     return report
 
 
-def _is_closed(conn: Connection, cid: int, period: str) -> bool:
+def is_closed(conn: Connection, cid: int, period: str) -> bool:
     return conn.execute(select(closed_periods.c.period).where(
         closed_periods.c.company_id == cid, closed_periods.c.period == period)).first() is not None
 

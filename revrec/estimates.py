@@ -45,10 +45,10 @@ from contracts.schemas import LOCAL_CODE
 from ledger import audit
 from ledger.database import Database
 from ledger.hashing import document_hash, document_json
-from ledger.periods import PERIOD_PATTERN, parse_period
+from ledger.periods import parse_period
 from ledger.records import E_INVALID, E_NOT_FOUND, LedgerError, Problem, show
 from ledger.schema import closed_periods
-from ledger.schemas import load_document
+from ledger.schemas import PERIOD, load_document
 from partners.schemas import DecimalText, Percent, canonical_decimal
 from revrec.schema import revrec_estimates
 
@@ -140,8 +140,7 @@ class EstimateSchema(Schema):
         unknown = "raise"
 
     contract = fields.String(required=True, validate=LOCAL_CODE)
-    effective_from = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$",
-                                                                           error="a month as YYYY-MM"))
+    effective_from = fields.String(required=True, validate=PERIOD)
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     method = fields.String(required=True, validate=validate.OneOf(METHODS))
     scenarios = fields.List(fields.Nested(ScenarioSchema), required=True, validate=validate.Length(1, SCENARIOS_MAX))

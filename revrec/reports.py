@@ -35,8 +35,8 @@ from ledger.database import Database
 from ledger.money import format_amount
 from ledger.periods import parse_period, period_of
 from ledger.queries import balances_as_of, company_id
-from ledger.schema import accounts, closed_periods, journal_entries, postings
-from revrec.close import CONTRACT_ASSET, LIABILITY, SOURCE_TYPE, iter_schedules
+from ledger.schema import accounts, journal_entries, postings
+from revrec.close import CONTRACT_ASSET, LIABILITY, SOURCE_TYPE, is_closed, iter_schedules
 from revrec.costs import CONTRACT_COSTS, cost_policy
 from revrec.schedule import MODIFICATION, ONE_OFF, OVER_TIME, POINT_IN_TIME, SUBSCRIPTIONS, Schedule
 from revrec.ssp import SspTable
@@ -124,8 +124,7 @@ def rollforward(db: Database, company: str, period: str, *, ssp: SspTable, day_c
                    for schedule in _schedules_only(conn, cid, end, ssp, day_count)}
         movements = _movements(conn, cid, end)
         ledger = _ledger_position(conn, cid, end, movements)
-        is_closed = conn.execute(select(closed_periods.c.period).where(
-            closed_periods.c.company_id == cid, closed_periods.c.period == period)).first() is not None
+        month_closed = is_closed(conn, cid, period)
     lines = []
     for code in sorted(set(movements) | set(summary)):
         items = movements.get(code, [])
@@ -164,7 +163,7 @@ def rollforward(db: Database, company: str, period: str, *, ssp: SspTable, day_c
         # the close recognised beyond it is other months' revenue caught up (known once the
         # month is closed)
         direct = position["arrears"] + activations
-        catch_up = position["closed"] - (scheduled - direct) if code in summary and is_closed else 0
+        catch_up = position["closed"] - (scheduled - direct) if code in summary and month_closed else 0
         closing = opening + position["billed"] - position["recognised"] - position["drawn"]
         if not any((opening, position["billed"], position["recognised"], position["drawn"], closing)):
             continue

@@ -13,11 +13,16 @@ events, the charges its events posted, the standalone selling price table and th
 - ``usage`` is variable consideration allocated entirely to the period the usage relates to
   (15.84-85, B63): the usage posting recognises it, and the schedule does not restate it.
 
-**Transaction price and allocation.** The contract is enforceable one billing period at a
-time (a party may end it at the period's end), so each billing period is an allocation
-window: its fixed consideration is the fees billed for it (as billing computes them: the
-version in force, proration, discounts) and the one-off fees charged in it. Within a window
-the price is allocated by relative standalone selling price with largest remainder
+**Transaction price and allocation.** An open-ended contract is enforceable one billing
+period at a time (a party may end it at the period's end), so each billing period is an
+allocation window: its fixed consideration is the fees billed for it (as billing computes
+them: the version in force, proration, discounts) and the one-off fees charged in it. A
+contract with an end date is enforceable for its term: its whole term is allocated at once
+(each component's fees over the term, weighed by its standalone selling price over the
+term), then each component's part is spread over its billing periods in proportion to their
+fees. An amendment on the separate-contract or prospective path starts a new term of
+allocation from its date (15.20, 15.21(a)); a cumulative catch-up does not (15.21(b)).
+Either way the price is allocated by relative standalone selling price with largest remainder
 (revrec/allocation.py); a discount naming components (``applies_to``) stays with them
 (15.82), one that does not is spread over every obligation of the window (15.81). An
 obligation without a price in the table is weighed at its contract price, and the schedule
@@ -170,9 +175,13 @@ def contract_schedule(contract: Contract, status_changes: Sequence[tuple[dt.date
             window.obligations.append(Obligation(code, charge.service, SERIES, SUBSCRIPTIONS, charge.day, window.end,
                                                  charge.amount_minor, 0, 0, MODIFICATION, charge.amount_minor, True))
     ordered = [windows[key] for key in sorted(windows)]
-    for window in ordered:
-        # a modification's difference keeps its amount: it is not reallocated
-        _allocate(window, contract, [o for o in window.obligations if o.ssp_method != MODIFICATION])
+    if contract.end is None:
+        for window in ordered:
+            # a modification's difference keeps its amount: it is not reallocated
+            _allocate(window, contract, [o for o in window.obligations if o.ssp_method != MODIFICATION])
+    else:
+        for segment in _term_segments(contract, ordered):
+            _allocate_term(segment, contract)
     lines = [line for window in ordered for obligation in window.obligations
              for line in _recognise(obligation, window, day_count)]
     modifications = [(v.version, v.effective_from, *_path(v)) for v in contract.versions[1:]]
@@ -281,6 +290,47 @@ def _allocate(window: Window, contract: Contract, obligations: list[Obligation])
     weights = integer_weights([o.ssp_weight for o in obligations])
     for obligation, part in zip(obligations, allocate(stated, weights, discounts), strict=True):
         obligation.allocated_minor = part
+
+
+def _term_segments(contract: Contract, windows: list[Window]) -> list[list[Window]]:
+    """A fixed-term contract's windows grouped by allocation term: from the start, and anew
+    from each amendment that is a separate contract or prospective."""
+    starts = [contract.start] + [v.effective_from for v in contract.versions[1:] if _path(v)[0] != CUMULATIVE_CATCH_UP]
+    segments: dict[dt.date, list[Window]] = {}
+    for window in windows:
+        begins = max(day for day in starts if day <= max(window.start, contract.start))
+        segments.setdefault(begins, []).append(window)
+    return [segments[day] for day in sorted(segments)]
+
+
+def _allocate_term(windows: list[Window], contract: Contract) -> None:
+    """Allocate a term's price over its components at once, then each component's part over
+    its obligations (one per billing period, or the one-off) in proportion to their fees."""
+    members: dict[tuple[str, str], list[Obligation]] = {}
+    for window in windows:
+        for obligation in window.obligations:
+            if obligation.ssp_method != MODIFICATION:
+                members.setdefault((obligation.component, obligation.pattern), []).append(obligation)
+    if not members:
+        return
+    groups = []
+    for (component, pattern), found in members.items():
+        residual = any(o.ssp_method == "residual" for o in found)
+        weight = -1 if residual else sum((Fraction(o.ssp_weight) for o in found), Fraction(0))
+        method = "residual" if residual else (CONTRACT_PRICE if any(o.ssp_method == CONTRACT_PRICE for o in found)
+                                              else found[0].ssp_method)
+        groups.append(Obligation(component, found[0].service, pattern, found[0].account, found[0].first_day,
+                                 found[-1].last_day, sum(o.stated_minor for o in found),
+                                 sum(o.discount_minor for o in found),
+                                 int(weight) if isinstance(weight, int) or weight.denominator == 1 else weight, method))
+    term = Window(windows[0].start, windows[-1].end, groups)
+    _allocate(term, contract, groups)
+    for group, found in zip(groups, members.values(), strict=True):
+        weights = [o.stated_minor for o in found]
+        if not any(weights):
+            weights = [1] * len(found)
+        for obligation, part in zip(found, split(group.allocated_minor, weights), strict=True):
+            obligation.allocated_minor = part
 
 
 def _targeted(contract: Contract, window: Window) -> set[str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from ledger.money import format_amount
-from ledger.periods import PERIOD_PATTERN
+from ledger.schemas import COMPANY_CODE, PERIOD
 from partners.schemas import canonical_decimal
 from revrec.close import CHECKS, REASON_CHARS_MAX
 from revrec.estimates import EstimateSchema
 from revrec.schedule import MODIFICATION
 
-CODE = validate.Regexp(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$", error="a company code")
-PERIOD = validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM")
+CODE = COMPANY_CODE
 
 
 def _amount(value: int, currency: str) -> str:

@@ -168,6 +168,40 @@ def test_the_schedule_allocates_the_set_up_fee_by_standalone_selling_price(eco):
     assert caught.value.problems[0].field == "through"
 
 
+def test_a_fixed_term_is_allocated_over_its_whole_term(eco):
+    # Twelve months of a 300.00 desk and a 150.00 set-up: 3,750.00 allocated by the
+    # standalone selling prices over the term, 12 x 300 : 200. The set-up gets 197.37, the
+    # desk 3,552.63, spread over its months by their fees.
+    start(eco, contract(end="2027-09-30"))
+    schedule = schedule_of(eco, "C1", through=dt.date(2026, 10, 31), ssp=SSP, day_count="actual_days")
+    desks = [o for w in schedule.windows for o in w.obligations if o.component == "DESK"]
+    [setup] = [o for w in schedule.windows for o in w.obligations if o.component == "SETUP"]
+    assert setup.allocated_minor == 19737 and sum(o.allocated_minor for o in desks) == 355263
+    assert len(desks) == 12 and {o.allocated_minor for o in desks} == {29605, 29606}
+    billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
+    [item] = close(eco, "2026-10").recognitions
+    # October: the desk's 296.06 out of the 300.00 billed in advance, and the set-up's 197.37
+    # of which 150.00 was charged: revenue ahead of billing is a contract asset (43.43)
+    assert (item.revenue_minor, item.released_minor, item.accrued_minor) == (29606 + 4737, 30000, 4343)
+    assert revenue(eco) == {"Income:OneOff": 19737, "Income:Subscriptions": 29606}
+
+
+def test_a_prospective_amendment_starts_a_new_term_of_allocation(eco):
+    document = contract(end="2027-09-30")
+    document["amendments"] = [{"version": 2, "effective_from": "2027-01-01", "components": [
+        {"code": "DESK", "type": "recurring_fee", "service": "desk", "amount": "400.00", "timing": "in_advance"}],
+        "modification": {"path": "prospective", "reason": "a larger desk: a distinct service from January"}}]
+    start(eco, document)
+    schedule = schedule_of(eco, "C1", through=dt.date(2027, 9, 30), ssp=SSP, day_count="actual_days")
+    before = [o for w in schedule.windows if w.start < dt.date(2027, 1, 1) for o in w.obligations]
+    after = [o for w in schedule.windows if w.start >= dt.date(2027, 1, 1) for o in w.obligations]
+    # October to December: 3 x 300 + 150 = 1,050.00 by 900 : 200; the set-up 190.91
+    assert sum(o.allocated_minor for o in before) == 105000
+    assert [o.allocated_minor for o in before if o.component == "SETUP"] == [19091]
+    # from January, a new term of the amended desk alone: its fees as they are
+    assert [o.allocated_minor for o in after] == [40000] * 9
+
+
 def test_a_close_releases_deferred_revenue_accrues_the_unbilled_and_locks(eco):
     start(eco, contract())
     billing.run_billing(eco, "OPFI", "2026-10", rules=RULES, actor="t")
@@ -419,14 +453,17 @@ def test_disaggregation_adds_up_to_the_revenue_accounts_and_rpo_covers_the_rest_
     close(eco, "2026-10")
     found = reports_of(eco, "2026-10")
     disaggregated = found["disaggregation"]
-    assert sum(line.amount_minor for line in disaggregated.lines) == disaggregated.totals_minor["EUR"] == 90000
+    # C1, open-ended: October's desk and set-up, 450.00 allocated 270 : 180. C2 runs to
+    # March: its whole term is allocated at once, 6 x 300 + 150 = 1,950.00 by 1,800 : 200,
+    # the set-up 195.00 and the desk 1,755.00, 292.50 a month.
+    assert sum(line.amount_minor for line in disaggregated.lines) == disaggregated.totals_minor["EUR"] == 93750
     assert {(line.service, line.timing) for line in disaggregated.lines} == {("desk", "over_time"),
                                                                               ("onboarding", "point_in_time")}
-    # C2 runs to March: November to March, five months of 300, remain
+    # C2's November to March remain: five months of 292.50
     [line] = found["rpo"].lines
-    assert (line.contract, line.bands_minor["within_12_months"], line.total_minor) == ("C2", 150000, 150000)
+    assert (line.contract, line.bands_minor["within_12_months"], line.total_minor) == ("C2", 146250, 146250)
     [fall] = found["waterfall"]
-    assert fall.totals()["2026-10"] == 90000 and fall.totals()["2027-03"] == 30000
+    assert fall.totals()["2026-10"] == 93750 and fall.totals()["2027-03"] == 29250
 
 
 def test_reports_and_the_pack_through_the_cli(ready, tmp_path, monkeypatch):
@@ -456,7 +493,9 @@ def test_reports_and_the_pack_through_the_cli(ready, tmp_path, monkeypatch):
     code, out, _ = cli("report", "rollforward", "--company", "OPFI", "--period", "2026-10", "--format", "json")
     assert code == 0 and json.loads(out)["difference"] == {"EUR": "0.00"}
     code, out, _ = cli("report", "rpo", "--company", "OPFI", "--period", "2026-10", "--format", "csv")
-    assert code == 0 and out.splitlines()[1].startswith("C1,EUR,3300.00")
+    # a twelve-month term: 3,750.00 allocated by 3,600 : 200, the desk 3,552.63, of which
+    # 296.06 was October's
+    assert code == 0 and out.splitlines()[1].startswith("C1,EUR,3256.57")
     code, out, _ = cli("report", "waterfall", "--company", "OPFI", "--period", "2026-10", "--format", "png",
                        "--out", str(tmp_path / "w.png"))
     assert code == 0 and (tmp_path / "w.png").read_bytes().startswith(b"\x89PNG")
