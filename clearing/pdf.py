@@ -12,7 +12,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from billing.pdf import Fonts, fonts, printable
-from clearing.statements import Statement
+from clearing.statements import SECTIONS, Statement
 from ledger.money import format_amount
 
 
@@ -23,8 +23,8 @@ def statement_pdf(statement: Statement, font: Fonts | None = None) -> bytes:
                                  bottomMargin=18 * mm, title=f"Settlement statement {statement.number}",
                                  author=statement.counterparty, invariant=1)
     currency = statement.currency
-    direction = ("to be paid to the partner" if statement.closing_minor > 0
-                 else "to be paid by the partner" if statement.closing_minor < 0 else "nothing to settle")
+    direction = ("to be paid to the partner" if statement.settle_minor > 0
+                 else "to be paid by the partner" if statement.settle_minor < 0 else "nothing to settle")
     fields = [
         ("Statement", statement.number), ("Partner", statement.partner), ("With", statement.counterparty),
         ("Period", statement.period),
@@ -33,12 +33,24 @@ def statement_pdf(statement: Statement, font: Fonts | None = None) -> bytes:
         ("Issued", statement.issued_at.date().isoformat()), ("Due", statement.due_date.isoformat()),
         ("Status", statement.status.replace("_", " ")),
     ]
-    rows = [["#", "Contract", "Kind", "Postings", f"Amount ({currency})"],
+    rows = [["#", "Contract / service", "Kind", "Postings", f"Amount ({currency})"],
             ["", "Opening balance", "", "", format_amount(statement.opening_minor, currency)]]
-    for line in statement.lines:
-        rows.append([str(line.line_no), printable(line.contract or "-", font), printable(line.kind, font),
-                     str(line.postings), format_amount(line.amount_minor, currency)])
-    rows.append(["", "Closing balance", direction, "", format_amount(statement.closing_minor, currency)])
+    for section in SECTIONS:
+        lines = [line for line in statement.lines if line.section == section]
+        if not lines:
+            continue
+        rows.append(["", section.capitalize(), "", "", ""])
+        for line in lines:
+            rows.append([str(line.line_no), printable(" / ".join(filter(None, (line.contract, line.service))) or "-", font),
+                         printable(line.kind, font), str(line.postings), format_amount(line.amount_minor, currency)])
+        rows.append(["", "", f"{section} total", "", format_amount(sum(line.amount_minor for line in lines), currency)])
+    rows.append(["", "Closing balance", "", "", format_amount(statement.closing_minor, currency)])
+    if statement.withheld_minor:
+        for item in statement.withheld:
+            rows.append(["", printable(item.contract, font), printable(f"withheld: {item.usage_line}", font), "",
+                         format_amount(item.amount_minor, currency)])
+        rows.append(["", "Withheld (open disputes)", "", "", format_amount(statement.withheld_minor, currency)])
+    rows.append(["", "To settle", direction, "", format_amount(statement.settle_minor, currency)])
     for payment in statement.payments:
         rows.append(["", f"Paid {payment.paid_on}", printable(payment.reference or "", font), "",
                      format_amount(payment.amount_minor, currency)])

@@ -41,13 +41,17 @@ settlement_statements = Table(
     Column("issued_at", UTCDateTime, nullable=False),
     Column("issued_by", String(200), nullable=False),
     Column("document_hash", String(64), nullable=False),
+    # The part of the closing balance disputes withhold (usage lines under an open dispute),
+    # not settled until they are resolved; its items as JSON ([usage line, contract, amount]).
+    Column("withheld_minor", BigInteger, nullable=False, server_default="0"),
+    Column("withheld_items", Text, nullable=True),
     UniqueConstraint("company_id", "counterparty_id", "period", "currency", "version", name="version_once"),
     CheckConstraint("version >= 1", name="version_positive"),
     CheckConstraint("(version = 1) = (previous_id IS NULL)", name="versions_chain"),
 )
 
-# A statement's lines: the period's position postings per contract and kind (the rule or
-# source that posted them).
+# A statement's lines: the period's position postings per contract, service and kind (the
+# rule or source that posted them).
 statement_lines = Table(
     "statement_lines",
     metadata,
@@ -57,6 +61,7 @@ statement_lines = Table(
     Column("kind", String(64), nullable=False),
     Column("postings", Integer, nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
+    Column("service", String(64), nullable=False, server_default=""),  # "" for postings naming none
     PrimaryKeyConstraint("statement_id", "line_no"),
 )
 
@@ -136,6 +141,25 @@ netting_items = Table(
 )
 Index("ix_netting_items_cycle", netting_items.c.cycle, netting_items.c.company_id)
 
+# Exchange rates fixed for a netting cycle (clearing/fx.py): units of to_currency per unit of
+# currency, as a canonical decimal string; one per cycle and pair, never changed.
+fx_rates = Table(
+    "fx_rates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cycle", String(7), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("to_currency", String(3), nullable=False),
+    Column("rate", String(32), nullable=False),
+    Column("rate_date", Date, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    UniqueConstraint("cycle", "currency", "to_currency", name="one_rate_per_cycle"),
+    CheckConstraint("currency <> to_currency", name="two_currencies"),
+)
+
+protect("fx_rates", ("UPDATE", "DELETE"), "rates fixed for a cycle never change")
 protect("clearing_items", ("UPDATE", "DELETE"), "clearing items are posted; a later run adjusts them")
 protect("netting_items", ("UPDATE", "DELETE"), "netting is posted; reverse its entry instead")
 protect("settlement_statements", ("UPDATE", "DELETE"), "issued statements never change; issue a new version")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from ledger.money import format_amount
 from ledger.schemas import COMPANY_CODE, PERIOD, money_field
+from partners.schemas import canonical_decimal
 
 CODE = COMPANY_CODE
 
@@ -28,6 +29,9 @@ class StatementSchema(Schema):
     latest = fields.Boolean(metadata={"description": "false: a later version corrects it"})
     opening = money_field("opening_minor")
     closing = money_field("closing_minor")
+    withheld = money_field("withheld_minor")
+    to_settle = fields.Method("_settle", metadata={
+        "description": "closing less withheld: what is settled (> 0: the counterparty pays the partner)"})
     amount_due = fields.Method("_due", metadata={"description": "what is left to settle, in major units"})
     direction = fields.Method("_direction", metadata={
         "description": "payout: the counterparty pays the partner; receipt: the partner pays; none"})
@@ -37,18 +41,36 @@ class StatementSchema(Schema):
     issued_at = fields.DateTime()
     issued_by = fields.String()
     document_hash = fields.String()
-    lines = fields.Method("_lines")
+    lines = fields.Method("_lines", metadata={"description": "each with its section: activity, adjustments, netting "
+                                                             "or settlement"})
+    sections = fields.Method("_sections", metadata={"description": "per section: its lines' total"})
+    withheld_items = fields.Method("_withheld", metadata={
+        "description": "usage lines under an open dispute: part of the lines, not settled until resolved"})
     payments = fields.Method("_payments")
+
+    def _settle(self, statement) -> str:
+        return format_amount(statement.settle_minor, statement.currency)
 
     def _due(self, statement) -> str:
         return format_amount(max(statement.outstanding_minor, 0), statement.currency)
 
     def _direction(self, statement) -> str:
-        return "payout" if statement.closing_minor > 0 else "receipt" if statement.closing_minor < 0 else "none"
+        return "payout" if statement.settle_minor > 0 else "receipt" if statement.settle_minor < 0 else "none"
 
     def _lines(self, statement) -> list[dict]:
-        return [{"line_no": line.line_no, "contract": line.contract, "kind": line.kind, "postings": line.postings,
+        return [{"line_no": line.line_no, "section": line.section, "contract": line.contract, "service": line.service,
+                 "kind": line.kind, "postings": line.postings,
                  "amount": format_amount(line.amount_minor, statement.currency)} for line in statement.lines]
+
+    def _sections(self, statement) -> dict:
+        totals: dict[str, int] = {}
+        for line in statement.lines:
+            totals[line.section] = totals.get(line.section, 0) + line.amount_minor
+        return {section: format_amount(amount, statement.currency) for section, amount in totals.items()}
+
+    def _withheld(self, statement) -> list[dict]:
+        return [{"usage_line": item.usage_line, "contract": item.contract,
+                 "amount": format_amount(item.amount_minor, statement.currency)} for item in statement.withheld]
 
     def _payments(self, statement) -> list[dict]:
         return [{"amount": format_amount(p.amount_minor, statement.currency), "paid_on": p.paid_on.isoformat(),
@@ -57,7 +79,7 @@ class StatementSchema(Schema):
 
 class StatementSummarySchema(StatementSchema):
     class Meta:
-        exclude = ("lines", "payments")
+        exclude = ("lines", "payments", "sections", "withheld_items")
 
 
 class IssueReportSchema(Schema):
@@ -159,6 +181,41 @@ class ConsolidationArgsSchema(Schema):
     as_of = fields.Date(load_default=None)
 
 
+class ConversionSchema(Schema):
+    partner = fields.String()
+    currency = fields.String()
+    amount = fields.Function(lambda c: format_amount(c.amount_minor, c.currency))
+    to_currency = fields.String()
+    converted = fields.Function(lambda c: format_amount(c.converted_minor, c.to_currency))
+    rate = fields.Function(lambda c: canonical_decimal(c.rate))
+    rate_source = fields.String()
+    entry = fields.String()
+
+
+class UnconvertedSchema(Schema):
+    partner = fields.String()
+    currency = fields.String()
+    to_currency = fields.String(metadata={"description": "the partner's settlement currency: no rate for the cycle"})
+
+
+class FxRateDocumentSchema(Schema):
+    cycle = fields.String()
+    currency = fields.String()
+    to_currency = fields.String()
+    rate = fields.Function(lambda r: canonical_decimal(r.rate))
+    rate_date = fields.Date()
+    source = fields.String()
+    recorded_at = fields.DateTime()
+    recorded_by = fields.String()
+
+
+class FxRateListArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    cycle = fields.String(load_default=None, validate=PERIOD)
+
+
 class NettingMoveSchema(Schema):
     partner = fields.String()
     counterparty = fields.String(metadata={"description": "the entity the position was with"})
@@ -170,18 +227,24 @@ class NettingMoveSchema(Schema):
 
 class NetPositionSchema(Schema):
     participant = fields.String()
+    counterparty = fields.String(metadata={"description": "the centre, or (bilateral) the entity"})
     currency = fields.String()
     amount = money_field("amount_minor")
     direction = fields.Function(lambda p: "receive" if p.amount_minor > 0 else "pay",
-                                metadata={"description": "receive: the centre pays the participant"})
+                                metadata={"description": "receive: the counterparty pays the participant"})
 
 
 class NettingReportSchema(Schema):
     cycle = fields.String()
-    centre = fields.String()
+    mode = fields.String(metadata={"description": "multilateral (through the centre) or bilateral"})
+    centre = fields.String(allow_none=True, metadata={"description": "null when bilateral"})
     moves = fields.List(fields.Nested(NettingMoveSchema))
     positions = fields.List(fields.Nested(NetPositionSchema), metadata={
         "description": "each participant's one amount per currency with the centre"})
+    conversions = fields.List(fields.Nested(ConversionSchema), metadata={
+        "description": "positions converted into the partner's settlement currency at the cycle's rates"})
+    unconverted = fields.List(fields.Nested(UnconvertedSchema), metadata={
+        "description": "positions left in their currency for want of a rate"})
 
 
 class NettingRequestSchema(Schema):
@@ -189,4 +252,11 @@ class NettingRequestSchema(Schema):
         unknown = RAISE
 
     cycle = fields.String(required=True, validate=PERIOD)
-    centre = fields.String(required=True, validate=[validate.Length(1, 32), CODE])
+    mode = fields.String(load_default="multilateral", validate=validate.OneOf(["multilateral", "bilateral"]))
+    centre = fields.String(load_default=None, validate=[validate.Length(1, 32), CODE],
+                           metadata={"description": "multilateral: the netting centre (an operator entity)"})
+
+    @validates_schema(skip_on_field_errors=True)
+    def _centre_with_multilateral(self, data: dict, **_) -> None:
+        if (data["mode"] == "multilateral") != (data.get("centre") is not None):
+            raise ValidationError({"centre": ["required for multilateral netting, and only for it"]})

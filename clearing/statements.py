@@ -10,10 +10,17 @@ commission or an SLA recovery writes those mirror postings, so the statement nee
 but the ledger:
 
 - the opening balance: the position at the end of the day before the period;
-- one line per contract and kind (the posting rule, or the source of the entry) summing the
-  period's position postings, each line knowing the postings it sums (drill-down);
-- the closing balance: opening plus the lines, to the cent; the amount due is the closing
-  balance, payable by its sign, on the period's end plus the partner's payment terms.
+- one line per contract, service and kind (the posting rule, or the source of the entry)
+  summing the period's position postings, each line knowing the postings it sums
+  (drill-down). Lines fall in sections by their kind: ``activity`` (what events, usage and
+  invoices accrued), ``adjustments`` (the clearing run's true-ups, clawbacks and transfer
+  prices, and SLA recoveries), ``netting`` (positions moved to or from a netting centre)
+  and ``settlement`` (payments);
+- the closing balance: opening plus the lines, to the cent;
+- the withheld items: what of the closing balance comes from usage lines under an open
+  dispute, item by item; it is not settled until the dispute is resolved;
+- the amount to settle: the closing balance less what is withheld, payable by its sign, on
+  the period's end plus the partner's payment terms.
 
 Issuing is idempotent: issuing a period again writes nothing when nothing changed, and a new
 version referring to the previous one when something did (a late event dated in the period).
@@ -33,7 +40,9 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, func, insert, select
 
+from billing.schema import usage_disputes
 from clearing.schema import settlement_statements, statement_lines, statement_payments, statement_postings
+from contracts.schema import contracts
 from ledger import audit
 from ledger.database import Database
 from ledger.money import format_amount
@@ -41,10 +50,25 @@ from ledger.periods import parse_period
 from ledger.records import E_NOT_FOUND, E_UNKNOWN_COMPANY, LedgerError, Problem, show
 from ledger.schema import accounts, companies, journal_entries, postings
 from partners.schema import partners
+from usage.schema import usage_lines
 
 DUE_FROM, DUE_TO = "Assets:Ecosystem:DueFrom", "Liabilities:Ecosystem:DueTo"
 POSITION_ACCOUNTS = (DUE_FROM, DUE_TO)
 OPEN, PARTIALLY_SETTLED, SETTLED = "open", "partially_settled", "settled"
+ACTIVITY, ADJUSTMENTS, NETTING, SETTLEMENT = "activity", "adjustments", "netting", "settlement"
+SECTIONS = (ACTIVITY, ADJUSTMENTS, NETTING, SETTLEMENT)
+ADJUSTMENT_KINDS = ("sla_breach", "credit", "credit_note")
+WITHHELD_ITEMS_MAX = 1_000  # items listed on a statement; the amount always counts them all
+
+
+def section_of(kind: str) -> str:
+    if kind == NETTING:
+        return NETTING
+    if kind == "settlement_payment":
+        return SETTLEMENT
+    if kind.startswith("clearing") or kind in ADJUSTMENT_KINDS:
+        return ADJUSTMENTS
+    return ACTIVITY
 
 
 class StatementLine(NamedTuple):
@@ -52,6 +76,17 @@ class StatementLine(NamedTuple):
     contract: str
     kind: str
     postings: int
+    amount_minor: int
+    service: str = ""
+
+    @property
+    def section(self) -> str:
+        return section_of(self.kind)
+
+
+class WithheldItem(NamedTuple):
+    usage_line: str
+    contract: str
     amount_minor: int
 
 
@@ -81,10 +116,18 @@ class Statement(NamedTuple):
     status: str
     lines: list[StatementLine]
     payments: list[Payment]
+    withheld_minor: int = 0
+    withheld: list[WithheldItem] = []
+
+    @property
+    def settle_minor(self) -> int:
+        """What is settled: the closing balance less what disputes withhold (> 0: the
+        counterparty pays the partner)."""
+        return self.closing_minor - self.withheld_minor
 
     @property
     def outstanding_minor(self) -> int:
-        return abs(self.closing_minor) - self.paid_minor
+        return abs(self.settle_minor) - self.paid_minor
 
 
 @dataclasses.dataclass
@@ -165,20 +208,26 @@ def _issue(conn: Connection, partner_id: int, partner: str, counterparty_id: int
     where = (p.account_id.in_(account_ids), p.currency == currency, with_counterparty(counterparty))
     opening = int(conn.execute(select(func.coalesce(func.sum(p.amount_minor), 0))
                                .where(*where, p.effective_date < start)).scalar())
-    groups: dict[tuple[str, str], list] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list] = defaultdict(list)
     for entry_id, line_no, amount, dimensions, source_type, metadata in conn.execute(
             select(p.entry_id, p.line_no, p.amount_minor, p.dimensions, e.source_type, e.metadata_json)
             .join(journal_entries, e.id == p.entry_id)
             .where(*where, p.effective_date >= start, p.effective_date <= end).order_by(p.entry_id, p.line_no)):
-        contract = (json.loads(dimensions) if dimensions else {}).get("contract", "")
+        dims = json.loads(dimensions) if dimensions else {}
         kind = (json.loads(metadata).get("rule") if metadata else None) or source_type
-        groups[(contract, kind)].append((entry_id, line_no, amount))
-    lines = [StatementLine(n, contract, kind, len(items), sum(a for _, _, a in items))
-             for n, ((contract, kind), items) in enumerate(sorted(groups.items()), start=1)]
+        groups[(dims.get("contract", ""), dims.get("service", ""), kind)].append((entry_id, line_no, amount))
+    lines = [StatementLine(n, contract, kind, len(items), sum(a for _, _, a in items), service)
+             for n, ((contract, service, kind), items) in enumerate(sorted(groups.items()), start=1)]
     closing = opening + sum(line.amount_minor for line in lines)
+    withheld = withheld_items(conn, account_ids, counterparty, currency, end)
+    withheld_minor = sum(item.amount_minor for item in withheld)
+    # A service or a withheld amount joins the hashed document only when there is one, so
+    # that a statement issued before either existed hashes as it did.
     document = {"partner": partner, "counterparty": counterparty, "period": period, "currency": currency,
                 "opening_minor": opening, "closing_minor": closing, "due_date": due_date.isoformat(),
-                "lines": [list(line) for line in lines]}
+                "lines": [list(line[:5]) + ([line.service] if line.service else []) for line in lines]}
+    if withheld:
+        document["withheld"] = [list(item) for item in withheld]
     digest = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     s = settlement_statements.c
     latest = conn.execute(select(s.id, s.number, s.version, s.document_hash).where(
@@ -192,7 +241,9 @@ def _issue(conn: Connection, partner_id: int, partner: str, counterparty_id: int
         number=number, company_id=partner_id, counterparty_id=counterparty_id, period=period, currency=currency,
         version=version, previous_id=None if latest is None else latest.id, opening_minor=opening,
         closing_minor=closing, due_date=due_date, issued_at=dt.datetime.now(dt.UTC), issued_by=actor[:200],
-        document_hash=digest)).inserted_primary_key[0]
+        document_hash=digest, withheld_minor=withheld_minor,
+        withheld_items=json.dumps([list(item) for item in withheld[:WITHHELD_ITEMS_MAX]]) if withheld else None,
+    )).inserted_primary_key[0]
     if lines:
         conn.execute(insert(statement_lines), [{"statement_id": statement_id, **line._asdict()} for line in lines])
         rows = [{"statement_id": statement_id, "line_no": line.line_no, "entry_id": entry_id, "posting_line_no": n}
@@ -201,6 +252,22 @@ def _issue(conn: Connection, partner_id: int, partner: str, counterparty_id: int
         for chunk in range(0, len(rows), 10_000):
             conn.execute(insert(statement_postings), rows[chunk:chunk + 10_000])
     return number, True
+
+
+def withheld_items(conn: Connection, account_ids: list[int], counterparty: str, currency: str, end: dt.date
+                   ) -> list[WithheldItem]:
+    """The position postings up to ``end`` from usage lines under an open dispute, per line
+    (lines posted one entry each: a line inside an aggregated entry cannot be told apart)."""
+    p, ul, d, c = postings.c, usage_lines.c, usage_disputes.c, contracts.c
+    alone = select(ul.entry_seq).where(ul.entry_seq.is_not(None)).group_by(ul.entry_seq).having(func.count() == 1)
+    rows = conn.execute(
+        select(ul.id, c.code, func.sum(p.amount_minor))
+        .select_from(usage_lines).join(usage_disputes, d.line_id == ul.id).join(contracts, c.id == ul.contract_id)
+        .join(postings, p.entry_id == ul.entry_seq)
+        .where(d.status == "open", ul.entry_seq.in_(alone), p.account_id.in_(account_ids), p.currency == currency,
+               with_counterparty(counterparty), p.effective_date <= end)
+        .group_by(ul.id, c.code).order_by(ul.id))
+    return [WithheldItem(line, contract, int(amount)) for line, contract, amount in rows if amount]
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -249,16 +316,18 @@ def _statement(conn: Connection, row, *, with_lines: bool) -> Statement:
         select(pay.amount_minor, pay.paid_on, pay.reference, pay.entry_seq)
         .where(pay.statement_id.in_(versions)).order_by(pay.id))]
     paid = sum(p.amount_minor for p in payments)
-    status = SETTLED if paid >= abs(row.closing_minor) else PARTIALLY_SETTLED if paid else OPEN
-    lines = []
+    status = SETTLED if paid >= abs(row.closing_minor - row.withheld_minor) else PARTIALLY_SETTLED if paid else OPEN
+    lines, withheld = [], []
     if with_lines:
         sl = statement_lines.c
         lines = [StatementLine(*line) for line in conn.execute(
-            select(sl.line_no, sl.contract, sl.kind, sl.postings, sl.amount_minor)
+            select(sl.line_no, sl.contract, sl.kind, sl.postings, sl.amount_minor, sl.service)
             .where(sl.statement_id == row.id).order_by(sl.line_no))]
+        withheld = [WithheldItem(*item) for item in json.loads(row.withheld_items or "[]")]
     return Statement(row.number, row.partner_code, row.counterparty_code, row.period, row.currency, row.version,
                      row.previous_number, bool(row.is_latest), row.opening_minor, row.closing_minor, row.due_date,
-                     row.issued_at, row.issued_by, row.document_hash, paid, status, lines, payments)
+                     row.issued_at, row.issued_by, row.document_hash, paid, status, lines, payments,
+                     row.withheld_minor, withheld)
 
 
 def statement_entries(db: Database, number: str, line_no: int) -> list[str]:
@@ -274,10 +343,15 @@ def statement_entries(db: Database, number: str, line_no: int) -> list[str]:
                                  .distinct().order_by(e.external_id)).scalars())
 
 
-CSV_COLUMNS = ("line", "contract", "kind", "postings", "amount", "currency")
+CSV_COLUMNS = ("line", "contract", "kind", "postings", "amount", "currency", "service", "section")
 
 
 def csv_rows(statement: Statement) -> list[tuple]:
-    """A statement's lines in the order of CSV_COLUMNS (the CLI and the API write the same)."""
-    return [(line.line_no, line.contract, line.kind, line.postings, format_amount(line.amount_minor, statement.currency),
-             statement.currency) for line in statement.lines]
+    """A statement's lines in the order of CSV_COLUMNS (the CLI and the API write the same),
+    then its withheld items as lines of section ``withheld`` (no line number; their amounts
+    are part of the lines above)."""
+    rows = [(line.line_no, line.contract, line.kind, line.postings, format_amount(line.amount_minor, statement.currency),
+             statement.currency, line.service, line.section) for line in statement.lines]
+    rows += [("", item.contract, f"withheld {item.usage_line}", 1, format_amount(item.amount_minor, statement.currency),
+              statement.currency, "", "withheld") for item in statement.withheld]
+    return rows

@@ -311,8 +311,8 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     issued = issue_statements(db, PERIOD, actor=actor)
     for number in issued.issued:
         statement = get_statement(db, number)
-        lines = ", ".join(f"{line.contract or '-'} {line.kind} {format_amount(line.amount_minor, statement.currency)}"
-                          for line in statement.lines)
+        lines = ", ".join(f"{line.contract or '-'} {(line.service + ' ') if line.service else ''}{line.kind} "
+                          f"{format_amount(line.amount_minor, statement.currency)}" for line in statement.lines)
         direction = ("paid to" if statement.closing_minor > 0 else "owed by") + f" {statement.partner}"
         say(f"   {number}: opening {format_amount(statement.opening_minor, statement.currency)}; {lines}; closing "
             f"{statement.currency} {format_amount(statement.closing_minor, statement.currency)} {direction} by "
@@ -320,7 +320,7 @@ def run(db: Database, say: Callable[[str], None], actor: str = "demo") -> None:
     again = issue_statements(db, PERIOD, actor=actor)
     say(f"   issued again: {len(again.issued)} new, {len(again.unchanged)} unchanged")
     vendor = next(number for number in issued.issued if number.startswith("ST-FIXR-"))
-    paid = record_payment(db, vendor, format_amount(get_statement(db, vendor).closing_minor, "EUR"),
+    paid = record_payment(db, vendor, format_amount(get_statement(db, vendor).settle_minor, "EUR"),
                           day=dt.date(2026, 11, 20), actor=actor, reference="SEPA payout 2026-11")
     say(f"   the payout to FIXR is recorded (ecoledger payment record): {vendor} is {paid.status}")
     group = consolidate(db, as_of=MONTH_END)

@@ -78,6 +78,8 @@ MATRIX = {
     ("GET", "/reports/contract_costs"): INTERNAL,
     ("GET", "/consolidation"): INTERNAL,
     ("POST", "/netting-runs"): WRITERS,
+    ("GET", "/fx-rates"): INTERNAL,
+    ("POST", "/fx-rates"): WRITERS,
     ("GET", "/clearing/items"): EVERYONE,
     ("GET", "/statements"): EVERYONE,
     ("POST", "/statements"): WRITERS,

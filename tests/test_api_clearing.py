@@ -94,3 +94,23 @@ def test_netting_through_the_api(eco_api):  # noqa: F811
     bad = api.call("controller", "POST", "/netting-runs", json={"cycle": "2026-10", "centre": "FIXR"})
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "centre"
     assert api.call("auditor", "POST", "/netting-runs", json={"cycle": "2026-10", "centre": "OPEE"}).status_code == 403
+
+
+def test_exchange_rates_and_bilateral_netting_through_the_api(eco_api):  # noqa: F811
+    api = eco_api
+    rate = {"cycle": "2026-10", "currency": "USD", "to_currency": "EUR", "rate": "0.9213", "rate_date": "2026-10-30",
+            "source": "ECB reference rate"}
+    created = api.call("controller", "POST", "/fx-rates", json=rate)
+    assert created.status_code == 201 and created.get_json()["rate"] == "0.9213"
+    assert api.call("controller", "POST", "/fx-rates", json=rate).status_code == 200
+    assert api.call("controller", "POST", "/fx-rates", json={**rate, "rate": "0.93"}).status_code == 409
+    bad = api.call("controller", "POST", "/fx-rates", json={**rate, "rate": "-1"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "rate"
+    listed = api.call("auditor", "GET", "/fx-rates?cycle=2026-10")
+    assert listed.status_code == 200 and [r["source"] for r in listed.get_json()] == ["ECB reference rate"]
+    assert api.call("partner", "GET", "/fx-rates").status_code == 403
+    bilateral = api.call("controller", "POST", "/netting-runs", json={"cycle": "2026-10", "mode": "bilateral"})
+    assert bilateral.status_code == 200 and bilateral.get_json()["mode"] == "bilateral"
+    both = api.call("controller", "POST", "/netting-runs", json={"cycle": "2026-10", "mode": "bilateral",
+                                                                 "centre": "OPFI"})
+    assert both.status_code == 422 and both.get_json()["errors"][0]["field"] == "centre"

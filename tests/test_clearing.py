@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,13 +35,17 @@ def test_a_statement_shows_what_each_partner_earned_and_why(eco):
     assert report.issued == ["ST-FIXR-OPFI-2026-10-EUR-1", "ST-RESL-OPFI-2026-10-EUR-1"]
     vendor = get_statement(eco, "ST-FIXR-OPFI-2026-10-EUR-1")
     assert (vendor.partner, vendor.counterparty, vendor.opening_minor, vendor.version) == ("FIXR", "OPFI", 0, 1)
-    assert amounts(vendor) == [("SD-1", "usage", 3, "365.40")]  # 60% of 609.00 (d1, d2 within the allowance)
+    # 60% of 609.00 (d1, d2 within the allowance), a line per service
+    assert amounts(vendor) == [("SD-1", "usage", 1, "144.00"), ("SD-1", "usage", 1, "113.40"),
+                               ("SD-1", "usage", 1, "108.00")]
+    assert [(line.service, line.section) for line in vendor.lines] == [
+        ("onsite-repair", "activity"), ("preventive-maintenance", "activity"), ("service-desk", "activity")]
     assert vendor.closing_minor == 36540 and vendor.due_date == dt.date(2026, 11, 30)  # 30 days' payment terms
     assert (vendor.status, vendor.outstanding_minor) == ("open", 36540)
     reseller = get_statement(eco, "ST-RESL-OPFI-2026-10-EUR-1")
     assert amounts(reseller) == [("SD-1", "usage", 1, "18.00")]  # 10% of the desk's 180.00
     # The drill-down names the entries; the lines add up to the closing balance, to the cent.
-    assert statement_entries(eco, vendor.number, 1) == ["usage:d3", "usage:m1", "usage:r1"]
+    assert [statement_entries(eco, vendor.number, n) for n in (1, 2, 3)] == [["usage:r1"], ["usage:m1"], ["usage:d3"]]
     assert vendor.opening_minor + sum(line.amount_minor for line in vendor.lines) == vendor.closing_minor
     # The partner's books and the operator's mirror agree.
     assert balance(eco, "FIXR", "Assets:Ecosystem:DueFrom") == "365.40"
@@ -60,7 +65,8 @@ def test_issuing_again_changes_nothing_and_a_late_event_makes_a_new_version(eco)
     assert corrected.issued == ["ST-FIXR-OPFI-2026-10-EUR-2"]
     v2 = get_statement(eco, "ST-FIXR-OPFI-2026-10-EUR-2")
     assert (v2.previous, v2.latest) == ("ST-FIXR-OPFI-2026-10-EUR-1", True)
-    assert amounts(v2) == [("SD-1", "one_off_charge", 1, "30.00"), ("SD-1", "usage", 3, "365.40")]
+    assert amounts(v2) == [("SD-1", "one_off_charge", 1, "30.00"), ("SD-1", "usage", 1, "144.00"),
+                           ("SD-1", "usage", 1, "113.40"), ("SD-1", "usage", 1, "108.00")]
     assert not get_statement(eco, "ST-FIXR-OPFI-2026-10-EUR-1").latest
     assert [s.number for s in list_statements(eco, partner="FIXR")] == ["ST-FIXR-OPFI-2026-10-EUR-2"]
     assert len(list_statements(eco, partner="FIXR", latest_only=False)) == 2
@@ -447,6 +453,21 @@ def test_netting_moves_every_position_to_the_centre_and_withholds_disputed_items
     entry_postings = postings(eco, report.moves[0].entry)
     assert ("OPEE", "Assets:Ecosystem:DueFrom", "257.40", "OPFI") in entry_postings  # OPFI now owes the centre
     assert run_netting(eco, "2026-10", centre="OPEE", actor="t").moves == []  # nothing new
+    # FIXR's statement with OPFI: the netting in its own section, the disputed visit
+    # withheld, and what is left to settle without it
+    issue_statements(eco, "2026-10", partner="FIXR", actor="t")
+    with_opfi = get_statement(eco, "ST-FIXR-OPFI-2026-10-EUR-1")
+    assert [(line.section, format_amount(line.amount_minor, "EUR")) for line in with_opfi.lines] == [
+        ("netting", "-257.40"), ("activity", "144.00"), ("activity", "113.40"), ("activity", "108.00")]
+    assert with_opfi.closing_minor == 10800 and with_opfi.withheld_minor == 10800 and with_opfi.settle_minor == 0
+    assert [(item.usage_line, item.amount_minor) for item in with_opfi.withheld] == [("d3", 10800)]
+    assert (with_opfi.status, with_opfi.outstanding_minor) == ("settled", 0)  # nothing to settle until resolved
+    from clearing.schemas import StatementSchema
+
+    shown = StatementSchema().dump(with_opfi)
+    assert (shown["withheld"], shown["to_settle"], shown["direction"]) == ("108.00", "0.00", "none")
+    assert shown["sections"] == {"netting": "-257.40", "activity": "365.40"}
+    assert shown["withheld_items"] == [{"usage_line": "d3", "contract": "SD-1", "amount": "108.00"}]
     disputes.resolve_dispute(eco, "d3", "accept", rules=RULES, actor="t")
     released = run_netting(eco, "2026-10", centre="OPEE", actor="t")
     assert [(m.partner, m.amount_minor) for m in released.moves] == [("FIXR", 10800), ("RESL", 1800)]
@@ -467,3 +488,114 @@ def test_after_netting_the_partner_gets_a_statement_with_the_centre(eco):
     with_centre, with_entity = (get_statement(eco, number) for number in issued)
     assert amounts(with_centre) == [("", "netting", 1, "365.40")]
     assert with_entity.closing_minor == 0 and ("", "netting", 1, "-365.40") in amounts(with_entity)
+
+
+def test_bilateral_netting_offsets_what_each_side_owes_the_other(eco, cli):
+    from billing import disputes
+    from clearing.netting import run_bilateral_netting
+
+    from helpers import entry, post
+
+    run(eco, MONTH)  # OPFI owes FIXR 365.40 (108.00 of it on d3) and RESL 18.00
+    assert post(eco, entry("fixr-fee", "2026-10-29",  # FIXR owes OPFI a 400.00 platform fee
+                           ("FIXR", "Expenses:SlaPenalties", "400.00"),
+                           ("FIXR", "Liabilities:Ecosystem:DueTo", "-400.00", "EUR", {"counterparty": "OPFI"}),
+                           ("OPFI", "Assets:Ecosystem:DueFrom", "400.00", "EUR", {"counterparty": "FIXR"}),
+                           ("OPFI", "Income:Adjustments", "-400.00"))).ok
+    disputes.open_dispute(eco, "d3", "night work not ordered", actor="t")
+    report = run_bilateral_netting(eco, "2026-10", actor="t")
+    # what OPFI owes FIXR, the disputed 108.00 left out, offsets 257.40 of FIXR's fee
+    assert (report.mode, report.centre) == ("bilateral", None)
+    assert [(m.partner, m.counterparty, m.amount_minor, m.withheld_minor) for m in report.moves] == [
+        ("FIXR", "OPFI", 25740, 10800)]
+    assert postings(eco, report.moves[0].entry) == [
+        ("FIXR", "Liabilities:Ecosystem:DueTo", "257.40", "OPFI"), ("FIXR", "Assets:Ecosystem:DueFrom", "-257.40", "OPFI"),
+        ("OPFI", "Liabilities:Ecosystem:DueTo", "257.40", "FIXR"), ("OPFI", "Assets:Ecosystem:DueFrom", "-257.40", "FIXR")]
+    assert [(p.participant, p.counterparty, p.amount_minor) for p in report.positions] == [
+        ("FIXR", "OPFI", -3460), ("RESL", "OPFI", 1800)]  # one amount per pair: FIXR pays 34.60
+    assert balance(eco, "FIXR", "Assets:Ecosystem:DueFrom") == "108.00"  # the disputed visit only
+    assert run_bilateral_netting(eco, "2026-10", actor="t").moves == []  # nothing new
+    from api_helpers import stamp_head
+
+    stamp_head(eco)
+    code, out, _ = cli("netting", "run", "--cycle", "2026-10", "--bilateral", "--format", "json")
+    assert code == 0 and json.loads(out)["moves"] == [] and json.loads(out)["mode"] == "bilateral"
+    code, _, err = cli("netting", "run", "--cycle", "2026-10")
+    assert code == 2 and "--centre" in err
+    assert verify(eco).ok
+
+
+def test_netting_four_parties_in_two_currencies_at_the_cycles_rates(eco, cli):
+    from clearing.fx import record_rate
+    from clearing.netting import run_netting
+    from ledger import companies
+    from partners.service import onboard_partner
+
+    from helpers import entry, post
+
+    # A centre OPEE (EUR) and an entity OPUS (USD); a vendor EUVN settling in EUR and one
+    # USVN settling in USD, both netting.
+    companies.add_company(eco, "OPEE", "Operator Estonia", "EUR", actor="t", roles=["operator"],
+                          extra_currencies=["USD"], open_date=dt.date(2026, 1, 1))
+    companies.add_company(eco, "OPUS", "Operator US", "USD", actor="t", roles=["operator"],
+                          extra_currencies=["EUR"], open_date=dt.date(2026, 1, 1))
+    for code, currency, other in (("EUVN", "EUR", "USD"), ("USVN", "USD", "EUR")):
+        onboard_partner(eco, {"code": code, "name": code, "currency": currency, "roles": ["vendor"],
+                              "extra_currencies": [other], "open_date": "2026-01-01", "api_key": False,
+                              "settlement": {"currency": currency, "netting": True}}, actor="t")
+
+    def owes(entry_id, debtor, creditor, amount, currency):
+        assert post(eco, entry(entry_id, "2026-10-20",
+                               (debtor, "Expenses:CostOfServices" if debtor.startswith("OP") else "Expenses:SlaPenalties",
+                                amount, currency),
+                               (debtor, "Liabilities:Ecosystem:DueTo", f"-{amount}", currency, {"counterparty": creditor}),
+                               (creditor, "Assets:Ecosystem:DueFrom", amount, currency, {"counterparty": debtor}),
+                               (creditor, "Income:Ecosystem" if creditor.endswith("VN") else "Income:Adjustments",
+                                f"-{amount}", currency))).ok
+
+    owes("us-eu", "OPUS", "EUVN", "100.00", "USD")
+    owes("us-us", "OPUS", "USVN", "250.00", "USD")
+    owes("us-fee", "USVN", "OPUS", "40.00", "EUR")
+    owes("ee-eu", "OPEE", "EUVN", "200.00", "EUR")
+    record_rate(eco, {"cycle": "2026-10", "currency": "USD", "to_currency": "EUR", "rate": "0.9",
+                      "rate_date": "2026-10-30", "source": "ECB reference rate"}, actor="t")
+    first = run_netting(eco, "2026-10", centre="OPEE", actor="t")
+    assert sorted((m.partner, m.currency, m.amount_minor) for m in first.moves) == [
+        ("EUVN", "USD", 10000), ("USVN", "EUR", -4000), ("USVN", "USD", 25000)]
+    # EUVN's 100.00 USD is 90.00 EUR at the cycle's rate; USVN's EUR fee waits for a rate
+    assert [(c.partner, c.amount_minor, c.converted_minor, c.to_currency) for c in first.conversions] == [
+        ("EUVN", 10000, 9000, "EUR")]
+    assert [tuple(u) for u in first.unconverted] == [("USVN", "EUR", "USD")]
+    assert [(p.participant, p.currency, p.amount_minor) for p in first.positions] == [
+        ("EUVN", "EUR", 29000), ("USVN", "EUR", -4000), ("USVN", "USD", 25000)]
+    record_rate(eco, {"cycle": "2026-10", "currency": "EUR", "to_currency": "USD", "rate": "1.1",
+                      "rate_date": "2026-10-30", "source": "ECB reference rate"}, actor="t")
+    second = run_netting(eco, "2026-10", centre="OPEE", actor="t")
+    assert second.moves == [] and [(c.partner, c.amount_minor, c.converted_minor) for c in second.conversions] == [
+        ("USVN", -4000, -4400)]
+    # one amount per participant, in its settlement currency
+    assert [(p.participant, p.currency, p.amount_minor) for p in second.positions] == [
+        ("EUVN", "EUR", 29000), ("USVN", "USD", 20600)]
+    assert run_netting(eco, "2026-10", centre="OPEE", actor="t").conversions == []  # nothing new
+    from ledger import reports
+
+    assert sorted((line.currency, line.balance_minor) for line in reports.trial_balance(eco, company="EUVN").lines
+                  if line.account == "Equity:Conversions") == [("EUR", -9000), ("USD", 10000)]
+    with pytest.raises(LedgerError) as caught:  # a cycle's rate is fixed
+        record_rate(eco, {"cycle": "2026-10", "currency": "USD", "to_currency": "EUR", "rate": "0.95",
+                          "rate_date": "2026-10-31", "source": "ECB reference rate"}, actor="t")
+    assert caught.value.problems[0].field == "rate" and "never changes" in caught.value.problems[0].message
+    with pytest.raises(LedgerError) as caught:
+        record_rate(eco, {"cycle": "2026-10", "currency": "USD", "to_currency": "USD", "rate": "1",
+                          "rate_date": "2026-10-31", "source": "x"}, actor="t")
+    assert caught.value.problems[0].field == "to_currency"
+    from api_helpers import stamp_head
+
+    stamp_head(eco)
+    code, out, _ = cli("fx", "list", "--cycle", "2026-10", "--format", "csv")
+    assert code == 0 and out.splitlines()[1:] == ["2026-10,EUR,USD,1.1,2026-10-30,ECB reference rate,t",
+                                                 "2026-10,USD,EUR,0.9,2026-10-30,ECB reference rate,t"]
+    code, out, _ = cli("fx", "set", "--cycle", "2026-11", "--from", "USD", "--to", "EUR", "--rate", "0.91",
+                       "--date", "2026-11-30", "--source", "ECB", "--format", "json")
+    assert code == 0 and json.loads(out)["outcome"] == "recorded"
+    assert verify(eco).ok

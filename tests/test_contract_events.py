@@ -125,7 +125,7 @@ def test_every_event_type_posts_as_its_rule_says(eco):
     # Every entry names the rule and version that produced it.
     entry = reports.get_entry(eco, "event:e4")
     assert entry.source == {"type": "contract_event", "id": "e4"}
-    assert entry.metadata["rule"] == "amended" and entry.metadata["rule_version"] == "1"
+    assert entry.metadata["rule"] == "amended" and entry.metadata["rule_version"] == "2"
     assert verify(eco).ok
 
 

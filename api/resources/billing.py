@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -10,7 +9,7 @@ from marshmallow import Schema, fields, validate
 from api import database, settings
 from api.auth import POST, READ_ALL, principal, requires
 from api.problems import ApiProblem
-from api.resources.common import document_response, enqueue
+from api.resources.common import document_response, start_job
 from billing import disputes, service
 from billing.credit_notes import issue_credit_note
 from billing.leakage import leakage_report
@@ -34,7 +33,6 @@ from billing.schemas import (
     preview_data,
 )
 from contracts.rules import DEFAULT_RULES, RuleError, current_rules
-from jobs import service as jobs_service
 from jobs.kinds import BillingRunParams
 from ledger.periods import PERIOD_PATTERN
 from ledger.schemas import JobSchema
@@ -60,10 +58,7 @@ class BillingRuns(MethodView):
     def post(self, body):
         """Start a billing run for a company and period as a job; poll the job it answers
         (Location). Its result lists the invoices issued."""
-        job, created = jobs_service.start(database(), "billing-run", body, actor=principal().actor)
-        if created:
-            enqueue(job)
-        return job, 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+        return start_job("billing-run", body)
 
 
 class LeakageArgsSchema(Schema):

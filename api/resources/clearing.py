@@ -4,17 +4,17 @@ exist)."""
 
 from __future__ import annotations
 
-from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api import database
 from api.auth import POST, READ, READ_ALL, principal, requires
 from api.problems import ApiProblem
-from api.resources.common import document_response, enqueue
+from api.resources.common import document_response, json_body, start_job
 from clearing import statements as service
 from clearing.consolidation import consolidate
-from clearing.netting import run_netting
+from clearing.fx import FxRateSchema, list_rates, record_rate
+from clearing.netting import run_bilateral_netting, run_netting
 from clearing.payments import record_payment
 from clearing.pdf import statement_pdf
 from clearing.run import list_items
@@ -23,6 +23,8 @@ from clearing.schemas import (
     ClearingItemSchema,
     ConsolidationArgsSchema,
     ConsolidationSchema,
+    FxRateDocumentSchema,
+    FxRateListArgsSchema,
     IssueReportSchema,
     IssueRequestSchema,
     LineEntriesSchema,
@@ -34,7 +36,6 @@ from clearing.schemas import (
     StatementSchema,
     StatementSummarySchema,
 )
-from jobs import service as jobs_service
 from jobs.kinds import ClearingRunParams
 from ledger.records import E_NOT_FOUND, Problem, show
 from ledger.schemas import JobSchema
@@ -60,10 +61,7 @@ class ClearingRuns(MethodView):
     def post(self, body):
         """Start a clearing run for a period (every partner, or one) as a job; poll the job
         it answers (Location). Its result lists the items posted."""
-        job, created = jobs_service.start(database(), "clearing-run", body, actor=principal().actor)
-        if created:
-            enqueue(job)
-        return job, 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+        return start_job("clearing-run", body)
 
 
 @blp.route("/clearing/items")
@@ -80,15 +78,38 @@ class ClearingItems(MethodView):
         return list_items(database(), partner=own or args["partner"], period=args["period"])
 
 
+@blp.route("/fx-rates")
+class FxRates(MethodView):
+    @requires(READ_ALL)
+    @blp.arguments(FxRateListArgsSchema, location="query")
+    @blp.response(200, FxRateDocumentSchema(many=True))
+    def get(self, args):
+        """The exchange rates fixed per netting cycle (of one cycle, with ``cycle``)."""
+        return list_rates(database(), args["cycle"])
+
+    @requires(POST)
+    @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": FxRateSchema}}})
+    @blp.response(201, FxRateDocumentSchema, description="fixed")
+    @blp.alt_response(200, schema=FxRateDocumentSchema, description="fixed before at the same rate: nothing changed")
+    def post(self):
+        """Fix an exchange rate for a netting cycle (never changed: another rate for the same
+        cycle and currencies answers 409)."""
+        rate, created = record_rate(database(), json_body(), actor=principal().actor)
+        return rate, 201 if created else 200
+
+
 @blp.route("/netting-runs")
 class NettingRuns(MethodView):
     @requires(POST)
     @blp.arguments(NettingRequestSchema)
     @blp.response(200, NettingReportSchema)
     def post(self, body):
-        """Net a cycle through a netting centre: each netting partner's positions with the
-        other entities move to the centre, per currency (disputed usage withheld). Answers
-        the moves and each participant's one amount per currency."""
+        """Net a cycle. Multilateral (``centre``): each netting partner's positions with the
+        other entities move to the centre, per currency. Bilateral (``mode: bilateral``): each
+        partner's due-from and due-to with each entity are offset. Disputed usage is withheld.
+        Answers the moves and each participant's one amount per currency and counterparty."""
+        if body["mode"] == "bilateral":
+            return run_bilateral_netting(database(), body["cycle"], actor=principal().actor)
         return run_netting(database(), body["cycle"], centre=body["centre"], actor=principal().actor)
 
 

@@ -8,7 +8,7 @@ import io
 import json
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app, request, url_for
 from marshmallow import Schema, fields, validate
 
 from api.problems import ApiProblem
@@ -56,6 +56,24 @@ def enqueue(job: Job) -> None:
         send(state["celery"], job)
     except BrokerUnavailable as exc:
         raise ApiProblem(503, str(exc), code="broker_unavailable", extra={"job_id": job.id}) from exc
+
+
+def accepted(job: Job, created: bool):
+    """202 with the job to poll (``Location``); a job just created is handed to the workers
+    first."""
+    if created:
+        enqueue(job)
+    return job, 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+
+
+def start_job(kind: str, params: dict):
+    """Start a job of ``kind`` (or find the queued or running one with the same
+    parameters) for the caller, and answer 202 with it."""
+    from api import database
+    from api.auth import principal
+    from jobs import service as jobs_service
+
+    return accepted(*jobs_service.start(database(), kind, params, actor=principal().actor))
 
 
 def json_body() -> Any:

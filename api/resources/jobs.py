@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from flask import send_file, url_for
+from flask import send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -12,7 +12,7 @@ from marshmallow import Schema, fields, validate
 from api import database
 from api.auth import EXPORT, JOBS_READ, JOBS_RUN, principal, requires, visible_company
 from api.problems import ApiProblem
-from api.resources.common import enqueue
+from api.resources.common import accepted
 from jobs import service, store
 from jobs.kinds import KINDS
 from ledger.records import E_NOT_FOUND, Problem, show
@@ -43,12 +43,6 @@ class ExportInputSchema(Schema):
                             metadata={"description": "one company's books (a partner: its own); default all"})
 
 
-def _accepted(job, created: bool):
-    if created:
-        enqueue(job)
-    return job, 202, {"Location": url_for("jobs.Job", job_id=job.id)}
-
-
 def _visible_job(job_id: str) -> store.Job:
     """The job, if the caller may see it. A partner sees the exports of its own books."""
     job = store.get_job(database(), job_id)
@@ -75,7 +69,7 @@ class Jobs(MethodView):
         """Start a job; poll the job it answers (Location) until it finishes."""
         job, created = service.start(database(), body["kind"], body["params"], actor=principal().actor,
                                      dedup_key=body["dedup_key"])
-        return _accepted(job, created)
+        return accepted(job, created)
 
 
 @blp.route("/verify")
@@ -84,7 +78,7 @@ class Verify(MethodView):
     @blp.response(202, JobSchema)
     def post(self):
         """Start a verify job: every invariant recomputed from the stored rows."""
-        return _accepted(*service.start(database(), "verify", {}, actor=principal().actor))
+        return accepted(*service.start(database(), "verify", {}, actor=principal().actor))
 
 
 @blp.route("/jobs/<job_id>")
@@ -111,7 +105,7 @@ class RetryJob(MethodView):
     @blp.response(202, JobSchema)
     def post(self, job_id):
         """Run a failed or cancelled job again from the start."""
-        return _accepted(store.retry_job(database(), job_id, actor=principal().actor), True)
+        return accepted(store.retry_job(database(), job_id, actor=principal().actor), True)
 
 
 @blp.route("/exports/beancount")
@@ -131,7 +125,7 @@ class BeancountExports(MethodView):
         out = f"api/{company or 'all'}.beancount"
         job, created = service.start(database(), EXPORT_KIND, {"out": out, "company": company},
                                      actor=principal().actor)
-        return _accepted(job, created)
+        return accepted(job, created)
 
 
 @blp.route("/exports/beancount/<job_id>")

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Response, url_for
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api import database, settings
 from api.auth import CLOSE, READ_ALL, principal, requires
-from api.resources.common import document_response, enqueue, json_body
-from jobs import service as jobs_service
+from api.resources.common import document_response, json_body, start_job
 from jobs.kinds import CloseParams
 from ledger.schemas import JobSchema
 from revrec.close import close_status, reopen_close, schedule_of
@@ -81,10 +80,7 @@ class Closes(MethodView):
         """Start the close of a company's month as a job; poll the job it answers
         (Location). A failed readiness check not accepted (``accept``: check -> reason)
         fails the job with the checks; nothing is posted."""
-        job, created = jobs_service.start(database(), "close", body, actor=principal().actor)
-        if created:
-            enqueue(job)
-        return job, 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+        return start_job("close", body)
 
 
 @blp.route("/closes/<company>/<period>")

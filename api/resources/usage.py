@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import uuid
 
-from flask import request, url_for
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -15,9 +15,8 @@ from marshmallow import Schema, fields, validate
 from api import database, settings
 from api.auth import POST, READ_ALL, principal, requires
 from api.problems import ApiProblem, from_body_error
-from api.resources.common import enqueue
+from api.resources.common import start_job
 from contracts.rules import DEFAULT_RULES, RuleError, current_rules
-from jobs import service as jobs_service
 from jobs.kinds import upload_path
 from ledger.records import LedgerError
 from ledger.schemas import JobSchema
@@ -158,10 +157,7 @@ class UsageUploadJob(MethodView):
             partial.unlink(missing_ok=True)
         params = {"file": name, "file_format": file_format, "posting": args["posting"],
                   "late_policy": args["late_policy"], "source": f"api: {args['source']}"}
-        job, created = jobs_service.start(database(), "import-usage", params, actor=principal().actor)
-        if created:
-            enqueue(job)
-        return job, 202, {"Location": url_for("jobs.Job", job_id=job.id)}
+        return start_job("import-usage", params)
 
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024

@@ -10,7 +10,8 @@ import click
 from billing.pdf import FontError, fonts
 from clearing import statements as service
 from clearing.consolidation import consolidate
-from clearing.netting import run_netting
+from clearing.fx import list_rates, record_rate
+from clearing.netting import run_bilateral_netting, run_netting
 from clearing.payments import record_payment
 from clearing.pdf import statement_pdf
 from clearing.run import list_items, run_clearing
@@ -18,6 +19,7 @@ from clearing.schemas import (
     ClearingItemSchema,
     ClearingReportSchema,
     ConsolidationSchema,
+    FxRateDocumentSchema,
     IssueReportSchema,
     NettingReportSchema,
     StatementSchema,
@@ -26,16 +28,64 @@ from clearing.schemas import (
 from ecoledger.cli.contract_commands import rules_of
 from ecoledger.cli.output import CSV, JSON, TABLE, emit_csv, emit_json, emit_table, format_option
 from ledger.money import format_amount
+from partners.schemas import canonical_decimal
 
 PDF = "pdf"
 
 
 def register(main: click.Group) -> None:
+    main.add_command(fx)
     main.add_command(netting)
     main.add_command(consolidate_command)
     main.add_command(clearing)
     main.add_command(statement)
     main.add_command(payment)
+
+
+@click.group()
+def fx() -> None:
+    """Exchange rates fixed per netting cycle: netting converts positions at them."""
+
+
+@fx.command("set")
+@click.option("--cycle", required=True, metavar="YYYY-MM", help="The netting cycle.")
+@click.option("--from", "currency", required=True, help="Converted from (ISO 4217).")
+@click.option("--to", "to_currency", required=True, help="Converted to: a settlement currency.")
+@click.option("--rate", required=True, help="Units of --to per unit of --from, e.g. 0.9213.")
+@click.option("--date", "rate_date", required=True, type=click.DateTime(["%Y-%m-%d"]), help="The day it was fixed.")
+@click.option("--source", required=True, help="Where it comes from, e.g. \"ECB reference rate\".")
+@format_option(TABLE, JSON)
+@click.pass_obj
+def fx_set(app, cycle, currency, to_currency, rate, rate_date, source, fmt) -> None:
+    """Fix a rate for a cycle. It never changes: the same rate again records nothing, another
+    is refused."""
+    found, created = record_rate(app.database(), {
+        "cycle": cycle, "currency": currency, "to_currency": to_currency, "rate": rate,
+        "rate_date": rate_date.date().isoformat(), "source": source}, actor=app.actor)
+    if fmt == JSON:
+        emit_json({**FxRateDocumentSchema().dump(found), "outcome": "recorded" if created else "unchanged"})
+        return
+    click.echo(f"{'recorded' if created else 'unchanged'}: {found.cycle} 1 {found.currency} = "
+               f"{canonical_decimal(found.rate)} {found.to_currency} ({found.source}, {found.rate_date})")
+
+
+@fx.command("list")
+@click.option("--cycle", metavar="YYYY-MM", help="One cycle's rates. [default: all]")
+@format_option(TABLE, JSON, CSV)
+@click.pass_obj
+def fx_list(app, cycle, fmt) -> None:
+    """The rates fixed per cycle."""
+    found = list_rates(app.database(), cycle)
+    if fmt == JSON:
+        emit_json(FxRateDocumentSchema(many=True).dump(found))
+        return
+    rows = [(r.cycle, r.currency, r.to_currency, canonical_decimal(r.rate), str(r.rate_date), r.source, r.recorded_by)
+            for r in found]
+    if fmt == CSV:
+        emit_csv(["cycle", "currency", "to_currency", "rate", "rate_date", "source", "recorded_by"], rows)
+    else:
+        emit_table(["Cycle", "From", "To", "Rate", "Fixed on", "Source", "By"], rows, title="Exchange rates",
+                   right=["Rate"])
 
 
 @click.group()
@@ -45,27 +95,40 @@ def netting() -> None:
 
 @netting.command("run")
 @click.option("--cycle", required=True, help="The month, as YYYY-MM: positions at its end are netted.")
-@click.option("--centre", required=True, help="The netting centre: an operator entity, the central counterparty.")
+@click.option("--centre", help="Multilateral: the netting centre, an operator entity acting as central counterparty.")
+@click.option("--bilateral", is_flag=True, help="Offset each partner's due-from and due-to with each entity instead.")
 @format_option(TABLE, JSON)
 @click.pass_obj
-def netting_run(app, cycle, centre, fmt) -> None:
-    """Move each netting partner's positions with the other entities to the centre, per
-    currency, so that it has one amount to pay or receive. Disputed usage is withheld.
-    Running a cycle again moves nothing new."""
-    report = run_netting(app.database(), cycle, centre=centre, actor=app.actor)
+def netting_run(app, cycle, centre, bilateral, fmt) -> None:
+    """Multilateral (--centre): move each netting partner's positions with the other entities
+    to the centre, per currency, so that it has one amount to pay or receive. Bilateral
+    (--bilateral): offset what each entity owes a partner against what the partner owes it.
+    Disputed usage is withheld. Running a cycle again moves nothing new."""
+    if bool(centre) == bilateral:
+        raise click.UsageError("give --centre (multilateral) or --bilateral, one of them")
+    report = (run_bilateral_netting(app.database(), cycle, actor=app.actor) if bilateral
+              else run_netting(app.database(), cycle, centre=centre, actor=app.actor))
     if fmt == JSON:
         emit_json(NettingReportSchema().dump(report))
         return
-    click.echo(f"netting {cycle} via {centre}: {len(report.moves)} positions moved")
+    click.echo(f"netting {cycle} {'bilateral' if bilateral else f'via {centre}'}: {len(report.moves)} "
+               f"{'offsets' if bilateral else 'positions moved'}")
     for move in report.moves:
         withheld = (f", {format_amount(move.withheld_minor, move.currency)} withheld (disputed)"
                     if move.withheld_minor else "")
         click.echo(f"  {move.partner} with {move.counterparty}: {format_amount(move.amount_minor, move.currency)} "
                    f"{move.currency}{withheld}")
-    emit_table(["Participant", "Cur", "Amount", "Direction"],
-               [(p.participant, p.currency, format_amount(p.amount_minor, p.currency),
+    for item in report.conversions:
+        click.echo(f"  {item.partner}: {format_amount(item.amount_minor, item.currency)} {item.currency} -> "
+                   f"{format_amount(item.converted_minor, item.to_currency)} {item.to_currency} at "
+                   f"{canonical_decimal(item.rate)} ({item.rate_source})")
+    for item in report.unconverted:
+        click.echo(f"  {item.partner}: its {item.currency} position stays in {item.currency}: no {item.currency}/"
+                   f"{item.to_currency} rate for {cycle} (ecoledger fx set)", err=True)
+    emit_table(["Participant", "With", "Cur", "Amount", "Direction"],
+               [(p.participant, p.counterparty, p.currency, format_amount(p.amount_minor, p.currency),
                  "receives" if p.amount_minor > 0 else "pays") for p in report.positions],
-               title=f"Net positions with {centre}", right=["Amount"])
+               title="Net positions", right=["Amount"])
 
 
 @click.command("consolidate")
@@ -228,12 +291,24 @@ def statement_show(app, number, partner, period, fmt, out) -> None:
          + ("" if found.latest else ", corrected by a later version")),
         ("Opening", f"{format_amount(found.opening_minor, currency)} {currency}"),
         ("Closing", f"{format_amount(found.closing_minor, currency)} {currency}"),
+        *([("Withheld (disputed)", f"{format_amount(found.withheld_minor, currency)} {currency}"),
+           ("To settle", f"{format_amount(found.settle_minor, currency)} {currency}")] if found.withheld_minor else []),
         ("Left to settle", f"{format_amount(max(found.outstanding_minor, 0), currency)} {currency}"),
         ("Due", str(found.due_date)), ("Status", found.status), ("Document hash", found.document_hash),
     ], title=f"Statement {found.number}")
-    emit_table(["Line", "Contract", "Kind", "Postings", "Amount"],
-               [(line.line_no, line.contract, line.kind, line.postings, format_amount(line.amount_minor, currency))
-                for line in found.lines], title="Lines", right=["Postings", "Amount"])
+    for section in service.SECTIONS:
+        lines = [line for line in found.lines if line.section == section]
+        if lines:
+            emit_table(["Line", "Contract", "Service", "Kind", "Postings", "Amount"],
+                       [(line.line_no, line.contract, line.service, line.kind, line.postings,
+                         format_amount(line.amount_minor, currency)) for line in lines]
+                       + [("", "", "", f"{section} total", sum(line.postings for line in lines),
+                           format_amount(sum(line.amount_minor for line in lines), currency))],
+                       title=section.capitalize(), right=["Postings", "Amount"])
+    if found.withheld:
+        emit_table(["Usage line", "Contract", "Amount"],
+                   [(item.usage_line, item.contract, format_amount(item.amount_minor, currency))
+                    for item in found.withheld], title="Withheld: usage lines under an open dispute", right=["Amount"])
     if found.payments:
         emit_table(["Paid on", "Amount", "Reference", "Entry"],
                    [(str(p.paid_on), format_amount(p.amount_minor, currency), p.reference or "", p.entry_seq)
