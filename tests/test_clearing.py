@@ -599,3 +599,16 @@ def test_netting_four_parties_in_two_currencies_at_the_cycles_rates(eco, cli):
                        "--date", "2026-11-30", "--source", "ECB", "--format", "json")
     assert code == 0 and json.loads(out)["outcome"] == "recorded"
     assert verify(eco).ok
+    # beancount, the oracle, loads the books with the conversions and agrees on every balance
+    import io
+
+    from beancount import loader
+    from test_export import beancount_balances, ecoledger_balances
+
+    from ledger.export import export_beancount
+
+    text = io.StringIO()
+    export_beancount(eco, text)
+    entries, errors, _ = loader.load_string(text.getvalue())
+    assert errors == [], [e.message for e in errors]
+    assert beancount_balances(entries, None) == ecoledger_balances(eco, None)
