@@ -214,7 +214,18 @@ class RollforwardLineSchema(Schema):
     closing = _money("closing_minor", "opening + billed - recognised - drawn")
 
 
-class RollforwardSchema(Schema):
+class _ReconciledSchema(Schema):
+    """A report reconciled to the ledger: its ``ledger`` and ``difference`` per currency (the
+    subclasses declare the two fields with their own descriptions)."""
+
+    def _ledger(self, report) -> dict:
+        return {c: format_amount(v, c) for c, v in report.ledger_minor.items()}
+
+    def _difference(self, report) -> dict:
+        return {c: format_amount(v, c) for c, v in report.difference_minor.items()}
+
+
+class RollforwardSchema(_ReconciledSchema):
     company = fields.String()
     period = fields.String()
     lines = fields.List(fields.Nested(RollforwardLineSchema))
@@ -222,12 +233,6 @@ class RollforwardSchema(Schema):
                                                               "contract assets at the month's end"})
     difference = fields.Method("_difference", metadata={"description": "ledger less the lines' closing; 0.00 when "
                                                                       "the roll-forward reconciles"})
-
-    def _ledger(self, report) -> dict:
-        return {c: format_amount(v, c) for c, v in report.ledger_minor.items()}
-
-    def _difference(self, report) -> dict:
-        return {c: format_amount(v, c) for c, v in report.difference_minor.items()}
 
 
 class DisaggregationLineSchema(Schema):
@@ -279,18 +284,12 @@ class ContractCostReportLineSchema(Schema):
     closing = _money("closing_minor", "opening + capitalised - amortised")
 
 
-class ContractCostReportSchema(Schema):
+class ContractCostReportSchema(_ReconciledSchema):
     company = fields.String()
     period = fields.String()
     lines = fields.List(fields.Nested(ContractCostReportLineSchema))
     ledger = fields.Method("_ledger", metadata={"description": "per currency: the ledger's contract cost assets"})
     difference = fields.Method("_difference", metadata={"description": "ledger less the lines' closing"})
-
-    def _ledger(self, report) -> dict:
-        return {c: format_amount(v, c) for c, v in report.ledger_minor.items()}
-
-    def _difference(self, report) -> dict:
-        return {c: format_amount(v, c) for c, v in report.difference_minor.items()}
 
 
 REPORT_KINDS = ("waterfall", "rollforward", "disaggregation", "rpo", "contract_costs")
