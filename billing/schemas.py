@@ -6,8 +6,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from billing.service import BillingPlan, describe, line_kind
 from ledger.money import format_amount
-from ledger.periods import PERIOD_PATTERN
-from ledger.schemas import money_field
+from ledger.schemas import PERIOD, money_field
 from usage.queries import quantity_text
 
 
@@ -124,7 +123,7 @@ class BudgetCapRequestSchema(Schema):
         unknown = RAISE
 
     customer = fields.String(required=True, validate=validate.Length(1, 64))
-    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(required=True, validate=PERIOD)
     amount = fields.String(required=True, validate=validate.Length(1, 40),
                            metadata={"description": "decimal string in major units, e.g. \"500.00\""})
     currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$", error="a currency code"),
@@ -133,7 +132,7 @@ class BudgetCapRequestSchema(Schema):
 
 class BudgetCapListArgsSchema(Schema):
     customer = fields.String(load_default=None, validate=validate.Length(1, 64))
-    period = fields.String(load_default=None, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(load_default=None, validate=PERIOD)
 
 
 class DisputeSchema(Schema):
@@ -207,7 +206,7 @@ class ApprovalRequestSchema(Schema):
         unknown = RAISE
 
     customer = fields.String(required=True, validate=validate.Length(1, 64))
-    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(required=True, validate=PERIOD)
     total = fields.String(required=True, validate=validate.Length(1, 40),
                           metadata={"description": "the open balance approved, as the preview showed it"})
     currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$", error="a currency code"))
@@ -240,7 +239,7 @@ class BillingPreviewSchema(Schema):
 
 class PreviewArgsSchema(Schema):
     company = fields.String(required=True, validate=validate.Length(1, 32))
-    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(required=True, validate=PERIOD)
     consolidate = fields.Boolean(load_default=None)
     rounding = fields.String(load_default=None, validate=validate.OneOf(["line", "document"]))
 

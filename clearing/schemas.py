@@ -112,10 +112,6 @@ class PaymentRequestSchema(Schema):
     reference = fields.String(load_default=None, validate=validate.Length(1, 200))
 
 
-class StatementFormatArgsSchema(Schema):
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "pdf"]))
-
-
 class LineEntriesSchema(Schema):
     statement = fields.String()
     line_no = fields.Integer()

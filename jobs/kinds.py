@@ -22,10 +22,9 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ledger.database import Database
 from ledger.export import export_beancount
-from ledger.periods import PERIOD_PATTERN
 from ledger.queries import journal_head
 from ledger.records import E_INVALID, E_NOT_FOUND, LedgerError, Problem
-from ledger.schemas import VerifyReportSchema
+from ledger.schemas import PERIOD, VerifyReportSchema
 from ledger.verify import verify
 
 
@@ -205,7 +204,7 @@ def run_import_usage(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 
 class BillingRunParams(Schema):
     company = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(required=True, validate=PERIOD)
     consolidate = fields.Boolean(load_default=None, allow_none=True,
                                  metadata={"description": "one invoice per organisation; default the "
                                                           "invoice_consolidate setting"})
@@ -234,7 +233,7 @@ def run_billing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 class PeriodAlertParams(Schema):
-    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(required=True, validate=PERIOD)
 
 
 def run_period_alerts(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +249,7 @@ def run_period_alerts(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
 
 
 class ClearingRunParams(Schema):
-    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(required=True, validate=PERIOD)
     partner = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=32),
                             metadata={"description": "only this partner; default every partner"})
 
@@ -276,7 +275,7 @@ def _close_check(name: str) -> None:
 
 class CloseParams(Schema):
     company = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(required=True, validate=PERIOD)
     accept = fields.Dict(keys=fields.String(validate=_close_check),
                          values=fields.String(validate=validate.Length(1, 2000)), load_default=dict,
                          metadata={"description": "failed readiness checks accepted: check name -> reason"})

@@ -69,6 +69,11 @@ def test_health_and_docs_need_no_key(api):
     spec = api.client.get("/openapi.json").get_json()
     assert spec["openapi"].startswith("3.") and "/entries" in spec["paths"]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    answers = {path: set(spec["paths"][path]["get"]["responses"]["200"]["content"])
+               for path in ("/invoices/{number}", "/statements/{number}", "/reports/rollforward", "/reports/waterfall")}
+    documents = {"application/json", "text/csv", "application/pdf"}
+    assert answers == {"/invoices/{number}": documents, "/statements/{number}": documents,
+                       "/reports/rollforward": documents, "/reports/waterfall": documents | {"image/png"}}
 
 
 def test_ready_reports_the_schema(db_url, tmp_path):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields
 
-from ledger.periods import PERIOD_PATTERN
-from ledger.schemas import OutcomeSchema, money_field
+from ledger.schemas import PERIOD, OutcomeSchema, money_field
 
 
 class ImportReportSchema(Schema):
@@ -113,7 +112,7 @@ class PeriodAlertArgsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(required=True, validate=PERIOD)
 
 
 class CounterSchema(Schema):

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 from api import database, settings
 from api.auth import POST, READ_ALL, principal, requires
 from api.problems import ApiProblem
-from api.resources.common import document_response, start_job
+from api.resources.common import DocumentFormatArgsSchema, document_formats, document_response, start_job
 from billing import disputes, service
 from billing.credit_notes import issue_credit_note
 from billing.leakage import leakage_report
@@ -34,8 +34,7 @@ from billing.schemas import (
 )
 from contracts.rules import DEFAULT_RULES, RuleError, current_rules
 from jobs.kinds import BillingRunParams
-from ledger.periods import PERIOD_PATTERN
-from ledger.schemas import JobSchema
+from ledger.schemas import PERIOD, JobSchema
 
 blp = Blueprint("billing", __name__, description="Billing runs and invoices")
 
@@ -43,11 +42,7 @@ blp = Blueprint("billing", __name__, description="Billing runs and invoices")
 class InvoiceListArgsSchema(Schema):
     company = fields.String(load_default=None, validate=validate.Length(1, 32))
     customer = fields.String(load_default=None, validate=validate.Length(1, 64))
-    period = fields.String(load_default=None, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
-
-
-class InvoiceFormatArgsSchema(Schema):
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "pdf"]))
+    period = fields.String(load_default=None, validate=PERIOD)
 
 
 @blp.route("/billing-runs")
@@ -63,7 +58,7 @@ class BillingRuns(MethodView):
 
 class LeakageArgsSchema(Schema):
     company = fields.String(required=True, validate=validate.Length(1, 32))
-    period = fields.String(required=True, validate=validate.Regexp(f"^{PERIOD_PATTERN}$", error="a month as YYYY-MM"))
+    period = fields.String(required=True, validate=PERIOD)
 
 
 @blp.route("/billing/leakage")
@@ -182,12 +177,9 @@ class Invoices(MethodView):
 @blp.route("/invoices/<number>")
 class Invoice(MethodView):
     @requires(READ_ALL)
-    @blp.arguments(InvoiceFormatArgsSchema, location="query")
+    @blp.arguments(DocumentFormatArgsSchema, location="query")
     @blp.response(200, InvoiceSchema)
-    @blp.alt_response(200, description="format=csv: the lines as CSV", content_type="text/csv",
-                      schema={"type": "string"}, success=True)
-    @blp.alt_response(200, description="format=pdf: the invoice document", content_type="application/pdf",
-                      schema={"type": "string", "format": "binary"}, success=True)
+    @document_formats(blp, "the lines as CSV", "the invoice document")
     def get(self, args, number):
         """An invoice with its lines; `format=csv` gives the lines as CSV, `format=pdf` the
         document to send."""

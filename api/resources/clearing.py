@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from api import database
 from api.auth import POST, READ, READ_ALL, principal, requires
 from api.problems import ApiProblem
-from api.resources.common import document_response, json_body, start_job
+from api.resources.common import DocumentFormatArgsSchema, document_formats, document_response, json_body, start_job
 from clearing import statements as service
 from clearing.consolidation import consolidate
 from clearing.fx import FxRateSchema, list_rates, record_rate
@@ -31,7 +31,6 @@ from clearing.schemas import (
     NettingReportSchema,
     NettingRequestSchema,
     PaymentRequestSchema,
-    StatementFormatArgsSchema,
     StatementListArgsSchema,
     StatementSchema,
     StatementSummarySchema,
@@ -150,12 +149,9 @@ class Statements(MethodView):
 @blp.route("/statements/<number>")
 class Statement(MethodView):
     @requires(READ)
-    @blp.arguments(StatementFormatArgsSchema, location="query")
+    @blp.arguments(DocumentFormatArgsSchema, location="query")
     @blp.response(200, StatementSchema)
-    @blp.alt_response(200, description="format=csv: the lines as CSV", content_type="text/csv",
-                      schema={"type": "string"}, success=True)
-    @blp.alt_response(200, description="format=pdf: the statement document", content_type="application/pdf",
-                      schema={"type": "string", "format": "binary"}, success=True)
+    @document_formats(blp, "the lines as CSV", "the statement document")
     def get(self, args, number):
         """A statement with its lines and payments; `format=csv` the lines, `format=pdf` the
         document."""

@@ -102,6 +102,22 @@ def batch_body(name: str) -> tuple[list, bool]:
     return records, mode == ALL_OR_NOTHING
 
 
+class DocumentFormatArgsSchema(Schema):
+    """``format`` of a document an endpoint answers (an invoice, a statement): JSON by default."""
+
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv", "pdf"]))
+
+
+def document_formats(blp, csv_description: str, pdf_description: str):
+    """Declare, in the OpenAPI document, the CSV and PDF answers of an endpoint that also
+    answers JSON (``document_response`` makes them)."""
+    as_csv = blp.alt_response(200, description=f"format=csv: {csv_description}", content_type="text/csv",
+                              schema={"type": "string"}, success=True)
+    as_pdf = blp.alt_response(200, description=f"format=pdf: {pdf_description}", content_type="application/pdf",
+                              schema={"type": "string", "format": "binary"}, success=True)
+    return lambda view: as_csv(as_pdf(view))
+
+
 def document_response(number: str, fmt: str, render_pdf, columns, rows) -> Response | None:
     """An invoice's or statement's PDF (rendered with the configured fonts) or its lines as
     CSV, as an attachment named after its number; None for JSON (the caller's schema)."""

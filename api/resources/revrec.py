@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 
 from api import database, settings
 from api.auth import CLOSE, READ_ALL, principal, requires
-from api.resources.common import document_response, json_body, start_job
+from api.resources.common import document_formats, document_response, json_body, start_job
 from jobs.kinds import CloseParams
 from ledger.schemas import JobSchema
 from revrec.close import close_status, reopen_close, schedule_of
@@ -107,15 +107,16 @@ class Reopen(MethodView):
 
 def _report_view(kind: str, args_schema, doc: str):
     """GET /reports/<kind>: the report as JSON, CSV, PDF (and the waterfall as PNG)."""
+    as_png = (blp.alt_response(200, description="format=png: the chart", content_type="image/png",
+                               schema={"type": "string", "format": "binary"}, success=True)
+              if kind == "waterfall" else (lambda view: view))
 
     class ReportView(MethodView):
         @requires(READ_ALL)
         @blp.arguments(args_schema, location="query")
         @blp.response(200, REPORT_SCHEMAS[kind])
-        @blp.alt_response(200, description="format=csv: the report's table", content_type="text/csv",
-                          schema={"type": "string"}, success=True)
-        @blp.alt_response(200, description="format=pdf: the report as a document", content_type="application/pdf",
-                          schema={"type": "string", "format": "binary"}, success=True)
+        @document_formats(blp, "the report's table", "the report as a document")
+        @as_png
         def get(self, args):
             policy = policies(settings())
             found, table = build_report(database(), kind, args["company"], args["period"], ssp=policy.ssp,
@@ -137,8 +138,8 @@ WaterfallReport = _report_view("waterfall", WaterfallArgsSchema, "Revenue per mo
                                "allocated in: recognised up to the month, scheduled after it. `format=png`: the chart.")
 RollforwardReport = _report_view("rollforward", ReportArgsSchema, "Each contract's balance through the month, "
                                  "reconciled to the ledger (IFRS 15.118).")
-DisaggregationReport = _report_view("disaggregation", ReportArgsSchema, "The month's revenue by service, partner and "
-                                    "timing (IFRS 15.114).")
+DisaggregationReport = _report_view("disaggregation", ReportArgsSchema, "The month's revenue by service, partner, "
+                                    "region and timing (IFRS 15.114).")
 RpoReport = _report_view("rpo", ReportArgsSchema, "Remaining performance obligations in time bands (IFRS 15.120).")
 ContractCostsReport = _report_view("contract_costs", ReportArgsSchema, "Each contract's capitalised costs of obtaining "
                                    "it: opening, capitalised, amortised, closing, reconciled to the ledger (IFRS 15.128).")
