@@ -12,6 +12,7 @@ See docs/decisions.md ("One writer at a time").
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -100,6 +101,19 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()
+
+    @event.listens_for(engine, "close")
+    def _on_close(dbapi_connection, _record) -> None:
+        # SQLite plans queries without statistics until someone runs ANALYZE; its advice is
+        # PRAGMA optimize as a connection closes. analysis_limit bounds each table's sample,
+        # and no busy wait: if another writer holds the lock, the statistics wait for the
+        # next close rather than this process waiting for the writer.
+        try:
+            dbapi_connection.execute("PRAGMA busy_timeout = 0")
+            dbapi_connection.execute("PRAGMA analysis_limit = 400")
+            dbapi_connection.execute("PRAGMA optimize")
+        except sqlite3.Error:
+            pass
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
