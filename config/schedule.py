@@ -10,4 +10,10 @@ SCHEDULE = {
         "params": {},
         "cron": {"minute": "0", "hour": "2"},
     },
+    # Webhooks wait after a failure on their own clock; a run only sends what is due.
+    "webhooks": {
+        "kind": "deliver-webhooks",
+        "params": {},
+        "cron": {"minute": "*/5"},
+    },
 }

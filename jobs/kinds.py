@@ -254,6 +254,19 @@ class ClearingRunParams(Schema):
                             metadata={"description": "only this partner; default every partner"})
 
 
+class DeliverWebhooksParams(Schema):
+    pass
+
+
+def run_deliver_webhooks(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Send each webhook the alerts raised since its last acknowledged delivery."""
+    from usage.webhooks import deliver_webhooks
+
+    ctx.progress(0, None, "delivering alerts to webhooks")
+    run = deliver_webhooks(ctx.db, progress=lambda message: ctx.progress(0, None, message))
+    return {"attempts": run.attempts, "delivered": run.delivered, "failed": run.failed}
+
+
 def run_clearing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """True up the partners' agreements for a period. Safe to run again: a run posts only
     what earlier runs did not."""
@@ -370,6 +383,15 @@ KINDS: dict[str, JobKind] = {
             PeriodAlertParams,
             run_period_alerts,
             dedup_key=lambda params: f"usage-period-alerts:{params['period']}",
+        ),
+        JobKind(
+            "deliver-webhooks",
+            "send each webhook the alerts raised since its last acknowledged delivery",
+            DeliverWebhooksParams,
+            run_deliver_webhooks,
+            dedup_key=lambda params: "deliver-webhooks",
+            # one delivery run at a time: each webhook's alerts go in order
+            partition_key=lambda params: "webhooks",
         ),
     )
 }

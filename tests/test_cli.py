@@ -35,7 +35,7 @@ def test_every_command_has_help(path):
 
 def test_init_is_idempotent(cli):
     code, out, _ = cli("init")
-    assert code == 0 and "(empty) -> 0010" in out
+    assert code == 0 and "(empty) -> 0011" in out
     code, out, _ = cli("init")
     assert code == 0 and "up to date" in out
 
@@ -207,7 +207,7 @@ def test_job_commands(ready, tmp_path):
     assert shown["status"] == "succeeded" and shown["progress"] == {"done": 1, "total": 1, "message": "verifying the journal"}
     code, out, _ = ready("job", "kinds", "--format", "json")
     assert {k["kind"] for k in json.loads(out)} == {"verify", "export-beancount", "import-usage", "billing-run",
-                                                  "usage-period-alerts", "clearing-run", "close"}
+                                                  "usage-period-alerts", "deliver-webhooks", "clearing-run", "close"}
     code, _, err = ready("job", "show", "nope")
     assert code == 1 and "no job 'nope' [not_found]" in err
 

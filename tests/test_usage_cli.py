@@ -89,6 +89,13 @@ def test_a_bad_csv_header_imports_nothing(eco_cli, tmp_path):
 
 def test_alerts_from_the_cli(eco_cli, tmp_path):
     cli = eco_cli
+    raise_budget_alert(cli, tmp_path)
+    alerts = json.loads(cli("usage", "alerts", "--format", "json")[1])
+    assert [(a["kind"], a["threshold_percent"], a["used"], a["limit"]) for a in alerts] == [("budget", 80, "190.00", "200.00")]
+
+
+def raise_budget_alert(cli, tmp_path) -> None:
+    """Contract SD-C-18, with a budget of 200.00 on field service, and a line reaching 80% of it."""
     plan = tmp_path / "eco.yaml"
     plan.write_text(DEMO_FILE.read_text().replace(
         "      - {code: FIELD, type: usage, service: field-service, price_plan: FS-HOURLY, vendor: FIXR}\n"
@@ -102,8 +109,6 @@ def test_alerts_from_the_cli(eco_cli, tmp_path):
     usage.write_text(json.dumps({"id": "b1", "timestamp": "2026-10-05", "contract": "SD-C-18", "service": "field-service",
                                  "quantity": "2", "attributes": {"employee_level": "technician", "shift": "day"}}) + "\n")
     assert cli("import", "usage", str(usage))[0] == 0
-    alerts = json.loads(cli("usage", "alerts", "--format", "json")[1])
-    assert [(a["kind"], a["threshold_percent"], a["used"], a["limit"]) for a in alerts] == [("budget", 80, "190.00", "200.00")]
 
 
 @pytest.mark.parametrize("command", [["import", "usage"], ["usage"], ["usage", "imports"], ["usage", "rejects"],

@@ -147,3 +147,43 @@ Index("ix_usage_alerts_once", usage_alerts.c.contract_id, usage_alerts.c.compone
 protect("usage_lines", ("UPDATE", "DELETE"), "posted usage lines never change; reverse their entry instead")
 protect("usage_alerts", ("UPDATE", "DELETE"), "alerts are a record of what happened")
 protect("usage_rejects", ("DELETE",), "rejected lines are kept until resolved, and after")
+
+# Webhooks: the URLs alerts are pushed to. A webhook reads the alerts in id order and keeps
+# its place (delivered_through, the last alert id it acknowledged with a 2xx); alert ids are
+# assigned under the ledger's write lock, so they commit in order and none is skipped.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(100), nullable=False),  # signs the deliveries: needed in clear (HMAC)
+    Column("kinds", Text, nullable=False),  # JSON list of alert kinds
+    Column("company_id", Integer, ForeignKey("companies.id"), nullable=True),  # alerts of its contracts only
+    Column("active", Boolean, nullable=False),
+    Column("delivered_through", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),  # consecutive failed attempts
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
+
+# Every attempt to deliver a webhook's alerts, answered or not.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id"), nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("first_alert_id", BigInteger, nullable=False),
+    Column("last_alert_id", BigInteger, nullable=False),
+    Column("alerts", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),  # None: no answer (refused, timed out)
+    Column("delivered", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+)
+Index("ix_webhook_deliveries_webhook", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id)
+
+protect("webhook_deliveries", ("UPDATE", "DELETE"), "delivery attempts are a record of what happened")

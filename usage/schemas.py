@@ -123,3 +123,33 @@ class CounterSchema(Schema):
     quantity = fields.String()
     amount = money_field("amount_minor")
     currency = fields.String()
+
+
+class WebhookDocumentSchema(Schema):
+    name = fields.String()
+    url = fields.String()
+    kinds = fields.List(fields.String())
+    company = fields.String(allow_none=True, metadata={"description": "only alerts of contracts this company bills"})
+    active = fields.Boolean()
+    delivered_through = fields.Integer(metadata={"description": "the last alert id the receiver acknowledged"})
+    failures = fields.Integer(metadata={"description": "consecutive failed attempts"})
+    next_attempt_at = fields.DateTime(allow_none=True, metadata={"description": "after a failure: not before"})
+    last_error = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    created_by = fields.String()
+
+
+class WebhookCreatedSchema(WebhookDocumentSchema):
+    secret = fields.String(metadata={"description": "signs every delivery (Ecoledger-Signature); shown this once"})
+
+
+class WebhookDeliverySchema(Schema):
+    webhook = fields.String()
+    attempted_at = fields.DateTime()
+    first_alert_id = fields.Integer()
+    last_alert_id = fields.Integer()
+    alerts = fields.Integer()
+    status_code = fields.Integer(allow_none=True, metadata={"description": "null: no answer"})
+    delivered = fields.Boolean()
+    error = fields.String(allow_none=True)
+    duration_ms = fields.Integer()

@@ -15,9 +15,11 @@ from api.resources import (
     partners,
     revrec,
     usage,
+    webhooks,
 )
 
 
 def register(api) -> None:
-    for module in (health, companies, partners, contracts, usage, billing, clearing, revrec, ledgerwide, entries, jobs, access):
+    for module in (health, companies, partners, contracts, usage, billing, clearing, revrec, webhooks, ledgerwide, entries,
+                   jobs, access):
         api.register_blueprint(module.blp)

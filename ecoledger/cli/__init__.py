@@ -96,8 +96,9 @@ from ecoledger.cli import (  # noqa: E402
     period_commands,
     revrec_commands,
     usage_commands,
+    webhook_commands,
 )
 
 for module in (ledger_commands, chart_commands, period_commands, partner_commands, contract_commands, usage_commands,
-               billing_commands, clearing_commands, revrec_commands, job_commands, api_commands, demo_command):
+               webhook_commands, billing_commands, clearing_commands, revrec_commands, job_commands, api_commands, demo_command):
     module.register(main)
