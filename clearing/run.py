@@ -31,8 +31,10 @@ period):
 Idempotent: each item records what it posted, and a run posts only the difference between
 what is due now and what earlier runs posted for the same agreement, window and kind. Running
 a period again posts nothing new. Late usage of a window changes what is due, and the next
-run posts the adjustment (negative too). Items are dated at the window's end, or on the
-first open day when either company has closed it, and name their window.
+run posts the adjustment (negative too): a run of the same period, or of a later one, which
+also revisits the windows ending in the ``LOOKBACK_MONTHS`` before it that an earlier run
+cleared (``clearing_runs``). Items are dated at the window's end, or on the first open day
+when either company has closed it, and name their window.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ import datetime as dt
 import json
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, or_, select
 
-from clearing.schema import clearing_items
+from clearing.schema import clearing_items, clearing_runs
 from clearing.statements import partner_rows, position_accounts, with_counterparty
 from clearing.terms import guarantee_top_up, tiered_commission, window
 from contracts.rules import Context, RuleError, RuleSet, posting_drafts
@@ -70,6 +72,8 @@ COMMISSIONABLE_SOURCES = ("usage_line", "contract_event", "invoice")
 COMMISSIONABLE_ACCOUNTS = ("Income:Usage", "Income:Subscriptions", "Income:OneOff", "Liabilities:ContractLiabilities")
 SOLD_COMPONENTS = ("usage", "recurring_fee", "one_off_fee")
 _ONE_DAY = dt.timedelta(days=1)
+# How far back a run looks for windows cleared before whose events arrived late.
+LOOKBACK_MONTHS = 3
 
 
 @dataclasses.dataclass
@@ -94,7 +98,8 @@ class ClearingReport:
     unchanged: int = 0  # items due that earlier runs already posted in full
 
 
-def run_clearing(db: Database, period: str, *, rules: RuleSet, actor: str, partner: str | None = None) -> ClearingReport:
+def run_clearing(db: Database, period: str, *, rules: RuleSet, actor: str, partner: str | None = None,
+                 lookback_months: int = LOOKBACK_MONTHS) -> ClearingReport:
     start, end = parse_period(period)
     report = ClearingReport(period)
     with db.write() as conn:
@@ -103,23 +108,67 @@ def run_clearing(db: Database, period: str, *, rules: RuleSet, actor: str, partn
             for agreement in agreements_of(conn, code):
                 if agreement.kind not in RULES:
                     continue
+                # Windows cleared before, ended within the look-back: late events change
+                # what they give, and the difference posts as an adjustment naming them.
+                for earlier in _cleared_windows(conn, agreement, start, lookback_months):
+                    _clear_window(conn, writer, rules, agreement, earlier, actor, report)
                 version = agreement.in_force(end)
                 found = window(start, end, version.terms.get("period")) if version is not None else None
-                if found is None:
-                    continue
-                for kind, basis, due in _due(conn, agreement, version.terms, found):
-                    item = _settle(conn, writer, rules, agreement, kind, found, basis, due, actor)
-                    if item is None:
-                        report.unchanged += 1
-                    else:
-                        report.items.append(item)
-                if agreement.kind == "reseller_commission" and version.terms.get("clawback_days") is not None:
-                    report.items += _clawbacks(conn, writer, rules, agreement, version.terms, found, actor)
+                if found is not None:
+                    _clear_window(conn, writer, rules, agreement, found, actor, report)
         if writer.first_seq is not None:
             audit_post(conn, actor, writer.last_seq - writer.first_seq + 1, writer.first_seq, writer.last_seq)
+        partner_id = conn.execute(select(companies.c.id).where(companies.c.code == partner)).scalar() if partner else None
+        conn.execute(insert(clearing_runs).values(period=period, partner_id=partner_id, items=len(report.items),
+                                                  run_at=dt.datetime.now(dt.UTC), run_by=actor[:200]))
         audit.record(conn, actor=actor, action="clearing.run", target=f"{partner or '*'} {period}", details={
             "items": len(report.items), "unchanged": report.unchanged})
     return report
+
+
+def _clear_window(conn: Connection, writer: JournalWriter, rules: RuleSet, agreement: Agreement,
+                  span: tuple[dt.date, dt.date], actor: str, report: ClearingReport) -> None:
+    """Post what the agreement in force at the window's end gives for it, less what earlier
+    runs posted; and the clawbacks of its credits not clawed back yet."""
+    version = agreement.in_force(span[1])
+    if version is None:
+        return
+    for kind, basis, due in _due(conn, agreement, version.terms, span):
+        item = _settle(conn, writer, rules, agreement, kind, span, basis, due, actor)
+        if item is None:
+            report.unchanged += 1
+        else:
+            report.items.append(item)
+    if agreement.kind == "reseller_commission" and version.terms.get("clawback_days") is not None:
+        report.items += _clawbacks(conn, writer, rules, agreement, version.terms, span, actor)
+
+
+def _cleared_windows(conn: Connection, agreement: Agreement, start: dt.date, lookback_months: int
+                     ) -> list[tuple[dt.date, dt.date]]:
+    """The agreement's windows that end in a month an earlier run cleared (for every partner
+    or for this one), within ``lookback_months`` before ``start``, oldest first."""
+    r = clearing_runs.c
+    months = [_month_before(start, back) for back in range(lookback_months, 0, -1)]
+    cleared = set(conn.execute(select(r.period).distinct().where(
+        r.period.in_([m.strftime("%Y-%m") for m in months]),
+        or_(r.partner_id.is_(None), r.partner_id == select(companies.c.id).where(
+            companies.c.code == agreement.company).scalar_subquery()))).scalars())
+    spans = []
+    for month in months:
+        if month.strftime("%Y-%m") not in cleared:
+            continue
+        end = _month_before(month, -1) - _ONE_DAY
+        version = agreement.in_force(end)
+        span = window(month, end, version.terms.get("period")) if version is not None else None
+        if span is not None:
+            spans.append(span)
+    return spans
+
+
+def _month_before(day: dt.date, months: int) -> dt.date:
+    """The first day of the month ``months`` before ``day``'s (after, when negative)."""
+    index = day.year * 12 + day.month - 1 - months
+    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def _due(conn: Connection, agreement: Agreement, terms: dict, span: tuple[dt.date, dt.date]) -> list[tuple[str, int, int]]:

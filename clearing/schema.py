@@ -122,6 +122,21 @@ clearing_items = Table(
 )
 Index("ix_clearing_items_window", clearing_items.c.company_id, clearing_items.c.agreement, clearing_items.c.window_start)
 
+# Each clearing run: the period it cleared, for every partner (partner_id null) or one. A
+# later run revisits the windows of cleared periods, so that late events are trued up.
+clearing_runs = Table(
+    "clearing_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("period", String(7), nullable=False),
+    Column("partner_id", Integer, ForeignKey("companies.id"), nullable=True),
+    Column("items", Integer, nullable=False),
+    Column("run_at", UTCDateTime, nullable=False),
+    Column("run_by", String(200), nullable=False),
+)
+Index("ix_clearing_runs_period", clearing_runs.c.period)
+protect("clearing_runs", ("UPDATE", "DELETE"), "clearing runs are a record of what happened")
+
 # A netting run's novation of a partner's position with one operator entity to the netting
 # centre, per currency; what disputes withhold stays with the entity.
 netting_items = Table(

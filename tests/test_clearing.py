@@ -226,6 +226,45 @@ def test_a_clearing_run_tops_up_a_guarantee_and_trues_up_tiered_commissions(eco)
     assert verify(eco).ok
 
 
+def test_the_next_period_s_run_trues_up_late_events_of_a_cleared_period(eco):
+    from clearing.run import run_clearing
+    from contracts import service
+    from partners.service import onboard_partner
+
+    onboard_partner(eco, GUAR, actor="t")
+    onboard_partner(eco, TIER, actor="t")
+    service.save_contract(eco, {"code": "SD-G", "customer": "ACME", "billing_company": "OPFI", "currency": "EUR",
+                                "start": "2026-10-01", "components": [
+                                    {"code": "REPAIR", "type": "usage", "service": "onsite-repair", "price_plan": "REPAIR",
+                                     "vendor": "GUAR", "reseller": "TIER"}]}, actor="t")
+    import_events(eco, [(1, {"id": "act-g", "type": "activated", "contract": "SD-G", "date": "2026-10-01"})],
+                  rules=RULES, actor="t")
+    repair = {**MONTH[3], "contract": "SD-G"}
+    run(eco, [{**repair, "id": "g1"}])
+    assert [i.amount_minor for i in run_clearing(eco, "2026-10", rules=RULES, actor="t").items] == [35600]
+    issue_statements(eco, "2026-10", actor="t")
+    # October's usage that arrives in November: November's run clears November and trues up
+    # October, each October item naming its window.
+    run(eco, [{**repair, "id": "g2", "quantity": "4", "timestamp": "2026-10-20T10:00:00Z"}])
+    november = run_clearing(eco, "2026-11", rules=RULES, actor="t")
+    assert [(i.partner, i.kind, str(i.window_start), i.due_minor, i.amount_minor) for i in november.items] == [
+        ("GUAR", "minimum_guarantee", "2026-10-01", 6800, -28800),
+        ("GUAR", "minimum_guarantee", "2026-11-01", 50000, 50000),
+        ("TIER", "commission_tiers", "2026-10-01", 3600, 3600)]
+    assert run_clearing(eco, "2026-11", rules=RULES, actor="t").items == []  # nothing new
+    # October's statement, issued before, gets a version with the adjustment.
+    assert issue_statements(eco, "2026-10", actor="t", partner="GUAR").issued == ["ST-GUAR-OPFI-2026-10-EUR-2"]
+    corrected = get_statement(eco, "ST-GUAR-OPFI-2026-10-EUR-2")
+    assert corrected.previous == "ST-GUAR-OPFI-2026-10-EUR-1"
+    assert amounts(corrected) == [("", "clearing_vendor_true_up", 2, "68.00"), ("SD-G", "usage", 2, "432.00")]
+    # Beyond the look-back (3 months), and for periods no run cleared, nothing is revisited:
+    # February looks at November to January; December was never cleared.
+    run(eco, [{**repair, "id": "g3", "quantity": "1", "timestamp": "2026-10-21T10:00:00Z"}])
+    february = run_clearing(eco, "2027-02", rules=RULES, actor="t", partner="GUAR")
+    assert {str(i.window_start) for i in february.items} == {"2027-02-01"}
+    assert verify(eco).ok
+
+
 def test_clearing_runs_from_the_cli_and_as_a_job(cli, tmp_path):
     import json
 
