@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from sqlalchemy import Connection, and_, func, insert, select
 
 from billing.schema import billing_runs, invoice_lines, invoices
+from clearing.schema import clearing_runs
 from config.limits import BATCH_ENTRIES_MAX
 from contracts.events import status_changes, status_changes_of
 from contracts.schema import contract_events, contracts
@@ -57,7 +58,7 @@ from ledger.posting import JournalWriter, PostingReport, audit_post
 from ledger.queries import company_id
 from ledger.records import ACCEPTED as ENTRY_ACCEPTED
 from ledger.records import E_INVALID, EntryDraft, LedgerError, PostingDraft, Problem, show
-from ledger.schema import accounts, audit_log, closed_periods, companies, journal_entries, postings
+from ledger.schema import accounts, closed_periods, companies, journal_entries, postings
 from ledger.verify import verify
 from partners.schema import agreements
 from revrec.costs import AMORTISATION, CONTRACT_COSTS, MISSING, amortised_through, cost_policy
@@ -302,16 +303,19 @@ def _billing_check(conn: Connection, cid: int, period: str, contracts: int) -> C
 
 
 def _clearing_check(conn: Connection, company: str, period: str) -> Check:
-    partnered = conn.execute(select(func.count()).select_from(agreements).join(
-        companies, companies.c.id == agreements.c.counterparty_id).where(companies.c.code == company)).scalar()
-    if not partnered:
+    partners = set(conn.execute(select(agreements.c.company_id).distinct().join(
+        companies, companies.c.id == agreements.c.counterparty_id).where(companies.c.code == company)).scalars())
+    if not partners:
         return Check("clearing", PASSED, "no partner agreements with this company")
-    a = audit_log.c
-    ran = conn.execute(select(func.count()).select_from(audit_log).where(
-        a.action == "clearing.run", a.target.like(f"% {period}"))).scalar()
-    if ran:
+    r = clearing_runs.c
+    cleared = set(conn.execute(select(r.partner_id).distinct().where(r.period == period)).scalars())
+    if None in cleared or partners <= cleared:
         return Check("clearing", PASSED, f"cleared for {period}")
-    return Check("clearing", FAILED, f"no clearing run for {period} (ecoledger clearing run)")
+    if not cleared:
+        return Check("clearing", FAILED, f"no clearing run for {period} (ecoledger clearing run)")
+    missing = conn.execute(select(companies.c.code).where(companies.c.id.in_(partners - cleared))
+                           .order_by(companies.c.code)).scalars().all()
+    return Check("clearing", FAILED, f"{period} is not cleared for {', '.join(missing)} (ecoledger clearing run)")
 
 
 def _verify_check(report) -> Check:

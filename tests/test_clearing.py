@@ -263,6 +263,14 @@ def test_the_next_period_s_run_trues_up_late_events_of_a_cleared_period(eco):
     february = run_clearing(eco, "2027-02", rules=RULES, actor="t", partner="GUAR")
     assert {str(i.window_start) for i in february.items} == {"2027-02-01"}
     assert verify(eco).ok
+    # The close's readiness check: a month is cleared for OPFI when every partner of it was.
+    from revrec.close import _clearing_check
+
+    with eco.read() as conn:
+        checks = {period: _clearing_check(conn, "OPFI", period) for period in ("2026-11", "2027-02", "2027-03")}
+    assert [(c.status, c.detail) for c in checks.values()] == [
+        ("passed", "cleared for 2026-11"), ("failed", "2027-02 is not cleared for FIXR, RESL, TIER (ecoledger clearing run)"),
+        ("failed", "no clearing run for 2027-03 (ecoledger clearing run)")]
 
 
 def test_clearing_runs_from_the_cli_and_as_a_job(cli, tmp_path):
