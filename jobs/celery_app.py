@@ -26,7 +26,7 @@ from config import Settings, load_settings
 from config.schedule import SCHEDULE
 from jobs import service, store
 from jobs.errors import BrokerUnavailable
-from jobs.kinds import KINDS
+from jobs.kinds import KINDS, kind_of
 from jobs.runner import JobTiming, execute
 from jobs.store import Job
 from ledger.database import Database
@@ -96,6 +96,8 @@ def create_app(settings: Settings | None = None) -> Celery:
 
     @app.task(name=SCHEDULE_TASK, shared=False)
     def start_scheduled(kind: str, params: dict) -> None:
+        if not kind_of(kind).work_due(database(settings)):
+            return  # nothing to do: no job row for an idle tick
         job, created = service.start(database(settings), kind, params, actor="schedule")
         if created:
             enqueue(app, job)

@@ -57,6 +57,9 @@ class JobKind:
     run: Callable[[JobContext, dict[str, Any]], dict[str, Any]]
     dedup_key: Callable[[dict[str, Any]], str]
     partition_key: Callable[[dict[str, Any]], str | None] = lambda params: None
+    # For the schedule: whether a run now would have anything to do (default: always), so
+    # that a frequent schedule does not fill the jobs table with runs that did nothing.
+    work_due: Callable[[Database], bool] = lambda db: True
 
     def load_params(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Validated parameters, or LedgerError naming each bad field."""
@@ -267,6 +270,12 @@ def run_deliver_webhooks(ctx: JobContext, params: dict[str, Any]) -> dict[str, A
     return {"attempts": run.attempts, "delivered": run.delivered, "failed": run.failed}
 
 
+def _webhooks_due(db: Database) -> bool:
+    from usage.webhooks import deliveries_due
+
+    return deliveries_due(db)
+
+
 def run_clearing_run(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """True up the partners' agreements for a period. Safe to run again: a run posts only
     what earlier runs did not."""
@@ -392,6 +401,7 @@ KINDS: dict[str, JobKind] = {
             dedup_key=lambda params: "deliver-webhooks",
             # one delivery run at a time: each webhook's alerts go in order
             partition_key=lambda params: "webhooks",
+            work_due=_webhooks_due,
         ),
     )
 }

@@ -243,3 +243,30 @@ def test_the_receivers_check_in_the_docs_accepts_a_signature_and_refuses_a_forge
     assert namespace["genuine"]("whsec_x", header, body)
     assert not namespace["genuine"]("whsec_x", header, body + b" ")
     assert not namespace["genuine"]("whsec_y", header, body)
+
+
+def test_the_schedule_starts_a_delivery_only_when_one_is_due(eco, receiver, db_url, tmp_path):
+    from config import Settings
+    from jobs import store
+    from jobs.celery_app import SCHEDULE_TASK, create_app
+    from usage.webhooks import deliveries_due
+
+    tick = create_app(Settings(database_url=db_url, data_dir=str(tmp_path), schedule_enabled=True)).tasks[SCHEDULE_TASK]
+    add_webhook(eco, {"name": "budget-only", "url": receiver.url, "kinds": ["budget"]}, actor="t")
+    tick.run("deliver-webhooks", {})
+    assert not deliveries_due(eco) and store.list_jobs(eco) == []  # no alert: no job row
+    run(eco, MONTH)  # allowance alerts: none for this webhook, but it is behind them
+    assert deliveries_due(eco)
+    assert deliver_webhooks(eco).attempts == 0  # nothing to send: its place passes over them
+    assert not deliveries_due(eco) and receiver.requests == []
+    add_webhook(eco, {"name": "ops", "url": receiver.url}, actor="t")
+    receiver.answers = [204, 503]  # webhooks go in name order: budget-only, then ops
+    night = [line(f"n{i}", "2026-10-20T23:00:00+03:00", "service-desk", "2", attributes={"shift": "night"})
+             for i in range(1, 5)]
+    run(eco, night)  # budget alerts
+    tick.run("deliver-webhooks", {})
+    assert [job.kind for job in store.list_jobs(eco)] == ["deliver-webhooks"]
+    # run here: ops fails and waits; budget-only gets its alerts
+    assert deliver_webhooks(eco).failed == ["ops"]
+    assert not deliveries_due(eco)  # ops waits after its failure
+    assert deliveries_due(eco, at=dt.datetime.now(dt.UTC) + BACKOFF_FIRST)

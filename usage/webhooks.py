@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validate
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from contracts.schema import contracts
 from ledger import audit
@@ -166,8 +166,9 @@ def deliver_webhooks(db: Database, *, now: Callable[[], dt.datetime] | None = No
     failed: list[str] = []
     for hook in _due(db, now()):
         for _ in range(DELIVERIES_PER_RUN_MAX):
-            alerts = _pending(db, hook)
+            alerts, latest = _pending(db, hook)
             if not alerts:
+                _pass_over(db, hook, latest)
                 break
             attempts += 1
             ok, hook = _attempt(db, hook, alerts, now, send)
@@ -178,6 +179,18 @@ def deliver_webhooks(db: Database, *, now: Callable[[], dt.datetime] | None = No
                 break
             delivered += len(alerts)
     return DeliveryRun(attempts, delivered, failed)
+
+
+def deliveries_due(db: Database, at: dt.datetime | None = None) -> bool:
+    """Whether some active webhook, not waiting after a failure, is behind the latest alert
+    (an alert of a kind it does not want counts: the run then finds nothing to send)."""
+    w = webhooks.c
+    at = at or dt.datetime.now(dt.UTC)
+    with db.read() as conn:
+        latest = conn.execute(select(func.coalesce(func.max(usage_alerts.c.id), 0))).scalar()
+        return conn.execute(select(w.id).where(
+            w.active.is_(True), w.delivered_through < latest,
+            or_(w.next_attempt_at.is_(None), w.next_attempt_at <= at)).limit(1)).first() is not None
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -196,7 +209,7 @@ def _due(db: Database, at: dt.datetime) -> list[dict]:
     return [dict(row) for row in rows if row["next_attempt_at"] is None or row["next_attempt_at"] <= at]
 
 
-def _pending(db: Database, hook: dict) -> list[dict]:
+def _pending(db: Database, hook: dict) -> tuple[list[dict], int]:
     from usage.schemas import AlertSchema  # the API's alert document, here the payload's
 
     a = usage_alerts.c
@@ -206,11 +219,23 @@ def _pending(db: Database, hook: dict) -> list[dict]:
              .order_by(a.id).limit(ALERTS_PER_DELIVERY))
     if hook["company_id"] is not None:
         query = query.where(contracts.c.billing_company_id == hook["company_id"])
-    with db.read() as conn:
+    with db.read() as conn:  # one snapshot: every alert up to ``latest`` is in it
         rows = conn.execute(query).mappings().all()
+        latest = conn.execute(select(func.coalesce(func.max(a.id), 0))).scalar()
     schema = AlertSchema()
     return [{"id": row["id"], **schema.dump({**row, "limit": row["limit_text"], "used": row["used_text"]})}
-            for row in rows]
+            for row in rows], latest
+
+
+def _pass_over(db: Database, hook: dict, latest: int) -> None:
+    """Nothing after the webhook's place is for it (other kinds, other companies): move its
+    place to the latest alert, so that it is not due again until a new alert comes."""
+    if latest <= hook["delivered_through"]:
+        return
+    w = webhooks.c
+    with db.write(ledger_lock=False) as conn:
+        conn.execute(update(webhooks).where(w.id == hook["id"], w.delivered_through == hook["delivered_through"])
+                     .values(delivered_through=latest))
 
 
 def _attempt(db: Database, hook: dict, alerts: list[dict], now: Callable[[], dt.datetime], send: Send
