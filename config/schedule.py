@@ -10,7 +10,7 @@ SCHEDULE = {
         "params": {},
         "cron": {"minute": "0", "hour": "2"},
     },
-    # Webhooks wait after a failure on their own clock; a run only sends what is due.
+    # Webhooks wait after a failure on their own clock; a tick starts a job only when one is due.
     "webhooks": {
         "kind": "deliver-webhooks",
         "params": {},
