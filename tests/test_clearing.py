@@ -185,8 +185,9 @@ TIER = {
 }
 
 
-def test_a_clearing_run_tops_up_a_guarantee_and_trues_up_tiered_commissions(eco):
-    from clearing.run import run_clearing
+def guaranteed_repairs(eco) -> dict:
+    """Contract SD-G, active from October: repairs by GUAR (a 500.00 monthly guarantee)
+    sold by TIER (tiered commission); answers a repair line to vary."""
     from contracts import service
     from partners.service import onboard_partner
 
@@ -198,7 +199,12 @@ def test_a_clearing_run_tops_up_a_guarantee_and_trues_up_tiered_commissions(eco)
                                      "vendor": "GUAR", "reseller": "TIER"}]}, actor="t")
     import_events(eco, [(1, {"id": "act-g", "type": "activated", "contract": "SD-G", "date": "2026-10-01"})],
                   rules=RULES, actor="t")
-    repair = {**MONTH[3], "contract": "SD-G"}
+    return {**MONTH[3], "contract": "SD-G"}
+
+
+def test_a_clearing_run_tops_up_a_guarantee_and_trues_up_tiered_commissions(eco):
+    from clearing.run import run_clearing
+    repair = guaranteed_repairs(eco)
     run(eco, [{**repair, "id": "g1"}])  # 2 hours: 240.00; the vendor earns 144.00, the reseller 5%: 12.00
     first = run_clearing(eco, "2026-10", rules=RULES, actor="t")
     assert [(i.partner, i.kind, i.basis_minor, i.due_minor, i.amount_minor) for i in first.items] == [
@@ -228,18 +234,7 @@ def test_a_clearing_run_tops_up_a_guarantee_and_trues_up_tiered_commissions(eco)
 
 def test_the_next_period_s_run_trues_up_late_events_of_a_cleared_period(eco):
     from clearing.run import run_clearing
-    from contracts import service
-    from partners.service import onboard_partner
-
-    onboard_partner(eco, GUAR, actor="t")
-    onboard_partner(eco, TIER, actor="t")
-    service.save_contract(eco, {"code": "SD-G", "customer": "ACME", "billing_company": "OPFI", "currency": "EUR",
-                                "start": "2026-10-01", "components": [
-                                    {"code": "REPAIR", "type": "usage", "service": "onsite-repair", "price_plan": "REPAIR",
-                                     "vendor": "GUAR", "reseller": "TIER"}]}, actor="t")
-    import_events(eco, [(1, {"id": "act-g", "type": "activated", "contract": "SD-G", "date": "2026-10-01"})],
-                  rules=RULES, actor="t")
-    repair = {**MONTH[3], "contract": "SD-G"}
+    repair = guaranteed_repairs(eco)
     run(eco, [{**repair, "id": "g1"}])
     assert [i.amount_minor for i in run_clearing(eco, "2026-10", rules=RULES, actor="t").items] == [35600]
     issue_statements(eco, "2026-10", actor="t")
